@@ -1,0 +1,3 @@
+//! Per-stage metrics readable live from a [`Metrics`] handle.
+
+// (owned by the resources group)
