@@ -312,8 +312,8 @@ pub trait PipelineExt: Stream {
     ///         .buffered(4),
     /// );
     /// assert_eq!(out.next().await, Some(0));
-    /// token.cancel(); // 1, 2, 3 and 4 are in flight: they still arrive
-    /// assert_eq!(out.collect::<Vec<_>>().await, [1, 2, 3, 4]);
+    /// token.cancel(); // 1, 2 and 3 are in flight: they still arrive, nothing more is pulled
+    /// assert_eq!(out.collect::<Vec<_>>().await, [1, 2, 3]);
     /// # }
     /// ```
     ///

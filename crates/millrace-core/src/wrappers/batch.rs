@@ -40,7 +40,6 @@ pin_project! {
     /// [`batch_within`](crate::PipelineExt::batch_within) methods.
     ///
     /// ```
-    /// use millrace::prelude::*;
     /// use millrace::wrappers::Batch;
     /// use futures::{stream, StreamExt};
     ///
@@ -142,7 +141,9 @@ impl<S: Stream> Stream for Batch<S> {
                             let deadline = Instant::now() + within;
                             match this.sleep {
                                 Some(sleep) => sleep.as_mut().reset(deadline),
-                                None => *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                                None => {
+                                    *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)))
+                                }
                             }
                         }
                     }

@@ -21,7 +21,6 @@ pin_project! {
     /// The accessors return `Option`s because the upstream is dropped once the deadline passes.
     ///
     /// ```
-    /// use millrace::prelude::*;
     /// use millrace::wrappers::Deadline;
     /// use futures::{stream, StreamExt};
     /// use std::time::Duration;

@@ -42,7 +42,6 @@ const MAX_CHUNK: usize = 128;
 /// the first poll, so the wrapper no longer owns it.
 ///
 /// ```
-/// use millrace::prelude::*;
 /// use millrace::wrappers::Prefetch;
 /// use futures::{stream, StreamExt};
 ///
@@ -168,7 +167,9 @@ async fn produce<S: Stream>(
         }
         // Top up to a full chunk with whatever is free right now; we are the only acquirer,
         // so `available_permits` cannot shrink under us.
-        let extra = permits.available_permits().min(chunk_max.saturating_sub(budget));
+        let extra = permits
+            .available_permits()
+            .min(chunk_max.saturating_sub(budget));
         if extra > 0
             && let Ok(permit) = permits.try_acquire_many(extra as u32)
         {

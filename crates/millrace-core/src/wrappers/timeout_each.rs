@@ -91,7 +91,6 @@ pin_project! {
     /// The accessors return `Option`s because the upstream is dropped once the limit elapses.
     ///
     /// ```
-    /// use millrace::prelude::*;
     /// use millrace::wrappers::TimeoutEach;
     /// use futures::{stream, StreamExt};
     /// use std::time::Duration;
