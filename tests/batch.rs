@@ -23,10 +23,7 @@ async fn exact_batches_by_size_and_tail_flushed() {
 async fn empty_upstream_yields_no_batch() {
     let out: Vec<Vec<u32>> = stream::iter(0..0).batch(3).collect().await;
     assert!(out.is_empty());
-    let out: Vec<Vec<u32>> = stream::iter(0..0)
-        .batch_within(3, 100 * MS)
-        .collect()
-        .await;
+    let out: Vec<Vec<u32>> = stream::iter(0..0).batch_within(3, 100 * MS).collect().await;
     assert!(out.is_empty());
 }
 
@@ -184,6 +181,6 @@ fn send_and_unpin() {
 #[tokio::test(start_paused = true)]
 #[should_panic(expected = "boom")]
 async fn upstream_panic_reaches_consumer() {
-    let _ = millrace::testing::consume(scripted([Step::Item(1), Step::Panic("boom")]).batch(5))
-        .await;
+    let _ =
+        millrace::testing::consume(scripted([Step::Item(1), Step::Panic("boom")]).batch(5)).await;
 }
