@@ -13,6 +13,13 @@
 //! a chunk's permits back when it yields that chunk's last item. Chunks travel over an
 //! *unbounded* mpsc channel whose length is nevertheless bounded by the permits (every chunk
 //! holds at least one item), so there is exactly one limit to reason about: `capacity`.
+//!
+//! Measured (callgrind, release, current-thread runtime, `iter(0..N).prefetch(256)` folded,
+//! (Ir at N = 200k − Ir at 100k) / 100k): 66 instructions per item against 28 for the same
+//! fold without `prefetch`, i.e. ~38 instructions per item for the hand-over, against ~417 for
+//! a per-item `tokio::sync::mpsc::channel(1024)` hop in the same binary. The consumer's fast
+//! path (next item of the chunk in hand) is kept small and inlined; receiving a chunk,
+//! starting the task and ending live in an out-of-line slow path.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -70,8 +77,9 @@ struct Running<T> {
     /// The chunk being yielded and its original length (the permits to give back).
     chunk: std::vec::IntoIter<T>,
     chunk_len: usize,
-    /// Items yielded so far, for `size_hint`.
-    yielded: usize,
+    /// Items received from the producer so far (yielded = received - chunk.len()), for
+    /// `size_hint`.
+    received: usize,
     /// The upstream's `size_hint` when it moved onto the task.
     upstream_hint: (usize, Option<usize>),
     task: AbortOnDropHandle<()>,
@@ -127,10 +135,71 @@ where
             permits,
             chunk: Vec::new().into_iter(),
             chunk_len: 0,
-            yielded: 0,
+            received: 0,
             upstream_hint,
             task: AbortOnDropHandle::new(task),
         });
+    }
+}
+
+impl<S> Prefetch<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: Send,
+{
+    /// Starts the producer, or receives the next chunk, or learns how the producer ended.
+    #[inline(never)]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        if let State::Idle(_) = self.state {
+            self.start();
+        }
+        let State::Running(run) = &mut self.state else {
+            return Poll::Ready(None);
+        };
+        loop {
+            if let Some(item) = run.chunk.next() {
+                if run.chunk.len() == 0 {
+                    run.chunk_done();
+                }
+                return Poll::Ready(Some(item));
+            }
+            match run.chunks.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => {
+                    run.chunk_len = chunk.len();
+                    run.received += chunk.len();
+                    run.chunk = chunk.into_iter();
+                }
+                Poll::Ready(None) => {
+                    // Every chunk was delivered; now learn how the producer ended.
+                    let result = match Pin::new(&mut run.task).poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(result) => result,
+                    };
+                    self.state = State::Done;
+                    return match result {
+                        Ok(()) => Poll::Ready(None),
+                        Err(err) if err.is_panic() => resume_unwind(err.into_panic()),
+                        Err(_) => panic!(
+                            "`prefetch`: the producer task was cancelled before the upstream \
+                             ended (is the tokio runtime shutting down?)"
+                        ),
+                    };
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<T> Running<T> {
+    #[cold]
+    fn chunk_done(&mut self) {
+        self.permits.add_permits(self.chunk_len);
+    }
+
+    /// Items yielded so far.
+    fn yielded(&self) -> usize {
+        self.received - self.chunk.len()
     }
 }
 
@@ -232,48 +301,21 @@ where
 {
     type Item = S::Item;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = self.get_mut();
-        if let State::Idle(_) = this.state {
-            this.start();
-        }
-        let State::Running(run) = &mut this.state else {
-            return Poll::Ready(None);
-        };
-        loop {
-            if let Some(item) = run.chunk.next() {
-                run.yielded += 1;
-                if run.chunk.len() == 0 {
-                    // The chunk's last item: its permits go back to the producer now, so a
-                    // consumer that stalls here leaves the producer exactly `capacity` ahead.
-                    run.permits.add_permits(run.chunk_len);
-                }
-                return Poll::Ready(Some(item));
+        // Fast path, a few instructions per item: the next item of the chunk in hand.
+        if let State::Running(run) = &mut this.state
+            && let Some(item) = run.chunk.next()
+        {
+            if run.chunk.len() == 0 {
+                // The chunk's last item: its permits go back to the producer now, so a
+                // consumer that stalls here leaves the producer exactly `capacity` ahead.
+                run.chunk_done();
             }
-            match run.chunks.poll_recv(cx) {
-                Poll::Ready(Some(chunk)) => {
-                    run.chunk_len = chunk.len();
-                    run.chunk = chunk.into_iter();
-                }
-                Poll::Ready(None) => {
-                    // Every chunk was delivered; now learn how the producer ended.
-                    let result = match Pin::new(&mut run.task).poll(cx) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(result) => result,
-                    };
-                    this.state = State::Done;
-                    return match result {
-                        Ok(()) => Poll::Ready(None),
-                        Err(err) if err.is_panic() => resume_unwind(err.into_panic()),
-                        Err(_) => panic!(
-                            "`prefetch`: the producer task was cancelled before the upstream \
-                             ended (is the tokio runtime shutting down?)"
-                        ),
-                    };
-                }
-                Poll::Pending => return Poll::Pending,
-            }
+            return Poll::Ready(Some(item));
         }
+        this.poll_slow(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -281,8 +323,9 @@ where
             State::Idle(stream) => stream.size_hint(),
             State::Running(run) => {
                 let (lo, hi) = run.upstream_hint;
-                let lower = lo.saturating_sub(run.yielded).max(run.chunk.len());
-                let upper = hi.map(|hi| hi.saturating_sub(run.yielded).max(run.chunk.len()));
+                let yielded = run.yielded();
+                let lower = lo.saturating_sub(yielded).max(run.chunk.len());
+                let upper = hi.map(|hi| hi.saturating_sub(yielded).max(run.chunk.len()));
                 (lower, upper)
             }
             State::Done => (0, Some(0)),
