@@ -243,7 +243,10 @@ pub trait PipelineExt: Stream {
     /// The whole stream must end within `limit` of its first poll; when the deadline passes it
     /// yields `Err(TimeoutError::Deadline { after })` and ends.
     ///
-    /// The deadline is checked before every pull, so even an always-ready upstream is cut off.
+    /// The timer is checked before every pull, so an always-ready upstream is cut off too, at
+    /// the first pull after tokio fires the timer (tokio's timer driver runs whenever the
+    /// consuming task yields to the runtime, so a consumer that never yields cannot observe
+    /// any tokio timer).
     /// Must be polled inside a tokio runtime with time enabled.
     ///
     /// # Examples

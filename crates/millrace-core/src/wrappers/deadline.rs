@@ -109,8 +109,8 @@ impl<S: Stream> Stream for Deadline<S> {
         let sleep = this
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        // The deadline is checked before every pull, so even an always-ready upstream is cut
-        // off once it passes.
+        // The timer is checked before every pull, so even an always-ready upstream is cut off
+        // at the first pull after the timer fired.
         if sleep.as_mut().poll(cx).is_ready() {
             this.stream.set(None); // cancel the upstream
             return Poll::Ready(Some(Err(TimeoutError::Deadline { after: limit })));
