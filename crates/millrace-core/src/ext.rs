@@ -52,6 +52,284 @@ pub trait PipelineExt: Stream {
     // END ext: concurrency
 
     // BEGIN ext: flow (batch, batch_within, prefetch, timeout_each, deadline, stop_on)
+    /// Groups items into `Vec`s of exactly `size` items; the last batch holds the rest.
+    ///
+    /// Never yields an empty batch. Each batch reserves its capacity once, at its first item
+    /// (at most 1024 slots up front, growing only if more items actually arrive).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let batches: Vec<Vec<u32>> = stream::iter(1..=5).batch(2).collect().await;
+    /// assert_eq!(batches, vec![vec![1, 2], vec![3, 4], vec![5]]);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `size == 0`: "`batch`: `size` must be at least 1, got 0; pass a non-zero value".
+    /// [`Batch::try_new`] returns the error instead.
+    #[track_caller]
+    fn batch(self, size: usize) -> Batch<Self>
+    where
+        Self: Sized,
+    {
+        crate::error::built(Batch::try_new(self, size))
+    }
+
+    /// Groups items into `Vec`s of at most `size` items, flushing a batch early when `within`
+    /// has passed since **its first item** arrived (size-or-time batching).
+    ///
+    /// Never yields an empty batch (an idle upstream yields nothing); the tail batch is
+    /// flushed as soon as the upstream ends, even while its timer is still running. One tokio
+    /// timer per wrapper is created at the first batch and re-armed for every later one. An
+    /// item that is ready in the same poll in which the timer fires still joins the batch.
+    /// Must be polled inside a tokio runtime with time enabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Two items at once, then one after 300 ms: the first batch leaves after 100 ms.
+    /// let slow = stream::iter([1, 2, 3]).then(|x| async move {
+    ///     if x == 3 {
+    ///         tokio::time::sleep(Duration::from_millis(300)).await;
+    ///     }
+    ///     x
+    /// });
+    /// let start = tokio::time::Instant::now();
+    /// let mut batches = Box::pin(slow.batch_within(10, Duration::from_millis(100)));
+    /// assert_eq!(batches.next().await, Some(vec![1, 2]));
+    /// assert_eq!(start.elapsed(), Duration::from_millis(100));
+    /// assert_eq!(batches.next().await, Some(vec![3]));
+    /// assert_eq!(start.elapsed(), Duration::from_millis(300));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `size == 0` or `within` is zero (for "whatever is ready right now" use futures'
+    /// `ready_chunks`). [`Batch::try_within`] returns the error instead.
+    #[track_caller]
+    fn batch_within(self, size: usize, within: std::time::Duration) -> Batch<Self>
+    where
+        Self: Sized,
+    {
+        crate::error::built(Batch::try_within(self, size, within))
+    }
+
+    /// Drives this stream on its own tokio task, up to `capacity` items ahead of the consumer,
+    /// so production overlaps consumption.
+    ///
+    /// **Bound**: at most `capacity` items are ever pulled from this stream and not yet yielded
+    /// to the consumer (counting the producer's partial chunk, the chunks in flight and the
+    /// consumer's current chunk). A consumer that stops between chunks leaves the producer
+    /// exactly `capacity` items ahead; one that stops inside a chunk leaves it
+    /// `capacity − (items already yielded from that chunk)` ahead, because a chunk's room is
+    /// given back when its last item is yielded.
+    ///
+    /// **Hand-over**: the producer collects items while the upstream is ready into chunks of up
+    /// to `clamp(capacity / 2, 1, 128)` items and sends a chunk when it is full or the upstream
+    /// is pending, so a slow upstream's items are handed over at once and a fast upstream's in
+    /// bulk (a few instructions per item instead of a channel operation per item).
+    ///
+    /// **Start**: the task is spawned on the current tokio runtime at the **first poll**, not at
+    /// construction (so building the pipeline outside a runtime is fine, and nothing is pulled
+    /// before someone asks). Upstream errors are ordinary items and arrive in order; an upstream
+    /// **panic** is re-raised in the consumer after every item produced before it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // A producer and a consumer that both take 10 ms per item overlap: ~100 ms, not ~200.
+    /// let produced = stream::iter(0..10).then(|x| async move {
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     x
+    /// });
+    /// let start = tokio::time::Instant::now();
+    /// let mut ahead = produced.prefetch(4);
+    /// while let Some(_item) = ahead.next().await {
+    ///     tokio::time::sleep(Duration::from_millis(10)).await; // consume
+    /// }
+    /// assert!(start.elapsed() < Duration::from_millis(120));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Building panics if `capacity == 0`: "`prefetch`: `capacity` must be at least 1, got 0;
+    /// pass a non-zero value" ([`Prefetch::try_new`] returns the error instead). Polling panics
+    /// outside a tokio runtime, and re-raises a panic of the upstream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream aborts the producer task at once; the upstream and any items
+    /// produced ahead are dropped with it (at the runtime's next turn for the task).
+    #[track_caller]
+    fn prefetch(self, capacity: usize) -> Prefetch<Self>
+    where
+        Self: Sized + Send + 'static,
+        Self::Item: Send,
+    {
+        crate::error::built(Prefetch::try_new(self, capacity))
+    }
+
+    /// Limits the wait for **each** item to `limit`; yields `Ok(item)`, or
+    /// `Err(TimeoutError::Item { after, index })` and ends when the upstream takes longer.
+    ///
+    /// The clock for an item starts at the first poll that finds the upstream pending after
+    /// the previous item, so time the consumer spends between polls is not charged to the
+    /// upstream; an item that is ready when the timer fires wins. One tokio timer per wrapper,
+    /// re-armed for every wait. Must be polled inside a tokio runtime with time enabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let slow_third = stream::iter(1..=3).then(|x| async move {
+    ///     if x == 3 {
+    ///         tokio::time::sleep(Duration::from_secs(10)).await;
+    ///     }
+    ///     x
+    /// });
+    /// let out: Vec<_> = slow_third.timeout_each(Duration::from_secs(1)).collect().await;
+    /// assert_eq!(
+    ///     out,
+    ///     [Ok(1), Ok(2), Err(TimeoutError::Item { after: Duration::from_secs(1), index: 2 })]
+    /// );
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero: "`timeout_each`: `limit` must be a non-zero duration, got 0ns; pass
+    /// a value in that range" ([`TimeoutEach::try_new`] returns the error instead).
+    ///
+    /// # Cancel safety
+    ///
+    /// After a timeout the stream **ends and the upstream is dropped** (cancelled), because a
+    /// stream whose poll was abandoned mid-item may not be resumable. To try again, put it
+    /// inside `restartable(..).retry(..)` (which re-opens the source from the checkpoint) or
+    /// let `on_error` decide.
+    #[track_caller]
+    fn timeout_each(self, limit: std::time::Duration) -> TimeoutEach<Self>
+    where
+        Self: Sized,
+    {
+        crate::error::built(TimeoutEach::try_new(self, limit))
+    }
+
+    /// The whole stream must end within `limit` of its first poll; when the deadline passes it
+    /// yields `Err(TimeoutError::Deadline { after })` and ends.
+    ///
+    /// The timer is checked before every pull, so an always-ready upstream is cut off too, at
+    /// the first pull after tokio fires the timer (tokio's timer driver runs whenever the
+    /// consuming task yields to the runtime, so a consumer that never yields cannot observe
+    /// any tokio timer).
+    /// Must be polled inside a tokio runtime with time enabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let ticks = stream::iter(0..).then(|x| async move {
+    ///     tokio::time::sleep(Duration::from_millis(40)).await;
+    ///     x
+    /// });
+    /// let out: Vec<_> = ticks.deadline(Duration::from_millis(100)).collect().await;
+    /// assert_eq!(
+    ///     out,
+    ///     [Ok(0), Ok(1), Err(TimeoutError::Deadline { after: Duration::from_millis(100) })]
+    /// );
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero: "`deadline`: `limit` must be a non-zero duration, got 0ns; pass a
+    /// value in that range" ([`Deadline::try_new`] returns the error instead).
+    ///
+    /// # Cancel safety
+    ///
+    /// When the deadline passes the **upstream is dropped** (cancelled) at once, mid-item if
+    /// need be; nothing more is pulled from it.
+    #[track_caller]
+    fn deadline(self, limit: std::time::Duration) -> Deadline<Self>
+    where
+        Self: Sized,
+    {
+        crate::error::built(Deadline::try_new(self, limit))
+    }
+
+    /// Graceful shutdown: once `token` is cancelled, stops pulling from this stream and ends.
+    ///
+    /// The token is checked before every pull, and a consumer waiting on a pending upstream is
+    /// woken by the cancel. Items already pulled are not affected: put `stop_on` **right after
+    /// the source**, before `map_concurrent`, `buffer_unordered` or `prefetch`, and the
+    /// in-flight items downstream still drain to the consumer; put it last and they are
+    /// dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let token = CancellationToken::new();
+    /// let mut out = Box::pin(
+    ///     stream::iter(0..)
+    ///         .stop_on(token.clone()) // right after the source
+    ///         .map(|x| async move {
+    ///             tokio::time::sleep(Duration::from_millis(10)).await;
+    ///             x
+    ///         })
+    ///         .buffered(4),
+    /// );
+    /// assert_eq!(out.next().await, Some(0));
+    /// token.cancel(); // 1, 2 and 3 are in flight: they still arrive, nothing more is pulled
+    /// assert_eq!(out.collect::<Vec<_>>().await, [1, 2, 3]);
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// The upstream is never polled after the token fires, but it is not dropped until the
+    /// wrapper is (use [`StopOn::into_inner`] to get it back).
+    fn stop_on(self, token: tokio_util::sync::CancellationToken) -> StopOn<Self>
+    where
+        Self: Sized,
+    {
+        StopOn::new(self, token)
+    }
     // END ext: flow
 
     // BEGIN ext: resources (metered)

@@ -61,6 +61,8 @@ pub mod prelude {
     // BEGIN prelude: concurrency (map_concurrent, map_blocking, rate_limit)
     // END prelude: concurrency
     // BEGIN prelude: flow (batch, prefetch, timeout, stop_on)
+    pub use crate::wrappers::TimeoutError;
+    pub use tokio_util::sync::CancellationToken;
     // END prelude: flow
     // BEGIN prelude: resources (scoped, paginate, metered)
     // END prelude: resources

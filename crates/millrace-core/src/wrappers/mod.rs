@@ -11,6 +11,16 @@
 // END wrappers: concurrency
 
 // BEGIN wrappers: flow
+mod batch;
+mod deadline;
+mod prefetch;
+mod stop_on;
+mod timeout_each;
+pub use self::batch::{Batch, BatchStage};
+pub use self::deadline::{Deadline, DeadlineStage};
+pub use self::prefetch::{Prefetch, PrefetchStage};
+pub use self::stop_on::{StopOn, StopOnStage};
+pub use self::timeout_each::{TimeoutEach, TimeoutEachStage, TimeoutError};
 // END wrappers: flow
 
 // BEGIN wrappers: resources
