@@ -43,7 +43,9 @@ impl<E, F: FnMut(&E) -> bool> RetryIf<E> for F {
 /// [`ExponentialBuilder`], [`ConstantBuilder`], [`FibonacciBuilder`](crate::policy::FibonacciBuilder)).
 /// The builder's `max_times` is the number of **retries** after a failure (not counting the
 /// first attempt); with jitter, backon adds a random `[0, d)` to each delay `d`, so every wait
-/// lies in `[d, 2d)`.
+/// lies in `[d, 2d]`. Delays are rounded to the nearest millisecond (tokio's timer resolution;
+/// this also removes the `f32` noise of backon's arithmetic, so 100 ms doubling waits exactly
+/// 100, 200, 400 ms).
 ///
 /// On top of the builder:
 /// - [`max_total_delay`](Self::max_total_delay): give up once the summed waits of the current
@@ -110,7 +112,7 @@ impl<B: BackoffBuilder + Clone> RetryPolicy<B> {
 
 impl RetryPolicy<ExponentialBuilder> {
     /// Exponential backoff with jitter: 100 ms, 200 ms, 400 ms, … capped at 30 s per wait, at
-    /// most 5 retries per failure streak; each wait lies in `[d, 2d)` for the nominal delay `d`.
+    /// most 5 retries per failure streak; each wait lies in `[d, 2d]` for the nominal delay `d`.
     ///
     /// ```
     /// use millrace::prelude::*;

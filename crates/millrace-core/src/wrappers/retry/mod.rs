@@ -270,7 +270,7 @@ where
                         let backoff = this
                             .backoff
                             .get_or_insert_with(|| policy.builder.clone().build());
-                        backoff.next().filter(|delay| {
+                        backoff.next().map(to_timer_resolution).filter(|delay| {
                             policy
                                 .max_total_delay
                                 .is_none_or(|limit| *this.waited + *delay <= limit)
@@ -317,6 +317,20 @@ where
             (0, None)
         }
     }
+}
+
+/// Rounds a backoff delay to tokio's timer resolution (1 ms).
+///
+/// backon computes delays in `f32` seconds, so `100 ms × 2` comes out as `200.000003 ms`, which
+/// tokio's timer would round *up* to 201 ms. Rounding to the nearest millisecond makes the
+/// waits the schedule the user wrote (100, 200, 400 ms). Sub-millisecond delays are kept.
+fn to_timer_resolution(delay: Duration) -> Duration {
+    const MS: u128 = 1_000_000;
+    if delay.as_nanos() < MS {
+        return delay;
+    }
+    let ms = (delay.as_nanos() + MS / 2) / MS;
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 impl<F, S, K, B, P, T, E> FusedStream for Retry<F, S, K, B, P>
