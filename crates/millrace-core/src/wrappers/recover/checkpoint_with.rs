@@ -70,31 +70,6 @@ impl<S, K> CheckpointWith<S, K> {
     pub fn checkpointer(&self) -> &K {
         &self.checkpointer
     }
-
-    /// Recovers this stream with `f`, which receives the custom checkpoint: on `Err(e)`,
-    /// `f(&e, &checkpoint)` returns a fallback that resumes from it, or `None` to yield the
-    /// error and end. See [`recover_with`](crate::PipelineExt::recover_with).
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use futures::{stream, StreamExt};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// // The fallback only needs the id after the last delivered row.
-    /// let table = [(1u64, "a"), (2, "b"), (3, "c")];
-    /// let rows = stream::iter([Ok((1u64, "a")), Err("primary down")])
-    ///     .checkpoint_with(0u64, |next_id, row: &(u64, &str)| *next_id = row.0 + 1)
-    ///     .recover_with(move |_, next_id: &u64| {
-    ///         let from = *next_id;
-    ///         Some(stream::iter(table.into_iter().filter(move |r| r.0 >= from).map(Ok)))
-    ///     });
-    /// assert_eq!(rows.collect::<Vec<_>>().await, [Ok((1, "a")), Ok((2, "b")), Ok((3, "c"))]);
-    /// # }
-    /// ```
-    pub fn recover_with<F, S2>(self, f: F) -> Recover<S, F, S2, K> {
-        Recover::with_checkpointer(self.stream, f, self.checkpointer)
-    }
 }
 
 impl<S, K, T, E> CheckpointWith<S, K>
@@ -118,6 +93,35 @@ where
     /// ```
     pub fn checkpoint(&self) -> &K::Checkpoint {
         self.checkpointer.checkpoint()
+    }
+
+    /// Recovers this stream with `f`, which receives the custom checkpoint: on `Err(e)`,
+    /// `f(&e, &checkpoint)` returns a fallback that resumes from it, or `None` to yield the
+    /// error and end. See [`recover_with`](crate::PipelineExt::recover_with).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // The fallback only needs the id after the last delivered row.
+    /// let table = [(1u64, "a"), (2, "b"), (3, "c")];
+    /// let rows = stream::iter([Ok((1u64, "a")), Err("primary down")])
+    ///     .checkpoint_with(0u64, |next_id, row: &(u64, &str)| *next_id = row.0 + 1)
+    ///     .recover_with(move |_, next_id: &u64| {
+    ///         let from = *next_id;
+    ///         Some(stream::iter(table.into_iter().filter(move |r| r.0 >= from).map(Ok)))
+    ///     });
+    /// assert_eq!(rows.collect::<Vec<_>>().await, [Ok((1, "a")), Ok((2, "b")), Ok((3, "c"))]);
+    /// # }
+    /// ```
+    pub fn recover_with<F, S2>(self, f: F) -> Recover<S, F, S2, K>
+    where
+        F: FnMut(&E, &K::Checkpoint) -> Option<S2>,
+        S2: Stream<Item = Result<T, E>>,
+    {
+        Recover::with_checkpointer(self.stream, f, self.checkpointer)
     }
 }
 
