@@ -15,6 +15,13 @@ use tokio::time::Instant;
 
 const MS: Duration = Duration::from_millis(1);
 
+/// A restart factory over a `Flaky<u64>` source.
+trait Factory: FnMut(&Checkpoint<u64>) -> FlakyStream<u64> + Send + 'static {}
+impl<F: FnMut(&Checkpoint<u64>) -> FlakyStream<u64> + Send + 'static> Factory for F {}
+
+/// The instants at which a factory opened its source.
+type OpenLog = Arc<Mutex<Vec<Instant>>>;
+
 fn items(n: u64) -> Vec<Result<u64, FlakyError>> {
     (0..n).map(Ok).collect()
 }
@@ -23,13 +30,7 @@ fn items(n: u64) -> Vec<Result<u64, FlakyError>> {
 fn seeking<B, P>(
     flaky: Flaky<u64>,
     policy: RetryPolicy<B, P>,
-) -> Retry<
-    impl FnMut(&Checkpoint<u64>) -> FlakyStream<u64> + Send + 'static,
-    FlakyStream<u64>,
-    Checkpoint<u64>,
-    B,
-    P,
->
+) -> Retry<impl Factory, FlakyStream<u64>, Checkpoint<u64>, B, P>
 where
     B: millrace::policy::BackoffBuilder + Clone + Send + 'static,
     B::Backoff: Send,
@@ -42,13 +43,7 @@ where
 fn replaying<B, P>(
     flaky: Flaky<u64>,
     policy: RetryPolicy<B, P>,
-) -> Retry<
-    impl FnMut(&Checkpoint<u64>) -> FlakyStream<u64> + Send + 'static,
-    FlakyStream<u64>,
-    Checkpoint<u64>,
-    B,
-    P,
->
+) -> Retry<impl Factory, FlakyStream<u64>, Checkpoint<u64>, B, P>
 where
     B: millrace::policy::BackoffBuilder + Clone + Send + 'static,
     B::Backoff: Send,
@@ -101,12 +96,7 @@ async fn every_item_exactly_once_in_order_under_random_failures() {
 }
 
 /// Records the instant of every open, so the waits between them can be checked exactly.
-fn timed_opens(
-    flaky: &Flaky<u64>,
-) -> (
-    Arc<Mutex<Vec<Instant>>>,
-    impl FnMut(&Checkpoint<u64>) -> FlakyStream<u64> + Send + 'static,
-) {
+fn timed_opens(flaky: &Flaky<u64>) -> (OpenLog, impl Factory) {
     let opens = Arc::new(Mutex::new(Vec::new()));
     let (flaky, log) = (flaky.clone(), Arc::clone(&opens));
     let factory = move |cp: &Checkpoint<u64>| {
