@@ -124,7 +124,10 @@ impl<C: fmt::Debug, U> fmt::Debug for CustomCheckpoint<C, U> {
 /// cp.record(&(7, "seven".to_owned()));
 /// assert_eq!(cp.checkpoint(), &Some(7));
 /// ```
-pub fn checkpoint_with<C, U>(init: C, update: U) -> CustomCheckpoint<C, U> {
+pub fn checkpoint_with<C, U, T>(init: C, update: U) -> CustomCheckpoint<C, U>
+where
+    U: FnMut(&mut C, &T),
+{
     CustomCheckpoint {
         state: init,
         update,

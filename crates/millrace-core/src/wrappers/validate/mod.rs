@@ -26,11 +26,12 @@
 //!         write!(f, "{self:?}")
 //!     }
 //! }
-//! let non_negative = |x: &i32| if *x >= 0 { Ok(()) } else { Err("negative") };
-//! let source = || stream::iter([Ok(1), Err(Error::Upstream("io")), Ok(-2), Ok(3)]);
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
+//! let non_negative = |x: &i32| if *x >= 0 { Ok(()) } else { Err("negative") };
+//! let source = || stream::iter([Ok(1), Err(Error::Upstream("io")), Ok(-2), Ok(3)]);
+//!
 //! // validate, then supervise: both the upstream error and the invalid item are skipped.
 //! let out: Vec<_> = source().validate_ok(non_negative).on_error(Supervision::Resume).collect().await;
 //! assert_eq!(out, [Ok(1), Ok(3)]);
