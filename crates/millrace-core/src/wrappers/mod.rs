@@ -5,6 +5,15 @@
 //! can be built once and applied to many sources.
 
 // BEGIN wrappers: errors
+mod recover;
+mod retry;
+mod supervise;
+pub(crate) mod validate;
+
+pub use self::recover::{CheckpointWith, Recover, RecoverStage};
+pub use self::retry::{Restartable, Retry, RetryStats};
+pub use self::supervise::{SkipCounter, Supervise, SuperviseStage};
+pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
 // END wrappers: errors
 
 // BEGIN wrappers: concurrency
