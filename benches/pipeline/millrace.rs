@@ -6,7 +6,7 @@
 //! fold_sum, result_source, result_stages_sum}`, `crate::memory::six_stages`,
 //! `crate::io::{work, ITEMS}`, `crate::registry::runtime()`.
 
-// STILL TO ADD when the APIs land on `main` (none of them is on `main` yet, 2026-11-22).
+// STILL TO ADD when the APIs land on `main` (not on `main` at 2026-11-22, commit c3a5c1c).
 // name                  group     what it runs                                  -> target row
 //
 // stream_stage          Pipeline  the 3 stages as `#[stream_stage]` fns whose bodies are one
@@ -18,18 +18,9 @@
 // stream_stage_general  Pipeline  `#[stream_stage]` bodies doing the same per-item
 //                                 `ready(..).await` as `async_stream_await`
 //                                 -> Target::Ratio { of: "async_stream_await", max: 1.3 }
-// prefetch              Pipeline  `stream::iter(0..n).prefetch(1024)` then the 3 stages, inside
-//                                 `runtime().block_on(..)` -> Target::Instr { max: 40.0 }
-//                                 (≤ 0.2 × mpsc_per_item: compare the instr/item column)
 // map_concurrent_ready  Pipeline  `.map_concurrent(16, |x| ready(x * 3))` in place of
 //                                 buffered16's first stage
 //                                 -> Target::Ratio { of: "buffered16", max: 0.5 }
-// retry_ok              Pipeline  `restartable(|_| result_source(n)).retry(policy)` then
-//                                 `result_stages_sum` -> Target::Over { of: "result_bare", extra: 5.0 }
-// recover_ok            Pipeline  `result_source(n).recover_with(|_, _| None)` then
-//                                 `result_stages_sum` -> Target::Over { of: "result_bare", extra: 5.0 }
-// on_error_ok           Pipeline  `result_source(n).on_error(Supervision::Resume)` then
-//                                 `result_stages_sum` -> Target::Over { of: "result_bare", extra: 5.0 }
 // map_concurrent        Io        `stream::iter(0..ITEMS).map_concurrent(c, io::work)` summed
 //                                 (the fn gets `c` as its argument) -> Target::IoWithin { pct: 5.0 }
 // stream6_millrace      Memory    6 millrace wrappers around `stream::iter(0..n)` (e.g. prefetch,
@@ -40,7 +31,74 @@
 // instant) is a correctness property measured in paused time: it belongs in
 // tests/rate_limit.rs, not in this instruction/wall-clock harness.
 
-use crate::registry::Variant;
+use std::time::Duration;
+
+use futures::stream::{self, Stream};
+use millrace::prelude::*;
+
+use crate::combinators::{BenchError, fold_sum, result_source, result_stages_sum, stages};
+use crate::registry::{Target, Variant, runtime};
 
 /// millrace rows; see the list above for what is still to add.
-pub(crate) const VARIANTS: &[Variant] = &[];
+pub(crate) const VARIANTS: &[Variant] = &[
+    // Landed on `main` (flow and error wrappers, 2026-11-22):
+    pipeline("prefetch", prefetch, Target::Instr { max: 40.0 }),
+    pipeline("retry_ok", retry_ok, over_result_bare()),
+    pipeline("recover_ok", recover_ok, over_result_bare()),
+    pipeline("on_error_ok", on_error_ok, over_result_bare()),
+];
+
+const fn pipeline(name: &'static str, run: fn(u64) -> u64, target: Target) -> Variant {
+    Variant {
+        name,
+        group: crate::registry::Group::Pipeline,
+        run,
+        target,
+    }
+}
+
+/// "retry/recover/supervise on the no-error path: ≤ 5 instr/item each over the bare stream".
+const fn over_result_bare() -> Target {
+    Target::Over {
+        of: "result_bare",
+        extra: 5.0,
+    }
+}
+
+/// Buffer size of the `prefetch` row: as big as the `mpsc(1024)` anchor's channel.
+const PREFETCH_CAPACITY: usize = 1024;
+
+/// `0..n → prefetch(1024)` (producer on its own task) `→` the 3 stages `→ fold`.
+fn prefetch(n: u64) -> u64 {
+    runtime().block_on(fold_sum(stages(
+        stream::iter(0..n).prefetch(PREFETCH_CAPACITY),
+    )))
+}
+
+/// `restartable(..).retry(..)` around the `Ok`-only source; no error, so no re-open, no sleep.
+fn retry_ok(n: u64) -> u64 {
+    let s = restartable(move |cp: &Checkpoint<u64>| ok_from(cp.delivered, n))
+        .retry(RetryPolicy::fixed(Duration::from_millis(10), 3));
+    runtime().block_on(result_stages_sum(s))
+}
+
+/// `recover_with` whose fallback is never needed.
+fn recover_ok(n: u64) -> u64 {
+    let s = result_source(n).recover_with(|_: &BenchError, _: &Checkpoint<u64>| None::<Never>);
+    runtime().block_on(result_stages_sum(s))
+}
+
+/// `on_error(Supervision::Resume)` over a stream that never fails.
+fn on_error_ok(n: u64) -> u64 {
+    let s = result_source(n).on_error(Supervision::Resume);
+    runtime().block_on(result_stages_sum(s))
+}
+
+/// The `Ok` source resumed after `from` delivered items.
+fn ok_from(from: u64, n: u64) -> impl Stream<Item = Result<u64, BenchError>> {
+    use futures::StreamExt as _;
+    stream::iter(from..n).map(Ok)
+}
+
+/// The (never built) fallback type of `recover_ok`.
+type Never = stream::Empty<Result<u64, BenchError>>;
