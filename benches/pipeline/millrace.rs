@@ -33,6 +33,7 @@
 
 use std::time::Duration;
 
+use futures::executor::block_on;
 use futures::stream::{self, Stream};
 use millrace::prelude::*;
 
@@ -76,22 +77,25 @@ fn prefetch(n: u64) -> u64 {
 }
 
 /// `restartable(..).retry(..)` around the `Ok`-only source; no error, so no re-open, no sleep.
+///
+/// The no-error rows run on `futures::executor::block_on` like their anchor `result_bare`:
+/// without an error none of them touches tokio.
 fn retry_ok(n: u64) -> u64 {
     let s = restartable(move |cp: &Checkpoint<u64>| ok_from(cp.delivered, n))
         .retry(RetryPolicy::fixed(Duration::from_millis(10), 3));
-    runtime().block_on(result_stages_sum(s))
+    block_on(result_stages_sum(s))
 }
 
 /// `recover_with` whose fallback is never needed.
 fn recover_ok(n: u64) -> u64 {
     let s = result_source(n).recover_with(|_: &BenchError, _: &Checkpoint<u64>| None::<Never>);
-    runtime().block_on(result_stages_sum(s))
+    block_on(result_stages_sum(s))
 }
 
 /// `on_error(Supervision::Resume)` over a stream that never fails.
 fn on_error_ok(n: u64) -> u64 {
     let s = result_source(n).on_error(Supervision::Resume);
-    runtime().block_on(result_stages_sum(s))
+    block_on(result_stages_sum(s))
 }
 
 /// The `Ok` source resumed after `from` delivered items.
