@@ -115,7 +115,7 @@ def judge(name, target, value_of):
             failed.append(name)
             return f"≤ {of} + {extra:g}", "ERROR: no such anchor"
         ok = instr[name] - instr[of] <= extra
-        text = f"≤ {of} + {extra:g} (+{instr[name] - instr[of]:.1f})"
+        text = f"≤ {of} + {extra:g} ({instr[name] - instr[of]:+.2f})"
     elif kind == "instr":
         ok = instr[name] <= float(a[0])
         text = f"≤ {float(a[0]):g} instr/item"
