@@ -11,6 +11,7 @@ pub(crate) const VARIANTS: &[Variant] = &[
     Variant::anchor("combinators_fold", combinators_fold),
     Variant::anchor("combinators_while_let", combinators_while_let),
     Variant::anchor("result_bare", result_bare),
+    Variant::anchor("result_bare_tokio", result_bare_tokio),
 ];
 
 /// The 3 stages as futures combinators around any `u64` source.
@@ -68,4 +69,10 @@ where
 
 fn result_bare(n: u64) -> u64 {
     block_on(result_stages_sum(result_source(n)))
+}
+
+/// `result_bare` driven by a tokio `current_thread` runtime instead of `futures`' `block_on`:
+/// the anchor for tokio-driven rows (the executor changes how LLVM inlines the pipeline).
+fn result_bare_tokio(n: u64) -> u64 {
+    crate::registry::runtime().block_on(result_stages_sum(result_source(n)))
 }
