@@ -8,7 +8,6 @@ use ::async_stream::stream;
 use futures::executor::block_on;
 use futures::stream::{self as fstream, Stream, StreamExt};
 
-use crate::combinators::fold_sum;
 use crate::registry::Variant;
 
 pub(crate) const VARIANTS: &[Variant] = &[
@@ -44,7 +43,7 @@ fn plus_one<S: Stream<Item = u64>>(s: S) -> impl Stream<Item = u64> {
 }
 
 fn async_stream(n: u64) -> u64 {
-    block_on(fold_sum(plus_one(even(triple(fstream::iter(0..n))))))
+    block_on(fold_sum!(plus_one(even(triple(fstream::iter(0..n))))))
 }
 
 /// The same generators, each awaiting one ready future per item besides the upstream, so a
@@ -63,7 +62,7 @@ fn async_stream_await(n: u64) -> u64 {
     let s = awaiting(fstream::iter(0..n), |x| Some(x * 3));
     let s = awaiting(s, |x| (x % 2 == 0).then_some(x));
     let s = awaiting(s, |x| Some(x + 1));
-    block_on(fold_sum(s))
+    block_on(fold_sum!(s))
 }
 
 type BoxU64 = Pin<Box<dyn Stream<Item = u64> + Send>>;
@@ -73,5 +72,5 @@ fn boxed_async_stream(n: u64) -> u64 {
     let s: BoxU64 = triple(s).boxed();
     let s: BoxU64 = even(s).boxed();
     let s: BoxU64 = plus_one(s).boxed();
-    block_on(fold_sum(s))
+    block_on(fold_sum!(s))
 }

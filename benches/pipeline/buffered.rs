@@ -5,7 +5,6 @@ use futures::executor::block_on;
 use futures::future::ready;
 use futures::stream::{self, StreamExt};
 
-use crate::combinators::fold_sum;
 use crate::registry::Variant;
 
 pub(crate) const VARIANTS: &[Variant] = &[
@@ -21,7 +20,7 @@ fn buffered16(n: u64) -> u64 {
         .buffered(CONCURRENCY)
         .filter(|x| ready(x % 2 == 0))
         .map(|x| x + 1);
-    block_on(fold_sum(s))
+    block_on(fold_sum!(s))
 }
 
 fn buffer_unordered16(n: u64) -> u64 {
@@ -30,5 +29,5 @@ fn buffer_unordered16(n: u64) -> u64 {
         .buffer_unordered(CONCURRENCY)
         .filter(|x| ready(x % 2 == 0))
         .map(|x| x + 1);
-    block_on(fold_sum(s))
+    block_on(fold_sum!(s))
 }

@@ -4,7 +4,7 @@
 use futures::stream::{self, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::combinators::{fold_sum, stages};
+use crate::combinators::stages;
 use crate::registry::{Variant, runtime};
 
 pub(crate) const VARIANTS: &[Variant] = &[
@@ -27,7 +27,7 @@ fn mpsc_per_item(n: u64) -> u64 {
             }
         });
         let received = stream::poll_fn(move |cx| rx.poll_recv(cx));
-        let sum = fold_sum(stages(received)).await;
+        let sum = fold_sum!(stages(received)).await;
         producer.await.expect("producer task");
         sum
     })
@@ -46,7 +46,7 @@ fn mpsc_chunked_256(n: u64) -> u64 {
             }
         });
         let received = stream::poll_fn(move |cx| rx.poll_recv(cx)).flat_map(stream::iter);
-        let sum = fold_sum(stages(received)).await;
+        let sum = fold_sum!(stages(received)).await;
         producer.await.expect("producer task");
         sum
     })

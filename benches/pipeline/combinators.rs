@@ -21,13 +21,8 @@ pub(crate) fn stages<S: Stream<Item = u64>>(s: S) -> impl Stream<Item = u64> {
         .map(|x| x + 1)
 }
 
-/// `fold` as the sink.
-pub(crate) async fn fold_sum<S: Stream<Item = u64>>(s: S) -> u64 {
-    s.fold(0, |acc, x| ready(acc + x)).await
-}
-
 fn combinators_fold(n: u64) -> u64 {
-    block_on(fold_sum(stages(stream::iter(0..n))))
+    block_on(fold_sum!(stages(stream::iter(0..n))))
 }
 
 fn combinators_while_let(n: u64) -> u64 {
@@ -58,21 +53,22 @@ pub(crate) fn result_source(n: u64) -> impl Stream<Item = Result<u64, BenchError
     stream::iter(0..n).map(Ok)
 }
 
-/// Drains a `Result` stream through the 3 stages: the anchor that retry/recover/on_error
-/// variants are compared with (`≤ 5 instr/item over the bare stream`).
-pub(crate) async fn result_stages_sum<S>(s: S) -> u64
+/// Unwraps a `Result` stream (panicking on an error, which the measured path never has) and
+/// runs the 3 stages: with `fold_sum!` the anchor that retry/recover/on_error variants are
+/// compared with (`≤ 5 instr/item over the bare stream`).
+pub(crate) fn result_stages<S>(s: S) -> impl Stream<Item = u64>
 where
     S: Stream<Item = Result<u64, BenchError>>,
 {
-    fold_sum(stages(s.map(|r| r.unwrap_or_else(|e| panic!("{e}"))))).await
+    stages(s.map(|r| r.unwrap_or_else(|e| panic!("{e}"))))
 }
 
 fn result_bare(n: u64) -> u64 {
-    block_on(result_stages_sum(result_source(n)))
+    block_on(fold_sum!(result_stages(result_source(n))))
 }
 
 /// `result_bare` driven by a tokio `current_thread` runtime instead of `futures`' `block_on`:
 /// the anchor for tokio-driven rows (the executor changes how LLVM inlines the pipeline).
 fn result_bare_tokio(n: u64) -> u64 {
-    crate::registry::runtime().block_on(result_stages_sum(result_source(n)))
+    crate::registry::runtime().block_on(fold_sum!(result_stages(result_source(n))))
 }

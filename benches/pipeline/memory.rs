@@ -7,7 +7,6 @@ use std::future::ready;
 use futures::executor::block_on;
 use futures::stream::{self, Stream, StreamExt};
 
-use crate::combinators::fold_sum;
 use crate::registry::{Group, Target, Variant};
 
 pub(crate) const VARIANTS: &[Variant] = &[
@@ -36,12 +35,12 @@ pub(crate) fn six_stages<S: Stream<Item = u64>>(s: S) -> impl Stream<Item = u64>
 }
 
 fn stream6_combinators(n: u64) -> u64 {
-    block_on(fold_sum(six_stages(stream::iter(0..n))))
+    block_on(fold_sum!(six_stages(stream::iter(0..n))))
 }
 
 fn collect_then_stream6(n: u64) -> u64 {
     let all: Vec<u64> = (0..n).collect();
-    block_on(fold_sum(six_stages(stream::iter(all))))
+    block_on(fold_sum!(six_stages(stream::iter(all))))
 }
 
 /// Peak resident set size of this process so far, in kB (`VmHWM`), or 0 if unavailable.

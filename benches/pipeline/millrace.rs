@@ -2,9 +2,11 @@
 //! only here: write `fn name(n: u64) -> u64` running the workload with millrace, add one
 //! row to `VARIANTS` with its `Target`, and `scripts/bench.sh` measures and judges it.
 //!
-//! Helpers to reuse: `crate::handwritten::{stages, sum}`, `crate::combinators::{stages,
-//! fold_sum, result_source, result_stages_sum}`, `crate::memory::six_stages`,
-//! `crate::io::{work, ITEMS}`, `crate::registry::runtime()`.
+//! Helpers to reuse: the sink `fold_sum!(stream)` (a macro so that every variant gets its own
+//! monomorphized loop; never wrap it in a shared generic fn), `crate::handwritten::{stages,
+//! sum}`, `crate::combinators::{stages, result_source, result_stages}`,
+//! `crate::memory::six_stages`, `crate::io::{work, ITEMS}`, `crate::registry::runtime()`.
+//! Drive a row with the same executor as the anchor it is compared with.
 
 // STILL TO ADD when the APIs land on `main` (not on `main` at 2026-11-22, commit c3a5c1c).
 // name                  group     what it runs                                  -> target row
@@ -13,7 +15,7 @@
 //                                 `#[for_await]` loop, summed with `handwritten::sum`
 //                                 -> Target::Ratio { of: "handwritten", max: 1.5 }
 // pipeline_macro        Pipeline  `pipeline! { stream::iter(0..n) => .map(..) => .filter(..)
-//                                 => .map(..) }` then `fold_sum`
+//                                 => .map(..) }` then `fold_sum!`
 //                                 -> Target::Ratio { of: "combinators_fold", max: 1.1 }
 // stream_stage_general  Pipeline  `#[stream_stage]` bodies doing the same per-item
 //                                 `ready(..).await` as `async_stream_await`
@@ -36,7 +38,7 @@ use futures::executor::block_on;
 use futures::stream::{self, Stream};
 use millrace::prelude::*;
 
-use crate::combinators::{BenchError, fold_sum, result_source, result_stages_sum, stages};
+use crate::combinators::{BenchError, result_source, result_stages, stages};
 use crate::registry::{Target, Variant, runtime};
 
 /// millrace rows; see the list above for what is still to add.
@@ -89,7 +91,7 @@ const PREFETCH_CAPACITY: usize = 1024;
 
 /// `0..n → prefetch(1024)` (producer on its own task) `→` the 3 stages `→ fold`.
 fn prefetch(n: u64) -> u64 {
-    runtime().block_on(fold_sum(stages(
+    runtime().block_on(fold_sum!(stages(
         stream::iter(0..n).prefetch(PREFETCH_CAPACITY),
     )))
 }
@@ -117,27 +119,27 @@ fn on_error_stream(n: u64) -> impl Stream<Item = Result<u64, BenchError>> {
 }
 
 fn retry_ok(n: u64) -> u64 {
-    block_on(result_stages_sum(retry_stream(n)))
+    block_on(fold_sum!(result_stages(retry_stream(n))))
 }
 
 fn recover_ok(n: u64) -> u64 {
-    block_on(result_stages_sum(recover_stream(n)))
+    block_on(fold_sum!(result_stages(recover_stream(n))))
 }
 
 fn on_error_ok(n: u64) -> u64 {
-    block_on(result_stages_sum(on_error_stream(n)))
+    block_on(fold_sum!(result_stages(on_error_stream(n))))
 }
 
 fn retry_ok_tokio(n: u64) -> u64 {
-    runtime().block_on(result_stages_sum(retry_stream(n)))
+    runtime().block_on(fold_sum!(result_stages(retry_stream(n))))
 }
 
 fn recover_ok_tokio(n: u64) -> u64 {
-    runtime().block_on(result_stages_sum(recover_stream(n)))
+    runtime().block_on(fold_sum!(result_stages(recover_stream(n))))
 }
 
 fn on_error_ok_tokio(n: u64) -> u64 {
-    runtime().block_on(result_stages_sum(on_error_stream(n)))
+    runtime().block_on(fold_sum!(result_stages(on_error_stream(n))))
 }
 
 /// The `Ok` source resumed after `from` delivered items.
@@ -170,6 +172,6 @@ fn stream6_millrace(n: u64) -> u64 {
                 Ok(Err(e)) => panic!("{e}"),
                 Err(e) => panic!("{e}"),
             });
-        fold_sum(s).await
+        fold_sum!(s).await
     })
 }
