@@ -14,4 +14,11 @@
 // END wrappers: flow
 
 // BEGIN wrappers: resources
+mod metered;
+mod paginate;
+mod scoped;
+
+pub use self::metered::{CountErrors, ErrorCounting, IgnoreErrors, Metered, MeteredStage};
+pub use self::paginate::{Page, PagePosition, Paginate};
+pub use self::scoped::Scoped;
 // END wrappers: resources
