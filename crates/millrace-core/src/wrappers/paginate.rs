@@ -262,17 +262,8 @@ where
         }
         // Drive the page fetched ahead while the current one is delivered. Its waker is
         // registered, so a completed fetch wakes the consumer (at worst one spurious wake-up).
-        if this.ready.is_none()
-            && this.items.len() > 0
-            && let Some(fut) = this.fetch.as_mut().as_pin_mut()
-            && let Poll::Ready(res) = fut.poll(cx)
-        {
-            this.fetch.set(None);
-            let c = this
-                .fetching
-                .take()
-                .expect("a fetch in flight has its cursor");
-            *this.ready = Some((c, res));
+        if this.ready.is_none() && this.items.len() > 0 {
+            poll_ahead(this.fetch.as_mut(), this.fetching, this.ready, cx);
         }
         loop {
             if let Some(item) = this.items.next() {
@@ -318,8 +309,13 @@ where
                     if *this.prefetch
                         && let Some(c) = this.next.take()
                     {
+                        // Start the fetch ahead now and poll it once, so its I/O (or timer)
+                        // begins while the consumer works on this page.
                         this.fetch.set(Some((this.fetch_page)(c.clone())));
                         *this.fetching = Some(c);
+                        if this.items.len() > 0 {
+                            poll_ahead(this.fetch.as_mut(), this.fetching, this.ready, cx);
+                        }
                     }
                 }
             }
@@ -333,6 +329,24 @@ where
         let buffered = self.items.len();
         let more_pages = self.next.is_some() || self.fetching.is_some() || self.ready.is_some();
         (buffered, if more_pages { None } else { Some(buffered) })
+    }
+}
+
+/// Polls the fetch of the page after the current one; a finished fetch moves to `ready`.
+fn poll_ahead<C, Fut, T, E>(
+    mut fetch: Pin<&mut Option<Fut>>,
+    fetching: &mut Option<C>,
+    ready: &mut Option<(C, Result<Page<T, C>, E>)>,
+    cx: &mut Context<'_>,
+) where
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    if let Some(fut) = fetch.as_mut().as_pin_mut()
+        && let Poll::Ready(res) = fut.poll(cx)
+    {
+        fetch.set(None);
+        let c = fetching.take().expect("a fetch in flight has its cursor");
+        *ready = Some((c, res));
     }
 }
 
