@@ -71,7 +71,7 @@ async fn an_error_from_the_body_closes_then_is_yielded_and_ends() {
         Step::err("broken pipe".to_owned()),
         Step::ok(3),
     ];
-    let mut s = std::pin::pin!(logged_scope(&log, rows));
+    let mut s = Box::pin(logged_scope(&log, rows));
     assert_eq!(s.next().await, Some(Ok(1)));
     assert_eq!(s.next().await, Some(Err("broken pipe".to_owned())));
     // The resource was closed before the error reached the consumer.

@@ -98,7 +98,7 @@ where
 /// ```
 /// use millrace::prelude::*;
 /// use millrace::Page;
-/// use futures::{StreamExt, TryStreamExt};
+/// use futures::TryStreamExt;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

@@ -101,6 +101,9 @@ impl<C> PagePosition<C> {
     }
 }
 
+/// A finished fetch: the cursor it was started with and what it returned.
+type Fetched<C, T, E> = (C, Result<Page<T, C>, E>);
+
 pin_project! {
     /// Stream for the [`paginate`](crate::paginate) and [`paginate_from`](crate::paginate_from)
     /// functions.
@@ -115,7 +118,7 @@ pin_project! {
         fetch: Option<Fut>,
         fetching: Option<C>,
         // A page fetched ahead (prefetch mode) while the current one is still being delivered.
-        ready: Option<(C, Result<Page<T, C>, E>)>,
+        ready: Option<Fetched<C, T, E>>,
         // The page being delivered: its cursor, its remaining items, how many were delivered.
         current: C,
         items: std::vec::IntoIter<T>,
@@ -336,7 +339,7 @@ where
 fn poll_ahead<C, Fut, T, E>(
     mut fetch: Pin<&mut Option<Fut>>,
     fetching: &mut Option<C>,
-    ready: &mut Option<(C, Result<Page<T, C>, E>)>,
+    ready: &mut Option<Fetched<C, T, E>>,
     cx: &mut Context<'_>,
 ) where
     Fut: Future<Output = Result<Page<T, C>, E>>,
