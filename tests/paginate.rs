@@ -326,3 +326,58 @@ fn paginate_and_its_parts_are_send_and_sync() {
     assert_send(&p);
     assert_sync(&p);
 }
+
+/// What `checkpoint_with(start, |pos, (_, p)| *pos = p.clone()).restartable(...)` does, by
+/// hand: record the position delivered with every item, re-open from the last one after an
+/// error.
+#[tokio::test(start_paused = true)]
+async fn with_positions_feeds_a_checkpoint_that_resumes_without_loss_or_duplicates() {
+    let server = four_pages().failing_once_at(1).failing_once_at(3);
+    let mut checkpoint = PagePosition::start(0);
+    let mut delivered = Vec::new();
+    let mut opens = 0;
+    'restart: loop {
+        opens += 1;
+        let mut s = std::pin::pin!(
+            paginate_from(checkpoint, server.fetcher())
+                .prefetch_next_page()
+                .with_positions()
+        );
+        while let Some(item) = s.next().await {
+            match item {
+                Ok((x, position)) => {
+                    delivered.push(x);
+                    checkpoint = position;
+                }
+                Err(_) => continue 'restart,
+            }
+        }
+        break;
+    }
+    assert_eq!(delivered, ["a", "b", "c", "d", "e"]);
+    assert_eq!(opens, 3);
+    assert_eq!(
+        checkpoint,
+        PagePosition {
+            cursor: 3,
+            offset: 2
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn conformance_with_positions() {
+    let server = four_pages();
+    let at = |cursor, offset| PagePosition { cursor, offset };
+    conformance(
+        || paginate(0, server.fetcher()).with_positions(),
+        vec![
+            Ok(("a", at(0, 1))),
+            Ok(("b", at(1, 0))),
+            Ok(("c", at(2, 0))),
+            Ok(("d", at(3, 1))),
+            Ok(("e", at(3, 2))),
+        ],
+    )
+    .await;
+}

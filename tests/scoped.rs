@@ -272,3 +272,20 @@ fn scoped_is_send_when_its_parts_are() {
     );
     assert_send(&s);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_the_body_reaches_the_consumer_and_dropping_still_closes() {
+    let log = Log::default();
+    let mut s = Box::pin(logged_scope(&log, vec![Step::ok(1), Step::Panic("boom")]));
+    assert_eq!(s.next().await, Some(Ok(1)));
+    let caught = std::panic::AssertUnwindSafe(s.next()).catch_unwind().await;
+    let panic = caught.expect_err("the body's panic reaches the consumer");
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+    assert_eq!(message.as_deref(), Some("boom"));
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(log.events(), ["open", "item Ok(1)", "close"]);
+}

@@ -19,6 +19,6 @@ mod paginate;
 mod scoped;
 
 pub use self::metered::{CountErrors, ErrorCounting, IgnoreErrors, Metered, MeteredStage};
-pub use self::paginate::{Page, PagePosition, Paginate};
+pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
 pub use self::scoped::Scoped;
 // END wrappers: resources

@@ -207,6 +207,33 @@ where
         self
     }
 
+    /// Yields each item with the position right after it: `Ok((item, position))`.
+    ///
+    /// This is what a checkpoint needs to resume a retried pagination: record the position of
+    /// every delivered item, and re-open with [`paginate_from`](crate::paginate_from) from the
+    /// last one recorded. It clones the cursor once per item.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::{Page, PagePosition};
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let items: Vec<Result<(char, PagePosition<u8>), ()>> = paginate(0u8, |k| async move {
+    ///     Ok(if k == 0 { Page::next(vec!['a', 'b'], 1) } else { Page::last(vec!['c']) })
+    /// })
+    /// .with_positions()
+    /// .collect()
+    /// .await;
+    /// let at = |cursor, offset| PagePosition { cursor, offset };
+    /// assert_eq!(items, [Ok(('a', at(0, 1))), Ok(('b', at(1, 0))), Ok(('c', at(1, 1)))]);
+    /// # }
+    /// ```
+    pub fn with_positions(self) -> WithPositions<C, F, Fut, T, E> {
+        WithPositions { inner: self }
+    }
+
     /// Where this stream stands: resuming from it with
     /// [`paginate_from`](crate::paginate_from) continues right after the last item delivered.
     ///
@@ -361,5 +388,60 @@ where
 {
     fn is_terminated(&self) -> bool {
         self.done
+    }
+}
+
+pin_project! {
+    /// Stream for the [`with_positions`](Paginate::with_positions) method: each item with the
+    /// [`PagePosition`] right after it.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct WithPositions<C, F, Fut, T, E> {
+        #[pin]
+        inner: Paginate<C, F, Fut, T, E>,
+    }
+}
+
+impl<C, F, Fut, T, E> fmt::Debug for WithPositions<C, F, Fut, T, E>
+where
+    C: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithPositions")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl<C, F, Fut, T, E> WithPositions<C, F, Fut, T, E> {
+    delegate_access_inner!(inner, Paginate<C, F, Fut, T, E>);
+}
+
+impl<C, F, Fut, T, E> Stream for WithPositions<C, F, Fut, T, E>
+where
+    C: Clone,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    type Item = Result<(T, PagePosition<C>), E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut inner = self.project().inner;
+        let item = ready!(inner.as_mut().poll_next(cx));
+        Poll::Ready(item.map(|r| r.map(|t| (t, inner.position()))))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<C, F, Fut, T, E> FusedStream for WithPositions<C, F, Fut, T, E>
+where
+    C: Clone,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    fn is_terminated(&self) -> bool {
+        self.inner.is_terminated()
     }
 }
