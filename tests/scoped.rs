@@ -289,3 +289,22 @@ async fn a_panic_in_the_body_reaches_the_consumer_and_dropping_still_closes() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(log.events(), ["open", "item Ok(1)", "close"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_body_fn_reaches_the_consumer_and_the_resource_is_still_closed() {
+    let log = Log::default();
+    let (lo, lc) = (log.clone(), log.clone());
+    let mut s = Box::pin(scoped(
+        async move {
+            lo.push("open");
+            Ok::<_, ()>(())
+        },
+        |_: &()| -> futures::stream::Iter<std::vec::IntoIter<Result<u8, ()>>> { panic!("boom") },
+        move |_| async move { lc.push("close") },
+    ));
+    let caught = std::panic::AssertUnwindSafe(s.next()).catch_unwind().await;
+    assert!(caught.is_err());
+    drop(s);
+    tokio::task::yield_now().await;
+    assert_eq!(log.events(), ["open", "close"]);
+}

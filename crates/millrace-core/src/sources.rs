@@ -35,7 +35,9 @@ use crate::wrappers::{Page, PagePosition, Paginate, Scoped};
 /// completion on a fresh current-thread tokio runtime in a helper thread and the drop
 /// **waits** for it, so the resource is released when `drop` returns. A panic in a detached
 /// close cannot reach a consumer (there is none); it is logged with `tracing::error!`.
-/// A close spawned on a runtime that is shutting down is cancelled with it.
+/// A close spawned on a runtime that is shutting down is cancelled with it, and a close that
+/// needs the dropping thread itself to make progress (a value only that thread's executor
+/// would send) would wait forever on the fallback path: drop such streams inside a runtime.
 ///
 /// # Cancel safety
 ///

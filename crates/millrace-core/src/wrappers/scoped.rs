@@ -176,9 +176,10 @@ where
                 this.open.set(None);
                 match opened {
                     Ok(r) => {
+                        // Stored before `body` runs, so a panic in `body` still closes it on drop.
+                        let r = &*this.resource.insert(r);
                         let body_fn = this.body_fn.take().expect("body is called once");
-                        this.body.set(Some(body_fn(&r)));
-                        *this.resource = Some(r);
+                        this.body.set(Some(body_fn(r)));
                     }
                     Err(e) => {
                         // No resource, nothing to close.
