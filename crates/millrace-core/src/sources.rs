@@ -140,7 +140,43 @@ where
 /// [`Paginate::position`] says where the stream stands as a [`PagePosition`] (a page cursor
 /// plus how many of its items were delivered); [`paginate_from`] continues from there without
 /// loss or duplicates. That is what a restart factory needs: after a failed fetch, rebuild the
-/// stream from the last position instead of from `first`.
+/// stream from the last position instead of from `first`. With `retry`, let
+/// [`with_positions`](Paginate::with_positions) hand each item's position to a
+/// [`checkpoint_with`](crate::checkpoint_with) checkpoint:
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::{Page, PagePosition};
+/// use futures::StreamExt;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // Page 1 answers 503 the first time it is fetched.
+/// let flaky = Arc::new(Mutex::new(true));
+/// let fetch = move |page: u32| {
+///     let flaky = flaky.clone();
+///     async move {
+///         if page == 1 && std::mem::replace(&mut *flaky.lock().unwrap(), false) {
+///             return Err("503");
+///         }
+///         let items = vec![page * 10, page * 10 + 1];
+///         Ok(if page < 2 { Page::next(items, page + 1) } else { Page::last(items) })
+///     }
+/// };
+/// let rows = checkpoint_with(PagePosition::start(0), |pos, item: &(u32, PagePosition<u32>)| {
+///     *pos = item.1
+/// })
+/// .restartable(move |pos: &PagePosition<u32>| {
+///     paginate_from(*pos, fetch.clone()).prefetch_next_page().with_positions()
+/// })
+/// .retry(RetryPolicy::fixed(Duration::from_millis(100), 3))
+/// .map(|r| r.map(|(row, _position)| row));
+/// let rows: Vec<Result<u32, &str>> = rows.collect().await;
+/// assert_eq!(rows, [Ok(0), Ok(1), Ok(10), Ok(11), Ok(20), Ok(21)]);
+/// # }
+/// ```
 ///
 /// # Examples
 ///
