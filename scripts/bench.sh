@@ -12,7 +12,8 @@
 # Environment knobs: BENCH_JOBS (parallel callgrind runs, default 2), BENCH_TIME_N (default 2000000),
 # BENCH_REPS (default 7), BENCH_ONLY (comma-separated variant names to run, default all),
 # BENCH_SKIP_IO=1 (skip the ~15 s per I/O variant).
-# Runs in about 2-4 minutes on 2 shared cores once the release build exists.
+# Takes about 1-1.5 minutes on 2 shared cores once the bench build exists (the I/O rows are ~15 s
+# of that); a cold build with fat LTO adds about 3-4 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,13 +48,18 @@ IO_C = (1, 10, 100)
 IO_RUNS = 5
 RSS_N = (1_000_000, 10_000_000)
 
+def die(msg):
+    """A harness error (not a missed target): exit 2."""
+    print(msg, file=sys.stderr)
+    sys.exit(2)
+
 def run(*args, valgrind=False):
     cmd = [BIN, *map(str, args)]
     if valgrind:
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
-        sys.exit(f"bench.sh: {' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
+        die(f"bench.sh: {' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
     return p
 
 def kv(out):
@@ -77,14 +83,14 @@ mem = [v for v in variants if v[1] == "memory"]
 print("==> check: every pipeline variant gives the reference sum", file=sys.stderr)
 chk = subprocess.run([BIN, "check", "1001"], capture_output=True, text=True)
 if chk.returncode != 0:
-    sys.exit("bench.sh: a variant computes the wrong result:\n" + chk.stdout)
+    die("bench.sh: a variant computes the wrong result:\n" + chk.stdout)
 
 print(f"==> callgrind: {len(pipe)} variants x N={N1},{N2} ({JOBS} at a time)", file=sys.stderr)
 def collected(name, n):
     err = run(name, n, valgrind=True).stderr
     m = re.search(r"Collected\s*:\s*(\d+)", err)
     if not m:
-        sys.exit(f"bench.sh: no 'Collected' line from callgrind for {name} {n}:\n{err}")
+        die(f"bench.sh: no 'Collected' line from callgrind for {name} {n}:\n{err}")
     return int(m.group(1))
 with ThreadPoolExecutor(JOBS) as ex:
     futs = {(v[0], n): ex.submit(collected, v[0], n) for v in pipe for n in (N1, N2)}
