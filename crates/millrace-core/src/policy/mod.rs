@@ -4,4 +4,6 @@
 // END policy: errors
 
 // BEGIN policy: concurrency
+mod rate;
+pub use self::rate::{Rate, RateLimiter};
 // END policy: concurrency
