@@ -327,7 +327,7 @@ pub trait PipelineExt: Stream {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let digests: Vec<u64> = stream::iter(1..=4u64)
-    ///     .map_blocking(2, |x| (0..x * 1000).sum()) // CPU work off the async threads
+    ///     .map_blocking(2, |x| (0..x * 1000).sum::<u64>()) // CPU work off the async threads
     ///     .collect()
     ///     .await;
     /// assert_eq!(digests, [499_500, 1_999_000, 4_498_500, 7_998_000]);

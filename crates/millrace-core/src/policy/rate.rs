@@ -388,10 +388,6 @@ impl RateLimiter {
         self.lock().acquire(now)
     }
 
-    pub(crate) fn not_before(&self, now: Instant) -> Option<Instant> {
-        self.lock().not_before(now)
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Gcra> {
         // The state is two plain values updated in one statement: a panic elsewhere cannot
         // leave it inconsistent, so a poisoned lock is still good.

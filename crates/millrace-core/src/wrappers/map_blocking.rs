@@ -28,7 +28,6 @@ pin_project! {
     /// and its output is dropped.
     ///
     /// ```
-    /// use millrace::prelude::*;
     /// use millrace::wrappers::MapBlocking;
     /// use futures::{stream, StreamExt};
     ///

@@ -15,9 +15,10 @@ use crate::policy::RateLimiter;
 pin_project! {
     /// Stream for the [`rate_limit`](crate::PipelineExt::rate_limit) method.
     ///
-    /// The upstream is pulled only when the limiter allows an item; the item is released when
-    /// it arrives if the (possibly shared) budget still allows it, else it waits. At most one
-    /// item is held. One timer per wrapper, re-armed for each wait.
+    /// When the consumer asks, the next item is pulled from the upstream at once (so the end
+    /// of the stream is seen without waiting) and held until the (possibly shared) budget
+    /// allows it; the budget is taken at that moment. At most one item is held. One timer per
+    /// wrapper, re-armed for each wait.
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -97,27 +98,21 @@ impl<S: Stream> Stream for RateLimit<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
-        loop {
-            let now = Instant::now();
-            if this.item.is_none() {
-                if *this.upstream_done {
+        if this.item.is_none() {
+            if *this.upstream_done {
+                return Poll::Ready(None);
+            }
+            match ready!(this.upstream.as_mut().poll_next(cx)) {
+                Some(item) => *this.item = Some(item),
+                None => {
+                    *this.upstream_done = true;
                     return Poll::Ready(None);
                 }
-                if let Some(at) = this.limiter.not_before(now) {
-                    ready!(wait(this.sleep, at, cx));
-                    continue;
-                }
-                match ready!(this.upstream.as_mut().poll_next(cx)) {
-                    Some(item) => *this.item = Some(item),
-                    None => {
-                        *this.upstream_done = true;
-                        return Poll::Ready(None);
-                    }
-                }
             }
-            match this.limiter.acquire_at(now) {
+        }
+        loop {
+            match this.limiter.acquire_at(Instant::now()) {
                 Ok(()) => return Poll::Ready(this.item.take()),
-                // A clone of the limiter took the budget while the upstream was polled.
                 Err(at) => ready!(wait(this.sleep, at, cx)),
             }
         }

@@ -318,7 +318,6 @@ pin_project! {
     /// Polling needs a tokio runtime.
     ///
     /// ```
-    /// use millrace::prelude::*;
     /// use millrace::wrappers::MapConcurrent;
     /// use futures::{stream, StreamExt};
     ///
