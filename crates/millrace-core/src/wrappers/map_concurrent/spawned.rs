@@ -169,6 +169,10 @@ impl<Fut: Future> Engine<Fut> {
             // The head (ordered) or the join set (unordered) wakes us when it moves.
             return false;
         }
+        if self.fail.is_some() && self.shared.failed.load(Ordering::Acquire) {
+            // Fail-fast: a failure is waiting to be yielded; pull nothing more.
+            return false;
+        }
         if self.running() < self.limit {
             return true;
         }
