@@ -224,32 +224,66 @@ async fn ready_futures_are_not_spawned() {
     assert_eq!(max_tasks, before);
 }
 
-#[tokio::test(start_paused = true)]
-async fn drop_aborts_every_task_in_flight() {
+type Boxed = std::pin::Pin<Box<dyn Stream<Item = u32> + Send>>;
+
+/// `make(f)` wraps `0..10` with `f` and a limit of 4; every future holds a drop token and
+/// never finishes.
+async fn drop_case(name: &str, spawned: bool, make: fn(PendingFn) -> Boxed) {
     let before = testing::alive_tasks();
     let tokens = DropCounter::new();
     let captured = DropCounter::new();
     let t = tokens.clone();
     let c = captured.token();
-    let mut s = Box::pin(stream::iter(0..10u32).map_concurrent(4, move |x| {
+    let f: PendingFn = Box::new(move |x| {
         let _ = &c;
         let token = t.token();
-        async move {
+        Box::pin(async move {
             let _token = token;
             std::future::pending::<()>().await;
             x
-        }
-    }));
+        })
+    });
+    let mut s = make(f);
     assert!(futures::poll!(s.next()).is_pending());
     yield_a_few().await;
-    assert_eq!(tokens.alive(), 4);
-    assert_eq!(testing::alive_tasks(), before + 4);
-    assert_eq!(captured.alive(), 1);
+    assert_eq!(tokens.alive(), 4, "{name}");
+    let tasks = if spawned { 4 } else { 0 };
+    assert_eq!(testing::alive_tasks(), before + tasks, "{name}");
+    assert_eq!(captured.alive(), 1, "{name}");
     drop(s);
     yield_a_few().await;
-    assert_eq!(tokens.alive(), 0);
-    assert_eq!(testing::alive_tasks(), before);
-    assert_eq!(captured.alive(), 0);
+    assert_eq!(tokens.alive(), 0, "{name}");
+    assert_eq!(testing::alive_tasks(), before, "{name}");
+    assert_eq!(captured.alive(), 0, "{name}");
+}
+
+type PendingFn = Box<dyn FnMut(u32) -> std::pin::Pin<Box<dyn Future<Output = u32> + Send>> + Send>;
+
+#[tokio::test(start_paused = true)]
+async fn drop_aborts_every_task_in_flight() {
+    drop_case("ordered", true, |f| {
+        Box::pin(stream::iter(0..10).map_concurrent(4, f))
+    })
+    .await;
+    drop_case("unordered", true, |f| {
+        Box::pin(stream::iter(0..10).map_concurrent_unordered(4, f))
+    })
+    .await;
+    drop_case("local", false, |f| {
+        Box::pin(stream::iter(0..10).map_concurrent_local(4, f))
+    })
+    .await;
+    drop_case("fail-fast", true, |mut f| {
+        Box::pin(
+            stream::iter(0..10)
+                .try_map_concurrent(4, move |x| {
+                    let fut = f(x);
+                    async move { Ok::<u32, ()>(fut.await) }
+                })
+                .map(Result::unwrap),
+        )
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
