@@ -7,7 +7,9 @@ use std::time::Duration;
 use futures::{StreamExt, stream};
 use millrace::prelude::*;
 use millrace::testing::{self, DropCounter, Step, conformance, consume, record, scripted};
-use millrace::wrappers::{MapConcurrent, MapConcurrentLocal, MapConcurrentStage, TryMapConcurrent};
+use millrace::wrappers::{
+    MapConcurrent, MapConcurrentLocal, MapConcurrentStage, TryMapConcurrent, TryMapConcurrentStage,
+};
 use tokio::time::{Instant, sleep};
 
 fn ms(n: u64) -> Duration {
@@ -492,6 +494,25 @@ async fn conformance_of_every_variant() {
         vec![30, 10, 20, 1],
     )
     .await;
+    conformance(
+        || script().wrap(MapConcurrentStage::unordered(4, wait_then).output_buffer(0)),
+        vec![1, 10, 20, 30],
+    )
+    .await;
+    conformance(
+        || {
+            script().wrap(TryMapConcurrentStage::new(2, |x| async move {
+                if x == 20 {
+                    Err(x)
+                } else {
+                    Ok(wait_then(x).await)
+                }
+            }))
+        },
+        // 20 fails at once while 30 and 10 still run: fail-fast aborts them.
+        vec![Err(20)],
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -573,6 +594,13 @@ fn try_new_returns_the_config_error() {
     assert!(TryMapConcurrent::try_new_unordered(stream::iter([1u8]), 0, g).is_err());
     assert!(MapConcurrentStage::try_new(0, f).is_err());
     assert!(MapConcurrentStage::try_unordered(0, f).is_err());
+    assert!(TryMapConcurrentStage::try_new(0, g).is_err());
+    assert_eq!(
+        TryMapConcurrentStage::try_unordered(0, g)
+            .unwrap_err()
+            .to_string(),
+        "`try_map_concurrent_unordered`: `limit` must be at least 1, got 0; pass a non-zero value"
+    );
     assert!(MapConcurrent::try_new(stream::iter([1u8]), 1, f).is_ok());
 }
 
@@ -585,4 +613,34 @@ fn wrappers_are_send() {
     assert_send(&stream::iter([1u32]).map_concurrent_local(2, f));
     assert_send(&stream::iter([1u32]).try_map_concurrent(2, |x| async move { Ok::<_, ()>(x) }));
     assert_send(&MapConcurrentStage::new(2, f));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounds_hold_on_a_multi_threaded_runtime() {
+    for ordered in [true, false] {
+        let g = Gauge::default();
+        let gg = g.clone();
+        let work = move |x: u64| {
+            let g = gg.clone();
+            async move {
+                g.enter();
+                for _ in 0..(x % 4) {
+                    tokio::task::yield_now().await;
+                }
+                g.exit();
+                x
+            }
+        };
+        let s = stream::iter(0..5_000u64);
+        let mut out: Vec<u64> = if ordered {
+            s.map_concurrent(8, work).collect().await
+        } else {
+            s.map_concurrent_unordered(8, work).collect().await
+        };
+        if !ordered {
+            out.sort();
+        }
+        assert_eq!(out, (0..5_000).collect::<Vec<_>>(), "ordered = {ordered}");
+        assert!(g.max() <= 8, "ordered = {ordered}: {} in flight", g.max());
+    }
 }

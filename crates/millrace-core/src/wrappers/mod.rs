@@ -13,7 +13,7 @@ pub(crate) mod map_concurrent;
 mod rate_limit;
 pub use self::map_blocking::{MapBlocking, MapBlockingStage};
 pub use self::map_concurrent::{
-    MapConcurrent, MapConcurrentLocal, MapConcurrentStage, TryMapConcurrent,
+    MapConcurrent, MapConcurrentLocal, MapConcurrentStage, TryMapConcurrent, TryMapConcurrentStage,
 };
 pub use self::rate_limit::{RateLimit, RateLimitStage};
 // END wrappers: concurrency

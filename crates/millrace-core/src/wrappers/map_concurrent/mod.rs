@@ -4,7 +4,8 @@
 //!   unordered;
 //! * [`MapConcurrentLocal`] — local mode (work polled inside the stream, `!Send` allowed);
 //! * [`TryMapConcurrent`] — spawned, fail-fast on the first `Err`;
-//! * [`MapConcurrentStage`] — the spawned mode as a reusable [`Stage`](crate::Stage).
+//! * [`MapConcurrentStage`], [`TryMapConcurrentStage`] — the spawned modes as reusable
+//!   [`Stage`](crate::Stage)s.
 
 mod fail_fast;
 mod local;
@@ -15,4 +16,4 @@ pub use self::fail_fast::TryMapConcurrent;
 pub use self::local::MapConcurrentLocal;
 pub use self::spawned::MapConcurrent;
 pub(crate) use self::spawned::unwrap_join;
-pub use self::stage::MapConcurrentStage;
+pub use self::stage::{MapConcurrentStage, TryMapConcurrentStage};

@@ -319,7 +319,8 @@ pin_project! {
     /// creates it. A future that is ready at once is yielded (or kept in order) without any
     /// allocation or task; only a pending future is moved, already pinned in its box, onto a
     /// new tokio task (`tokio::spawn`), where it keeps running while the consumer is busy.
-    /// Polling needs a tokio runtime.
+    /// New items are pulled from the upstream (and `f` called) only while the consumer polls.
+    /// Spawning needs a tokio runtime.
     ///
     /// ```
     /// use millrace::wrappers::MapConcurrent;
