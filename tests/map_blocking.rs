@@ -151,3 +151,49 @@ fn wrapper_is_send() {
     assert_send(&stream::iter([1]).map_blocking(2, |x: i32| x + 1));
     assert_send(&MapBlockingStage::new(2, |x: i32| x));
 }
+
+#[test]
+fn drop_cancels_queued_calls_the_running_one_finishes() {
+    // One blocking thread: with a limit of 2, one call runs and the other waits in the
+    // pool's queue.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let captured = DropCounter::new();
+    let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<u32>();
+    let token = captured.token();
+    let st = started.clone();
+    let gate_rx = std::sync::Mutex::new(gate_rx);
+    let started_tx = std::sync::Mutex::new(started_tx);
+    rt.block_on(async move {
+        let mut s = Box::pin(stream::iter(0..10u32).map_blocking(2, move |x| {
+            let _ = &token;
+            st.fetch_add(1, Ordering::SeqCst);
+            started_tx.lock().unwrap().send(x).unwrap();
+            gate_rx.lock().unwrap().recv().unwrap();
+            x
+        }));
+        assert!(futures::poll!(s.next()).is_pending());
+        // block_on's thread is not a worker: waiting here blocks nothing else.
+        assert_eq!(started_rx.recv_timeout(GUARD).unwrap(), 0);
+        drop(s);
+        // Open the gate for both calls; a call that still ran would be counted.
+        gate_tx.send(()).unwrap();
+        gate_tx.send(()).unwrap();
+        // The pool runs its queue in order: once this sentinel has run, so would have the
+        // queued call, had it not been cancelled.
+        tokio::task::spawn_blocking(|| ()).await.unwrap();
+    });
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        1,
+        "the queued call never started"
+    );
+    drop(rt);
+    assert_eq!(captured.alive(), 0);
+}

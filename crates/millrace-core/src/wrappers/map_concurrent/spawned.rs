@@ -322,6 +322,13 @@ pin_project! {
     /// New items are pulled from the upstream (and `f` called) only while the consumer polls.
     /// Spawning needs a tokio runtime.
     ///
+    /// # Panics
+    ///
+    /// A panic in `f` or in a future's first poll unwinds straight out of `poll_next`; a panic
+    /// in a spawned future is resumed on the consumer (`resume_unwind`) where its output would
+    /// have been yielded (at its input position in the ordered variant). It never looks like
+    /// a normal end of the stream.
+    ///
     /// ```
     /// use millrace::wrappers::MapConcurrent;
     /// use futures::{stream, StreamExt};
