@@ -644,3 +644,40 @@ async fn bounds_hold_on_a_multi_threaded_runtime() {
         assert!(g.max() <= 8, "ordered = {ordered}: {} in flight", g.max());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn mixed_ready_and_pending_futures_keep_order_in_every_mode() {
+    let work = |x: u64| async move {
+        if x % 3 == 1 {
+            sleep(ms(1 + x % 7)).await;
+        }
+        x
+    };
+    let expected: Vec<u64> = (0..200).collect();
+    let spawned: Vec<u64> = stream::iter(0..200).map_concurrent(5, work).collect().await;
+    assert_eq!(spawned, expected);
+    let local: Vec<u64> = stream::iter(0..200)
+        .map_concurrent_local(5, work)
+        .collect()
+        .await;
+    assert_eq!(local, expected);
+    let tight: Vec<u64> = stream::iter(0..200)
+        .map_concurrent_local(2, work)
+        .with_output_buffer(0)
+        .collect()
+        .await;
+    assert_eq!(tight, expected);
+    for mut out in [
+        stream::iter(0..200)
+            .map_concurrent_unordered(5, work)
+            .collect::<Vec<_>>()
+            .await,
+        stream::iter(0..200)
+            .map_concurrent_local_unordered(5, work)
+            .collect::<Vec<_>>()
+            .await,
+    ] {
+        out.sort();
+        assert_eq!(out, expected);
+    }
+}

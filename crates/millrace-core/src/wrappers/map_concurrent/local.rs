@@ -13,22 +13,25 @@ use pin_project_lite::pin_project;
 
 use crate::error::{ConfigError, nonzero};
 
-pin_project! {
-    /// A future tagged with the input position of its item.
-    struct Indexed<Fut> {
-        #[pin]
-        fut: Fut,
-        seq: u64,
-    }
+/// A pending future, still in the box it was first polled in, tagged with the input
+/// position of its item.
+struct Indexed<Fut> {
+    fut: Pin<Box<Option<Fut>>>,
+    seq: u64,
 }
 
 impl<Fut: Future> Future for Indexed<Fut> {
     type Output = (u64, Fut::Output);
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let out = ready!(this.fut.poll(cx));
-        Poll::Ready((*this.seq, out))
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self
+            .fut
+            .as_mut()
+            .as_pin_mut()
+            .expect("polled after completion");
+        let out = ready!(fut.poll(cx));
+        self.fut.set(None);
+        Poll::Ready((self.seq, out))
     }
 }
 
@@ -40,7 +43,9 @@ pin_project! {
     /// Same limits and order semantics as [`MapConcurrent`](super::MapConcurrent): at most `n`
     /// futures in flight, at most `n + m` items outstanding (`m` = output buffer, default `n`).
     /// In the unordered variant a result is yielded as soon as it is seen, so nothing waits
-    /// and `m` has no effect. The futures need not be `Send` or `'static`.
+    /// and `m` has no effect. The futures need not be `Send` or `'static`. As in spawned mode,
+    /// each future is polled once inline when created; only a pending one is kept (boxed, in
+    /// a `FuturesUnordered`) to be polled again.
     ///
     /// # Futurelock
     ///
@@ -78,6 +83,9 @@ pin_project! {
         upstream: S,
         f: F,
         running: FuturesUnordered<Indexed<Fut>>,
+        // Reusable pinned storage for the inline first poll: a future that is ready at once
+        // costs no allocation; a pending one keeps its box and joins `running`.
+        cache: Option<Pin<Box<Option<Fut>>>>,
         // Ordered: one entry per outstanding item, oldest first; `None` while it runs.
         done: VecDeque<Option<Fut::Output>>,
         next_seq: u64,
@@ -170,6 +178,7 @@ where
             upstream,
             f,
             running: FuturesUnordered::new(),
+            cache: None,
             done: VecDeque::new(),
             next_seq: 0,
             ordered,
@@ -240,14 +249,31 @@ where
                 match this.upstream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(item)) => {
                         let fut = (this.f)(item);
-                        this.running.push(Indexed {
-                            fut,
-                            seq: *this.next_seq,
-                        });
-                        if *this.ordered {
-                            this.done.push_back(None);
-                        }
+                        let seq = *this.next_seq;
                         *this.next_seq += 1;
+                        let cell = this.cache.get_or_insert_with(|| Box::pin(None));
+                        cell.set(Some(fut));
+                        let polled = cell
+                            .as_mut()
+                            .as_pin_mut()
+                            .expect("future was just stored")
+                            .poll(cx);
+                        match polled {
+                            Poll::Ready(out) => {
+                                cell.set(None);
+                                if !*this.ordered || this.done.is_empty() {
+                                    return Poll::Ready(Some(out));
+                                }
+                                this.done.push_back(Some(out));
+                            }
+                            Poll::Pending => {
+                                let fut = this.cache.take().expect("cache was just filled");
+                                this.running.push(Indexed { fut, seq });
+                                if *this.ordered {
+                                    this.done.push_back(None);
+                                }
+                            }
+                        }
                     }
                     Poll::Ready(None) => *this.upstream_done = true,
                     Poll::Pending => break,
