@@ -8,7 +8,7 @@
 //! `crate::memory::six_stages`, `crate::io::{work, ITEMS}`, `crate::registry::runtime()`.
 //! Drive a row with the same executor as the anchor it is compared with.
 
-// STILL TO ADD when the APIs land on `main` (not on `main` at 2026-11-22, commit c3a5c1c).
+// STILL TO ADD when the APIs land on `main` (not on `main` at 2026-11-22, e623257).
 // name                  group     what it runs                                  -> target row
 //
 // stream_stage          Pipeline  the 3 stages as `#[stream_stage]` fns whose bodies are one
@@ -20,13 +20,8 @@
 // stream_stage_general  Pipeline  `#[stream_stage]` bodies doing the same per-item
 //                                 `ready(..).await` as `async_stream_await`
 //                                 -> Target::Ratio { of: "async_stream_await", max: 1.3 }
-// map_concurrent_ready  Pipeline  `.map_concurrent(16, |x| ready(x * 3))` in place of
-//                                 buffered16's first stage
-//                                 -> Target::Ratio { of: "buffered16", max: 0.5 }
-// map_concurrent        Io        `stream::iter(0..ITEMS).map_concurrent(c, io::work)` summed
-//                                 (the fn gets `c` as its argument) -> Target::IoWithin { pct: 5.0 }
-// (stream6_millrace is in, with the 6 wrappers on `main`; swap in map_concurrent / metered
-//  when they land if a wider mix is wanted.)
+// (stream6_millrace is in, with 6 wrappers on `main`; map_concurrent / metered could be
+//  swapped in for a wider mix.)
 //
 // `rate_limit(r)` (r·10 ± 1 items over 10 s of paused time, never more than the burst in any
 // instant) is a correctness property measured in paused time: it belongs in
@@ -51,6 +46,28 @@ pub(crate) const VARIANTS: &[Variant] = &[
     pipeline("retry_ok_tokio", retry_ok_tokio, bare_tokio()),
     pipeline("recover_ok_tokio", recover_ok_tokio, bare_tokio()),
     pipeline("on_error_ok_tokio", on_error_ok_tokio, bare_tokio()),
+    // Concurrency wrappers (landed 2026-11-22):
+    pipeline(
+        "map_concurrent_ready",
+        map_concurrent_ready,
+        Target::Ratio {
+            of: "buffered16_tokio",
+            max: 0.5,
+        },
+    ),
+    // Local (unspawned) mode, same executor as `buffered16`; no target of its own in
+    // PERFORMANCE.md, shown for comparison.
+    pipeline(
+        "map_concurrent_local_ready",
+        map_concurrent_local_ready,
+        Target::Anchor,
+    ),
+    Variant {
+        name: "map_concurrent",
+        group: crate::registry::Group::Io,
+        run: map_concurrent_io,
+        target: Target::IoWithin { pct: 5.0 },
+    },
     Variant {
         name: "stream6_millrace",
         group: crate::registry::Group::Memory,
@@ -174,4 +191,34 @@ fn stream6_millrace(n: u64) -> u64 {
             });
         fold_sum!(s).await
     })
+}
+
+/// Concurrency of the ready-future rows: as `buffered16`.
+const CONCURRENCY: usize = 16;
+
+/// `map_concurrent(16, |x| ready(x * 3))` (spawned mode) in place of `buffered16`'s first stage.
+fn map_concurrent_ready(n: u64) -> u64 {
+    use futures::StreamExt as _;
+    let s = stream::iter(0..n)
+        .map_concurrent(CONCURRENCY, |x| std::future::ready(x * 3))
+        .filter(|x| std::future::ready(x % 2 == 0))
+        .map(|x| x + 1);
+    runtime().block_on(fold_sum!(s))
+}
+
+/// `map_concurrent_local(16, ..)`: the futures stay in the stage, like `buffered16`.
+fn map_concurrent_local_ready(n: u64) -> u64 {
+    use futures::StreamExt as _;
+    let s = stream::iter(0..n)
+        .map_concurrent_local(CONCURRENCY, |x| std::future::ready(x * 3))
+        .filter(|x| std::future::ready(x % 2 == 0))
+        .map(|x| x + 1);
+    block_on(fold_sum!(s))
+}
+
+/// I/O row: `ITEMS` items each awaiting `io::work` (a real 10 ms sleep), `c` at a time.
+fn map_concurrent_io(c: u64) -> u64 {
+    runtime().block_on(fold_sum!(
+        stream::iter(0..crate::io::ITEMS).map_concurrent(c as usize, crate::io::work)
+    ))
 }

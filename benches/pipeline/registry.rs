@@ -26,9 +26,6 @@ impl Group {
 
 /// A target from PERFORMANCE.md, evaluated by `scripts/bench.sh` against the same run.
 #[derive(Clone, Copy, Debug)]
-// Only millrace rows carry targets; `Ratio` and `IoWithin` wait for the rows still to add
-// (`#[stream_stage]`, `pipeline!`, `map_concurrent`; see millrace.rs).
-#[allow(dead_code)]
 pub(crate) enum Target {
     /// A baseline: measured and shown, nothing to meet.
     Anchor,
