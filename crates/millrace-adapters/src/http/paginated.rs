@@ -1,0 +1,532 @@
+//! [`paginated`]: a source that walks the pages of a JSON API and yields their items.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use reqwest::header::LINK;
+use reqwest::{Client, Url};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::request::{self, Fetched};
+use super::{HttpError, HttpOptions};
+
+/// How a JSON API splits its collection into pages, and so how [`paginated`] finds the next one.
+///
+/// Every style ends at the first page without a next page; a page that fails (after its
+/// retries) ends the stream after its error item, since the next page cannot be known.
+///
+/// ```
+/// use millrace::adapters::http::PageStyle;
+///
+/// let by_number = PageStyle::page("page", 1);                 // ?page=1, ?page=2, … until []
+/// let by_cursor = PageStyle::cursor("cursor", "/next", "/items");
+/// let by_link = PageStyle::LinkHeader;                       // Link: <…>; rel="next"
+/// assert_ne!(by_number, by_link);
+/// # let _ = by_cursor;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PageStyle {
+    /// Numbered pages: the query parameter `param` is set to `start`, `start + 1`, …; the body
+    /// is a JSON array of items and the first empty array ends the stream. Other query
+    /// parameters of the URL (e.g. `per_page=50`) are kept.
+    Page {
+        /// The page-number query parameter, e.g. `"page"`.
+        param: Cow<'static, str>,
+        /// The number of the first page, usually 0 or 1.
+        start: u64,
+    },
+    /// Cursor pages: the body is a JSON object; the items are the array at the JSON pointer
+    /// `items_field` (`""` for a body that is the array itself) and the next cursor is the
+    /// value at `next_field`. The first request is the URL as given; each later one sets the
+    /// query parameter `param` to the cursor (a string, or a number rendered in decimal). A
+    /// missing, `null` or empty cursor ends the stream.
+    Cursor {
+        /// The cursor query parameter, e.g. `"cursor"`.
+        param: Cow<'static, str>,
+        /// JSON pointer (RFC 6901) to the next cursor, e.g. `"/next"` or `"/meta/next_cursor"`.
+        next_field: Cow<'static, str>,
+        /// JSON pointer to the array of items, e.g. `"/items"`.
+        items_field: Cow<'static, str>,
+    },
+    /// The next page's URL is the `rel="next"` target of the response's `Link` header
+    /// (RFC 8288, as used by GitHub's API), resolved against the page's URL; the body is a
+    /// JSON array of items. No `rel="next"` ends the stream.
+    LinkHeader,
+}
+
+impl PageStyle {
+    /// [`PageStyle::Page`]: numbered pages from `start`, ending at the first empty page.
+    ///
+    /// ```
+    /// use millrace::adapters::http::PageStyle;
+    ///
+    /// assert_eq!(PageStyle::page("page", 1), PageStyle::Page { param: "page".into(), start: 1 });
+    /// ```
+    pub fn page(param: impl Into<Cow<'static, str>>, start: u64) -> Self {
+        PageStyle::Page {
+            param: param.into(),
+            start,
+        }
+    }
+
+    /// [`PageStyle::Cursor`]: items at the JSON pointer `items_field`, next cursor at
+    /// `next_field`, sent back as the query parameter `param`.
+    ///
+    /// ```
+    /// use millrace::adapters::http::PageStyle;
+    ///
+    /// let style = PageStyle::cursor("after", "/paging/next", "/data");
+    /// # let _ = style;
+    /// ```
+    pub fn cursor(
+        param: impl Into<Cow<'static, str>>,
+        next_field: impl Into<Cow<'static, str>>,
+        items_field: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        PageStyle::Cursor {
+            param: param.into(),
+            next_field: next_field.into(),
+            items_field: items_field.into(),
+        }
+    }
+}
+
+/// A source of every item of a paginated JSON API, page after page, decoded as `T`.
+///
+/// `url` is the first page (query parameters such as `per_page=100` are kept on every page);
+/// `style` says how to find the next page. Each page is one request with the per-request
+/// timeout and the retries of [`HttpOptions`] (set with [`Paginated::options`]): transient
+/// failures (5xx, timeouts, broken connections) are retried, so the output is complete and
+/// in order as long as each page eventually succeeds.
+///
+/// Items are decoded one by one: an item that does not match `T` becomes an
+/// [`HttpError::Decode`] item and the stream goes on with the next one (skip it with the core
+/// `on_error(Resume)` stage). A page that fails after its retries, or whose body does not have
+/// the shape of the style, becomes one error item and ends the stream.
+///
+/// Pages are fetched one at a time, when the consumer has taken every item of the previous
+/// page (no read-ahead; put a `prefetch` stage after the source for that).
+///
+/// # Panics
+///
+/// Polling the stream outside a tokio runtime panics (reqwest needs one).
+///
+/// # Examples
+///
+/// ```
+/// use millrace::adapters::http::testserver::{Book, TestServer};
+/// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+/// use futures::TryStreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = TestServer::builder().items(25).start().await.unwrap();
+/// let client = reqwest::Client::new();
+///
+/// let books: Vec<Book> =
+///     paginated(client, server.url("/pages?per_page=10"), PageStyle::page("page", 1))
+///         .try_collect()
+///         .await
+///         .unwrap();
+/// assert_eq!(books.len(), 25);
+/// assert_eq!(books[24].id, 24);
+/// # }
+/// ```
+pub fn paginated<T>(client: Client, url: impl AsRef<str>, style: PageStyle) -> Paginated<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    let url = url.as_ref();
+    let first = Url::parse(url).map_err(|source| HttpError::InvalidUrl {
+        url: url.to_owned(),
+        source,
+    });
+    Paginated {
+        state: State::Configuring(Box::new(Config {
+            client,
+            first,
+            style,
+            options: HttpOptions::default(),
+        })),
+        _item: PhantomData,
+    }
+}
+
+struct Config {
+    client: Client,
+    first: Result<Url, HttpError>,
+    style: PageStyle,
+    options: HttpOptions,
+}
+
+enum State<T> {
+    /// Built but not yet polled: options may still change.
+    Configuring(Box<Config>),
+    /// Walking the pages.
+    // One allocation per source: the page walker is an `async` state machine whose type
+    // cannot be named. Items are not boxed.
+    Running(BoxStream<'static, Result<T, HttpError>>),
+    Done,
+}
+
+/// Stream for [`paginated`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Paginated<T> {
+    state: State<T>,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> Paginated<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    /// Replaces the request options (timeout, retries, backoff). Call before the first poll;
+    /// later calls have no effect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use millrace::adapters::http::testserver::{Book, TestServer};
+    /// use millrace::adapters::http::{paginated, reqwest, HttpOptions, PageStyle};
+    /// use futures::TryStreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TestServer::builder().items(3).start().await.unwrap();
+    /// let books: Vec<Book> = paginated(reqwest::Client::new(), server.url("/linked"), PageStyle::LinkHeader)
+    ///     .options(HttpOptions::new().timeout(Duration::from_secs(2)).retries(5))
+    ///     .try_collect()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(books.len(), 3);
+    /// # }
+    /// ```
+    pub fn options(mut self, options: HttpOptions) -> Self {
+        if let State::Configuring(config) = &mut self.state {
+            config.options = options;
+        }
+        self
+    }
+
+    /// Sets only the per-request timeout (see [`HttpOptions::timeout`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    ///
+    /// let source = paginated::<u32>(reqwest::Client::new(), "http://127.0.0.1:9/pages", PageStyle::page("page", 0))
+    ///     .timeout(Duration::from_millis(500));
+    /// # drop(source);
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        if let State::Configuring(config) = &mut self.state {
+            config.options = config.options.clone().timeout(timeout);
+        }
+        self
+    }
+
+    fn start(config: Config) -> BoxStream<'static, Result<T, HttpError>> {
+        let first = match config.first {
+            Ok(url) => url,
+            Err(err) => return futures_util::stream::iter([Err(err)]).boxed(),
+        };
+        let first = match &config.style {
+            PageStyle::Page { param, start } => with_param(&first, param, &start.to_string()),
+            PageStyle::Cursor { .. } | PageStyle::LinkHeader => first,
+        };
+        let walker = Walker {
+            client: config.client,
+            style: config.style,
+            options: config.options,
+            next: Some(first),
+            page_number: 0,
+        };
+        futures_util::stream::unfold(walker, |mut walker| async move {
+            let url = walker.next.take()?;
+            let items = walker.fetch(url).await;
+            Some((futures_util::stream::iter(items), walker))
+        })
+        .flatten()
+        .boxed()
+    }
+}
+
+/// The state carried from page to page.
+// Once the core `paginate(first, fetch_page)` is available this becomes its `fetch_page`:
+// `Walker::fetch` already maps a page URL to `(items, next page URL)`.
+struct Walker {
+    client: Client,
+    style: PageStyle,
+    options: HttpOptions,
+    next: Option<Url>,
+    page_number: u64,
+}
+
+impl Walker {
+    /// Fetches the page at `url`, sets `self.next`, and returns its items (or one error).
+    async fn fetch<T: DeserializeOwned>(&mut self, url: Url) -> VecDeque<Result<T, HttpError>> {
+        match self.fetch_page(url).await {
+            Ok(items) => items,
+            Err(err) => {
+                self.next = None;
+                VecDeque::from([Err(err)])
+            }
+        }
+    }
+
+    async fn fetch_page<T: DeserializeOwned>(
+        &mut self,
+        url: Url,
+    ) -> Result<VecDeque<Result<T, HttpError>>, HttpError> {
+        let request = self
+            .client
+            .get(url)
+            .build()
+            .map_err(|source| HttpError::Build { source })?;
+        let Fetched { url, headers, body } =
+            request::send(&self.client, request, &self.options).await?;
+        let mut json: Value =
+            serde_json::from_slice(&body).map_err(|e| HttpError::decode(&url, &body, e))?;
+        let page_error = |reason: String| HttpError::Page {
+            url: url.clone(),
+            reason,
+        };
+
+        let (items, next) = match &self.style {
+            PageStyle::Page { param, start } => {
+                let items = take_array(&mut json, "").map_err(page_error)?;
+                self.page_number += 1;
+                let next = (!items.is_empty())
+                    .then(|| with_param(&url, param, &(start + self.page_number).to_string()));
+                (items, next)
+            }
+            PageStyle::Cursor {
+                param,
+                next_field,
+                items_field,
+            } => {
+                let cursor = match json.pointer(next_field) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) if s.is_empty() => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    Some(other) => {
+                        return Err(page_error(format!(
+                            "the cursor at {next_field:?} is {other}, expected a string or a number"
+                        )));
+                    }
+                };
+                let items = take_array(&mut json, items_field).map_err(page_error)?;
+                (items, cursor.map(|c| with_param(&url, param, &c)))
+            }
+            PageStyle::LinkHeader => {
+                let items = take_array(&mut json, "").map_err(page_error)?;
+                let mut next = None;
+                for value in headers.get_all(LINK) {
+                    let value = value
+                        .to_str()
+                        .map_err(|_| page_error("its Link header is not valid ASCII".to_owned()))?;
+                    if let Some(target) = next_link(value) {
+                        next = Some(url.join(target).map_err(|e| {
+                            page_error(format!(
+                                "its rel=\"next\" target {target:?} is not a URL: {e}"
+                            ))
+                        })?);
+                        break;
+                    }
+                }
+                (items, next)
+            }
+        };
+        self.next = next;
+        // Each item goes through a `serde_json::Value` first (one tree per item) so that one
+        // item that does not match `T` costs that item only, not the whole page.
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                T::deserialize(&item)
+                    .map_err(|e| HttpError::decode(&url, item.to_string().as_bytes(), e))
+            })
+            .collect())
+    }
+}
+
+/// Takes the array at the JSON pointer `pointer` out of `json`.
+fn take_array(json: &mut Value, pointer: &str) -> Result<Vec<Value>, String> {
+    match json.pointer_mut(pointer) {
+        Some(Value::Array(items)) => Ok(std::mem::take(items)),
+        Some(other) => Err(format!(
+            "the value at {pointer:?} is {}, expected an array of items",
+            kind(other)
+        )),
+        None => Err(format!(
+            "there is no value at {pointer:?}, expected an array of items"
+        )),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `url` with the query parameter `param` set to `value` (replacing it if present, keeping
+/// every other parameter and their order).
+fn with_param(url: &Url, param: &str, value: &str) -> Url {
+    let mut out = url.clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != param)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    out.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(param, value);
+    out
+}
+
+/// The target of the first link with relation type `next` in one `Link` header value
+/// (RFC 8288: `<uri>; rel="next"; title="…", <uri2>; rel="prev last"`).
+fn next_link(header: &str) -> Option<&str> {
+    let mut rest = header;
+    loop {
+        let open = rest.find('<')?;
+        let close = open + rest[open..].find('>')?;
+        let target = &rest[open + 1..close];
+        rest = &rest[close + 1..];
+        // The parameters run to the next ',' outside a quoted string.
+        let mut in_quotes = false;
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    in_quotes = !in_quotes;
+                }
+                c == ',' && !in_quotes
+            })
+            .map_or(rest.len(), |(i, _)| i);
+        let params = &rest[..end];
+        rest = &rest[end..];
+        let is_next = params.split(';').any(|param| {
+            let Some((name, value)) = param.split_once('=') else {
+                return false;
+            };
+            name.trim().eq_ignore_ascii_case("rel")
+                && value
+                    .trim()
+                    .trim_matches('"')
+                    .split_ascii_whitespace()
+                    .any(|rel| rel.eq_ignore_ascii_case("next"))
+        });
+        if is_next {
+            return Some(target.trim());
+        }
+    }
+}
+
+impl<T> Stream for Paginated<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    type Item = Result<T, HttpError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Configuring(_) => {
+                    let State::Configuring(config) =
+                        std::mem::replace(&mut this.state, State::Done)
+                    else {
+                        unreachable!("matched just above")
+                    };
+                    this.state = State::Running(Self::start(*config));
+                }
+                State::Running(pages) => {
+                    let item = std::task::ready!(pages.poll_next_unpin(cx));
+                    if item.is_none() {
+                        this.state = State::Done;
+                    }
+                    return Poll::Ready(item);
+                }
+                State::Done => return Poll::Ready(None),
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.state {
+            State::Done => (0, Some(0)),
+            // The number of pages is unknown until the last one.
+            State::Configuring(_) | State::Running(_) => (0, None),
+        }
+    }
+}
+
+impl<T> FusedStream for Paginated<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+}
+
+impl<T> fmt::Debug for Paginated<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Configuring(config) => match &config.first {
+                Ok(url) => format!("configuring ({url}, {:?})", config.style),
+                Err(err) => format!("invalid: {err}"),
+            },
+            State::Running(_) => "running".to_owned(),
+            State::Done => "done".to_owned(),
+        };
+        f.debug_struct("Paginated").field("state", &state).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header_next() {
+        let h = r#"<https://api.example/x?page=1>; rel="first", <https://api.example/x?page=3>; rel="next", <https://api.example/x?page=9>; rel="last""#;
+        assert_eq!(next_link(h), Some("https://api.example/x?page=3"));
+        assert_eq!(
+            next_link(r#"</p2>; title="a, b"; rel="prev next""#),
+            Some("/p2")
+        );
+        assert_eq!(next_link(r#"</p2>; rel=next"#), Some("/p2"));
+        assert_eq!(next_link(r#"</p1>; rel="prev""#), None);
+        assert_eq!(next_link(r#"</p1>; rel="nextish""#), None);
+        assert_eq!(next_link(""), None);
+    }
+
+    #[test]
+    fn with_param_replaces_and_keeps_others() {
+        let url = Url::parse("http://h/p?per_page=5&page=2&x=y").unwrap();
+        assert_eq!(
+            with_param(&url, "page", "3").as_str(),
+            "http://h/p?per_page=5&x=y&page=3"
+        );
+    }
+}
