@@ -31,7 +31,7 @@ use super::{HttpError, HttpOptions};
 /// timeouts, broken connections) are retried, anything else (a 404, a body that is not a `T`)
 /// is yielded as an `Err` item at once and the stream goes on with the next item.
 ///
-/// Apply it with [`PipelineExt::wrap`](millrace::PipelineExt::wrap), or [`Stage::wrap`].
+/// Apply it with [`PipelineExt::wrap`](millrace_core::PipelineExt::wrap), or [`Stage::wrap`].
 ///
 /// # Panics
 ///
