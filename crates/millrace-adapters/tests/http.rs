@@ -559,3 +559,44 @@ async fn a_dropped_connection_is_a_transient_transport_error() {
     );
     assert_eq!(server.stats().injected_drops, 1);
 }
+
+#[tokio::test]
+async fn a_core_retry_policy_sets_the_schedule() {
+    use millrace::policy::ConstantBuilder;
+    let faults = Faults::none()
+        .script("/items/0", [Fault::Status(503), Fault::Status(503)])
+        .script("/items/1", [Fault::Status(503), Fault::Status(503)]);
+    let server = server(2, faults).await;
+    let get = |policy: RetryPolicy<ConstantBuilder>| {
+        let base = server.base_url();
+        fetch_json::<Book, _, _>(reqwest::Client::new(), 1, move |c, id: u64| {
+            c.get(format!("{base}/items/{id}"))
+        })
+        .options(HttpOptions::new().retry_policy(policy))
+    };
+
+    // One retry is not enough for two 503s in a row...
+    let out: Vec<_> = stream::iter([0u64])
+        .wrap(get(RetryPolicy::fixed(Duration::from_millis(1), 1)))
+        .collect()
+        .await;
+    assert_eq!(
+        out[0].as_ref().unwrap_err().status(),
+        Some(reqwest::StatusCode::SERVICE_UNAVAILABLE)
+    );
+    // ...and neither is a total-delay budget that covers only one wait of 30 ms...
+    let out: Vec<_> = stream::iter([1u64])
+        .wrap(get(RetryPolicy::fixed(Duration::from_millis(30), 5)
+            .max_total_delay(Duration::from_millis(50))))
+        .collect()
+        .await;
+    assert!(out[0].is_err());
+    // ...two retries are (item 0's third attempt and item 1's third attempt succeed).
+    let out: Vec<Book> = stream::iter([0u64, 1])
+        .wrap(get(RetryPolicy::fixed(Duration::from_millis(1), 2)))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(ids(&out), [0, 1]);
+    assert_eq!(server.stats().item_requests, 2 + 2 + 2);
+}

@@ -5,18 +5,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use millrace_core::policy::{RetryAll, RetryPolicy};
 
 use super::HttpError;
 
 /// Called before each retry with the error that caused it and the delay about to be waited.
 type RetryHook = Arc<dyn Fn(&HttpError, Duration) + Send + Sync>;
 
+/// A fresh schedule of delays per request.
+type Delays = Box<dyn Iterator<Item = Duration> + Send>;
+
+/// A core [`RetryPolicy`] with its builder type erased, so that `HttpOptions` stays one type.
+#[derive(Clone)]
+struct Policy {
+    schedule: Arc<dyn Fn() -> Delays + Send + Sync>,
+    max_total_delay: Option<Duration>,
+    debug: String,
+}
+
 /// How each request of [`paginated`](super::paginated) and [`fetch_json`](super::fetch_json)
 /// is made: a timeout per attempt and an exponential backoff for
 /// [transient](HttpError::is_transient) failures.
 ///
 /// Defaults: 30 s per attempt, up to 3 retries (4 attempts), delays from 100 ms doubling up
-/// to 10 s, with jitter. A permanent error (a 4xx, bad JSON) is never retried.
+/// to 10 s, with jitter; or any core [`RetryPolicy`] through
+/// [`retry_policy`](HttpOptions::retry_policy). A permanent error (a 4xx other than 408 and 429,
+/// bad JSON) is never retried.
 ///
 /// Retries happen **inside** the request: the stream sees one item per request, after
 /// the last attempt. To also restart a whole source after its retries ran out, wrap it in
@@ -48,6 +62,7 @@ pub struct HttpOptions {
     min_backoff: Duration,
     max_backoff: Duration,
     jitter: bool,
+    policy: Option<Policy>,
     on_retry: Option<RetryHook>,
 }
 
@@ -59,6 +74,7 @@ impl Default for HttpOptions {
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
             jitter: true,
+            policy: None,
             on_retry: None,
         }
     }
@@ -93,6 +109,7 @@ impl HttpOptions {
     }
 
     /// How many times a transiently failed request is tried again (0 = never).
+    /// Ignored once a [`retry_policy`](Self::retry_policy) is set.
     ///
     /// ```
     /// use millrace::adapters::http::HttpOptions;
@@ -105,6 +122,7 @@ impl HttpOptions {
     }
 
     /// The first retry waits `min`, each later one twice as long, never more than `max`.
+    /// Ignored once a [`retry_policy`](Self::retry_policy) is set.
     ///
     /// ```
     /// use std::time::Duration;
@@ -130,6 +148,42 @@ impl HttpOptions {
     /// ```
     pub fn jitter(mut self, jitter: bool) -> Self {
         self.jitter = jitter;
+        self
+    }
+
+    /// Takes the delays between attempts from a core [`RetryPolicy`] (its backon builder,
+    /// including its `max_times`, and its [`max_total_delay`](RetryPolicy::max_total_delay))
+    /// instead of [`retries`](Self::retries), [`backoff`](Self::backoff) and
+    /// [`jitter`](Self::jitter), so one policy value can configure a whole pipeline.
+    ///
+    /// What is retried is still decided by [`HttpError::is_transient`]: a 404 is never retried,
+    /// whatever the policy. (The policy's `retry_if` predicate cannot be combined here, hence
+    /// `RetryPolicy<B>` with the default predicate.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use millrace::prelude::*;
+    /// use millrace::policy::ExponentialBuilder;
+    /// use millrace::adapters::http::HttpOptions;
+    ///
+    /// let policy = RetryPolicy::new(
+    ///     ExponentialBuilder::default().with_min_delay(Duration::from_millis(20)).with_max_times(6),
+    /// )
+    /// .max_total_delay(Duration::from_secs(5));
+    /// let options = HttpOptions::new().retry_policy(policy);
+    /// # let _ = options;
+    /// ```
+    pub fn retry_policy<B>(mut self, policy: RetryPolicy<B, RetryAll>) -> Self
+    where
+        B: BackoffBuilder + Clone + fmt::Debug + Send + Sync + 'static,
+        B::Backoff: Send + 'static,
+    {
+        let builder = policy.builder().clone();
+        self.policy = Some(Policy {
+            debug: format!("{builder:?}"),
+            schedule: Arc::new(move || -> Delays { Box::new(builder.clone().build()) }),
+            max_total_delay: policy.total_delay_limit(),
+        });
         self
     }
 
@@ -170,8 +224,12 @@ impl HttpOptions {
         self.retries
     }
 
-    /// The delays between attempts, as a backon backoff (an iterator of durations).
-    pub(crate) fn backoff_delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+    /// The delays between attempts for one request (one allocation per request, negligible
+    /// next to the request itself), and the limit on their sum.
+    pub(crate) fn backoff_delays(&self) -> (Delays, Option<Duration>) {
+        if let Some(policy) = &self.policy {
+            return ((policy.schedule)(), policy.max_total_delay);
+        }
         let builder = ExponentialBuilder::default()
             .with_min_delay(self.min_backoff)
             .with_max_delay(self.max_backoff)
@@ -181,7 +239,7 @@ impl HttpOptions {
         } else {
             builder
         };
-        builder.build()
+        (Box::new(builder.build()), None)
     }
 
     pub(crate) fn notify_retry(&self, err: &HttpError, delay: Duration) {
@@ -199,6 +257,10 @@ impl fmt::Debug for HttpOptions {
             .field("min_backoff", &self.min_backoff)
             .field("max_backoff", &self.max_backoff)
             .field("jitter", &self.jitter)
+            .field(
+                "policy",
+                &self.policy.as_ref().map(|p| (&p.debug, p.max_total_delay)),
+            )
             .field("on_retry", &self.on_retry.as_ref().map(|_| "Fn"))
             .finish()
     }

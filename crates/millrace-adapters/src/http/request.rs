@@ -1,6 +1,8 @@
 //! One request with a per-attempt timeout and retries of transient failures; the building
 //! block of both the paginated source and the fetch stage.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use reqwest::{Client, Request, Url};
@@ -24,7 +26,8 @@ pub(crate) async fn send(
     request: Request,
     options: &HttpOptions,
 ) -> Result<Fetched, HttpError> {
-    let mut delays = options.backoff_delays();
+    let (mut delays, max_total_delay) = options.backoff_delays();
+    let mut waited = Duration::ZERO;
     let mut next = Some(request);
     loop {
         let Some(request) = next.take() else {
@@ -35,8 +38,12 @@ pub(crate) async fn send(
             Ok(fetched) => return Ok(fetched),
             Err(err) => err,
         };
-        match (err.is_transient(), retry, delays.next()) {
+        let delay = delays
+            .next()
+            .filter(|d| max_total_delay.is_none_or(|limit| waited + *d <= limit));
+        match (err.is_transient(), retry, delay) {
             (true, Some(retry), Some(delay)) => {
+                waited += delay;
                 options.notify_retry(&err, delay);
                 tokio::time::sleep(delay).await;
                 next = Some(retry);
