@@ -52,6 +52,9 @@ pub use crate::checkpoint::{Checkpoint, Checkpointer, checkpoint_with};
 pub use crate::sources::restartable;
 // END root: errors
 // BEGIN root: resources (scoped, paginate, Metrics)
+pub use crate::metrics::{Metrics, StageMetrics, StageSnapshot};
+pub use crate::sources::{paginate, paginate_from, scoped};
+pub use crate::wrappers::{Page, PagePosition};
 // END root: resources
 
 /// Everything a pipeline author needs in scope: `use millrace::prelude::*;`.
@@ -69,5 +72,6 @@ pub mod prelude {
     pub use tokio_util::sync::CancellationToken;
     // END prelude: flow
     // BEGIN prelude: resources (scoped, paginate, metered)
+    pub use crate::{Metrics, Page, PagePosition, paginate, paginate_from, scoped};
     // END prelude: resources
 }

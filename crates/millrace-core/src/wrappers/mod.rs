@@ -33,4 +33,11 @@ pub use self::timeout_each::{TimeoutEach, TimeoutEachStage, TimeoutError};
 // END wrappers: flow
 
 // BEGIN wrappers: resources
+mod metered;
+mod paginate;
+mod scoped;
+
+pub use self::metered::{CountErrors, ErrorCounting, IgnoreErrors, Metered, MeteredStage};
+pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
+pub use self::scoped::Scoped;
 // END wrappers: resources
