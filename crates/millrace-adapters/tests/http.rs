@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt, stream};
 use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
 use millrace::adapters::http::{
-    FetchStage, HttpError, HttpOptions, PageStyle, fetch_json, paginated, reqwest,
+    FetchStage, HttpError, HttpOptions, PageStyle, fetch_json, paginated, paginated_from, reqwest,
 };
 use millrace::prelude::*;
 
@@ -599,4 +599,102 @@ async fn a_core_retry_policy_sets_the_schedule() {
         .unwrap();
     assert_eq!(ids(&out), [0, 1]);
     assert_eq!(server.stats().item_requests, 2 + 2 + 2);
+}
+
+// ---------------------------------------------------------------- resuming
+
+#[tokio::test]
+async fn a_failed_source_resumes_on_the_mirror_without_loss_or_duplicates_in_every_style() {
+    let faults = Faults::none()
+        .script("/pages?per_page=4&page=2", [Fault::Status(503); 9])
+        .script("/cursor?limit=4&cursor=o4", [Fault::Drop; 9])
+        .script("/linked?page=2&per_page=4", [Fault::Status(500); 9]);
+    let server = server(10, faults).await;
+    let client = reqwest::Client::new();
+    let cases = [
+        (
+            "/pages?per_page=4",
+            "/mirror/pages",
+            PageStyle::page("page", 1),
+        ),
+        (
+            "/cursor?limit=4",
+            "/mirror/cursor",
+            PageStyle::cursor("cursor", "/next", "/items"),
+        ),
+        (
+            "/linked?per_page=4",
+            "/mirror/linked",
+            PageStyle::LinkHeader,
+        ),
+    ];
+    for (path, mirror_path, style) in cases {
+        let mut primary = paginated::<Book>(client.clone(), server.url(path), style.clone())
+            .options(fast().retries(1));
+        let mut got = Vec::new();
+        let mut errors = 0;
+        while let Some(item) = primary.next().await {
+            match item {
+                Ok(book) => got.push(book.id),
+                Err(err) => {
+                    assert!(err.is_transient(), "{err}");
+                    errors += 1;
+                }
+            }
+        }
+        assert_eq!((got.len(), errors), (4, 1), "{path}");
+        let mut position = primary.position().unwrap();
+        assert_eq!(position.offset, 0, "{path}");
+        position.cursor.set_path(mirror_path);
+        let rest: Vec<Book> = paginated_from(client.clone(), position, style)
+            .try_collect()
+            .await
+            .unwrap();
+        got.extend(ids(&rest));
+        assert_eq!(got, (0..10).collect::<Vec<_>>(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn resuming_mid_page_skips_the_delivered_items() {
+    let server = server(10, Faults::none()).await;
+    let client = reqwest::Client::new();
+    let style = PageStyle::cursor("cursor", "/next", "/items");
+    let mut first = paginated::<Book>(client.clone(), server.url("/cursor?limit=4"), style.clone());
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        got.push(first.next().await.unwrap().unwrap().id);
+    }
+    let position = first.position().unwrap();
+    assert_eq!(position.offset, 2);
+    assert_eq!(
+        position.cursor.as_str(),
+        server.url("/cursor?limit=4&cursor=o4")
+    );
+    drop(first);
+    let rest: Vec<Book> = paginated_from(client, position, style)
+        .try_collect()
+        .await
+        .unwrap();
+    got.extend(ids(&rest));
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn prefetching_the_next_page_keeps_order_and_completeness() {
+    let faults = Faults::seeded(3)
+        .errors(0.3)
+        .slow(0.3, Duration::from_millis(5));
+    let server = server(37, faults).await;
+    let books: Vec<Book> = paginated(
+        reqwest::Client::new(),
+        server.url("/linked?per_page=5"),
+        PageStyle::LinkHeader,
+    )
+    .options(fast())
+    .prefetch_next_page()
+    .try_collect()
+    .await
+    .unwrap();
+    assert_eq!(ids(&books), (0..37).collect::<Vec<_>>());
 }

@@ -61,4 +61,4 @@ pub use reqwest;
 pub use self::error::HttpError;
 pub use self::fetch::{FetchJson, FetchStage, fetch_json};
 pub use self::options::HttpOptions;
-pub use self::paginated::{PageStyle, Paginated, paginated};
+pub use self::paginated::{PageStyle, Paginated, paginated, paginated_from};

@@ -1,17 +1,17 @@
 //! [`paginated`]: a source that walks the pages of a JSON API and yields their items.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::fmt;
-use std::marker::PhantomData;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
+use millrace_core::wrappers::Paginate;
+use millrace_core::{Page, PagePosition, paginate_from};
 use reqwest::header::LINK;
 use reqwest::{Client, Url};
 use serde::de::DeserializeOwned;
@@ -113,10 +113,13 @@ impl PageStyle {
 /// Items are decoded one by one: an item that does not match `T` becomes an
 /// [`HttpError::Decode`] item and the stream goes on with the next one (skip it with the core
 /// `on_error(Resume)` stage). A page that fails after its retries, or whose body does not have
-/// the shape of the style, becomes one error item and ends the stream.
+/// the shape of the style, becomes one error item and ends the stream; its
+/// [`position`](Paginated::position) then names that page, and [`paginated_from`] resumes there
+/// (on the same service or, with the URL rebased, on a mirror).
 ///
+/// Built on the core [`paginate`](millrace_core::paginate) with the page URL as the cursor.
 /// Pages are fetched one at a time, when the consumer has taken every item of the previous
-/// page (no read-ahead; put a `prefetch` stage after the source for that).
+/// page, unless [`prefetch_next_page`](Paginated::prefetch_next_page) is set.
 ///
 /// # Panics
 ///
@@ -148,49 +151,127 @@ where
     T: DeserializeOwned + Send + 'static,
 {
     let url = url.as_ref();
-    let first = Url::parse(url).map_err(|source| HttpError::InvalidUrl {
-        url: url.to_owned(),
-        source,
-    });
-    Paginated {
-        state: State::Configuring(Box::new(Config {
-            client,
-            first,
-            style,
-            options: HttpOptions::default(),
-        })),
-        _item: PhantomData,
-    }
+    let start = Url::parse(url)
+        .map(|first| {
+            PagePosition::start(match &style {
+                PageStyle::Page { param, start } => with_param(&first, param, &start.to_string()),
+                PageStyle::Cursor { .. } | PageStyle::LinkHeader => first,
+            })
+        })
+        .map_err(|source| HttpError::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        });
+    Paginated::configure(client, start, style)
 }
+
+/// Resumes a [`paginated`] source at `position` (from [`Paginated::position`]): fetches the
+/// page at `position.cursor` (a full page URL), skips its first `position.offset` items and
+/// goes on from there, so no item is lost or repeated as long as the service returns the same
+/// page for the same URL.
+///
+/// # Examples
+///
+/// A source that failed for good on page 2 resumes there, on the fault-free mirror:
+///
+/// ```
+/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace::adapters::http::{paginated, paginated_from, reqwest, HttpOptions, PageStyle};
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let faults = Faults::none().script("/pages?per_page=3&page=2", [Fault::Status(503); 9]);
+/// let server = TestServer::builder().items(7).faults(faults).start().await.unwrap();
+/// let client = reqwest::Client::new();
+/// let style = PageStyle::page("page", 1);
+///
+/// let mut primary = paginated::<Book>(client.clone(), server.url("/pages?per_page=3"), style.clone())
+///     .options(HttpOptions::new().retries(0));
+/// let mut ids = Vec::new();
+/// while let Some(item) = primary.next().await {
+///     match item {
+///         Ok(book) => ids.push(book.id),
+///         Err(err) => assert!(err.is_transient()), // page 2 answered 503
+///     }
+/// }
+/// let mut position = primary.position().unwrap();
+/// position.cursor.set_path("/mirror/pages");
+/// let rest: Vec<_> = paginated_from::<Book>(client, position, style).collect().await;
+/// ids.extend(rest.into_iter().map(|r| r.unwrap().id));
+/// assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6]);
+/// # }
+/// ```
+pub fn paginated_from<T>(
+    client: Client,
+    position: PagePosition<Url>,
+    style: PageStyle,
+) -> Paginated<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    Paginated::configure(client, Ok(position), style)
+}
+
+/// The future of one page fetch: `Page<item, next page URL>`.
+// One allocation per page (the fetch is an `async` state machine whose type cannot be
+// named); items are not boxed.
+type PageFuture<T> =
+    Pin<Box<dyn Future<Output = Result<Page<Result<T, HttpError>, Url>, HttpError>> + Send>>;
+/// The page fetcher handed to the core `paginate`, boxed so that its type can be named.
+type FetchPage<T> = Box<dyn FnMut(Url) -> PageFuture<T> + Send>;
+/// The core stream underneath; the page URL is its cursor.
+type Pages<T> = Paginate<Url, FetchPage<T>, PageFuture<T>, Result<T, HttpError>, HttpError>;
 
 struct Config {
     client: Client,
-    first: Result<Url, HttpError>,
+    start: Result<PagePosition<Url>, HttpError>,
     style: PageStyle,
     options: HttpOptions,
+    prefetch: bool,
 }
 
+// `Running` is the state that lives while items flow; boxing it instead would add an
+// indirection to every poll to save memory in the short-lived other states.
+#[allow(clippy::large_enum_variant)]
 enum State<T> {
     /// Built but not yet polled: options may still change.
     Configuring(Box<Config>),
     /// Walking the pages.
-    // One allocation per source: the page walker is an `async` state machine whose type
-    // cannot be named. Items are not boxed.
-    Running(BoxStream<'static, Result<T, HttpError>>),
-    Done,
+    Running(Pages<T>),
+    /// The start URL was invalid: yield its error once, then end.
+    Invalid(Option<HttpError>),
 }
 
-/// Stream for [`paginated`].
+/// Stream for [`paginated`] and [`paginated_from`].
+///
+/// A source, not a wrapper: there is no upstream, hence no `get_ref`/`into_inner`;
+/// [`position`](Paginated::position) tells where it stands.
 #[must_use = "streams do nothing unless polled"]
 pub struct Paginated<T> {
     state: State<T>,
-    _item: PhantomData<fn() -> T>,
 }
 
 impl<T> Paginated<T>
 where
     T: DeserializeOwned + Send + 'static,
 {
+    fn configure(
+        client: Client,
+        start: Result<PagePosition<Url>, HttpError>,
+        style: PageStyle,
+    ) -> Self {
+        Paginated {
+            state: State::Configuring(Box::new(Config {
+                client,
+                start,
+                style,
+                options: HttpOptions::default(),
+                prefetch: false,
+            })),
+        }
+    }
+
     /// Replaces the request options (timeout, retries, backoff). Call before the first poll;
     /// later calls have no effect.
     ///
@@ -218,7 +299,8 @@ where
         self
     }
 
-    /// Sets only the per-request timeout (see [`HttpOptions::timeout`]).
+    /// Sets only the per-request timeout (see [`HttpOptions::timeout`]). Call before the first
+    /// poll.
     ///
     /// ```
     /// use std::time::Duration;
@@ -235,59 +317,93 @@ where
         self
     }
 
-    fn start(config: Config) -> BoxStream<'static, Result<T, HttpError>> {
-        let first = match config.first {
-            Ok(url) => url,
-            Err(err) => return futures_util::stream::iter([Err(err)]).boxed(),
-        };
-        let first = match &config.style {
-            PageStyle::Page { param, start } => with_param(&first, param, &start.to_string()),
-            PageStyle::Cursor { .. } | PageStyle::LinkHeader => first,
-        };
-        let walker = Walker {
-            client: config.client,
-            style: config.style,
-            options: config.options,
-            next: Some(first),
-            page_number: 0,
-        };
-        futures_util::stream::unfold(walker, |mut walker| async move {
-            let url = walker.next.take()?;
-            let items = walker.fetch(url).await;
-            Some((futures_util::stream::iter(items), walker))
-        })
-        .flatten()
-        .boxed()
+    /// Fetches the next page while the consumer works on the current one (at most two pages
+    /// held); see the core `Paginate::prefetch_next_page`. Call before the first poll.
+    ///
+    /// The next page's request is driven when this stream is polled; its per-request timeout
+    /// runs on the real clock meanwhile, so a consumer that holds on to one item longer than the
+    /// timeout turns the page fetched ahead into a (retried) timeout.
+    ///
+    /// ```
+    /// use millrace::adapters::http::testserver::{Book, TestServer};
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    /// use futures::TryStreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TestServer::builder().items(30).start().await.unwrap();
+    /// let books: Vec<Book> =
+    ///     paginated(reqwest::Client::new(), server.url("/linked"), PageStyle::LinkHeader)
+    ///         .prefetch_next_page()
+    ///         .try_collect()
+    ///         .await
+    ///         .unwrap();
+    /// assert_eq!(books.len(), 30);
+    /// # }
+    /// ```
+    pub fn prefetch_next_page(mut self) -> Self {
+        if let State::Configuring(config) = &mut self.state {
+            config.prefetch = true;
+        }
+        self
     }
-}
 
-/// The state carried from page to page.
-// Once the core `paginate(first, fetch_page)` is available this becomes its `fetch_page`:
-// `Walker::fetch` already maps a page URL to `(items, next page URL)`.
-struct Walker {
-    client: Client,
-    style: PageStyle,
-    options: HttpOptions,
-    next: Option<Url>,
-    page_number: u64,
-}
-
-impl Walker {
-    /// Fetches the page at `url`, sets `self.next`, and returns its items (or one error).
-    async fn fetch<T: DeserializeOwned>(&mut self, url: Url) -> VecDeque<Result<T, HttpError>> {
-        match self.fetch_page(url).await {
-            Ok(items) => items,
-            Err(err) => {
-                self.next = None;
-                VecDeque::from([Err(err)])
-            }
+    /// Where the stream stands: the URL of the page being delivered (or the next one) and how
+    /// many of its items were delivered; `None` when the start URL was invalid. After a page
+    /// failed for good it names that page, ready for [`paginated_from`].
+    ///
+    /// ```
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    ///
+    /// let source = paginated::<u32>(reqwest::Client::new(), "http://127.0.0.1:9/p?n=5", PageStyle::page("page", 1));
+    /// let start = source.position().unwrap();
+    /// assert_eq!(start.cursor.as_str(), "http://127.0.0.1:9/p?n=5&page=1");
+    /// assert_eq!(start.offset, 0);
+    /// ```
+    pub fn position(&self) -> Option<PagePosition<Url>> {
+        match &self.state {
+            State::Configuring(config) => config.start.as_ref().ok().cloned(),
+            State::Running(pages) => Some(pages.position()),
+            State::Invalid(_) => None,
         }
     }
 
+    fn start(config: Config) -> State<T> {
+        let position = match config.start {
+            Ok(position) => position,
+            Err(err) => return State::Invalid(Some(err)),
+        };
+        let fetcher = Arc::new(Fetcher {
+            client: config.client,
+            style: config.style,
+            options: config.options,
+        });
+        let fetch_page: FetchPage<T> = Box::new(move |url: Url| -> PageFuture<T> {
+            let fetcher = Arc::clone(&fetcher);
+            Box::pin(async move { fetcher.fetch_page(url).await })
+        });
+        let pages = paginate_from(position, fetch_page);
+        State::Running(if config.prefetch {
+            pages.prefetch_next_page()
+        } else {
+            pages
+        })
+    }
+}
+
+/// What every page fetch needs; shared by the page futures.
+struct Fetcher {
+    client: Client,
+    style: PageStyle,
+    options: HttpOptions,
+}
+
+impl Fetcher {
+    /// The page at `url`: its items (each decoded on its own) and the next page's URL.
     async fn fetch_page<T: DeserializeOwned>(
-        &mut self,
+        &self,
         url: Url,
-    ) -> Result<VecDeque<Result<T, HttpError>>, HttpError> {
+    ) -> Result<Page<Result<T, HttpError>, Url>, HttpError> {
         let request = self
             .client
             .get(url)
@@ -303,11 +419,20 @@ impl Walker {
         };
 
         let (items, next) = match &self.style {
-            PageStyle::Page { param, start } => {
+            PageStyle::Page { param, .. } => {
                 let items = take_array(&mut json, "").map_err(page_error)?;
-                self.page_number += 1;
-                let next = (!items.is_empty())
-                    .then(|| with_param(&url, param, &(start + self.page_number).to_string()));
+                let next = if items.is_empty() {
+                    None
+                } else {
+                    let this_page = url
+                        .query_pairs()
+                        .find(|(k, _)| k == param.as_ref())
+                        .and_then(|(_, v)| v.parse::<u64>().ok())
+                        .ok_or_else(|| {
+                            page_error(format!("its URL has no numeric {param:?} parameter"))
+                        })?;
+                    Some(with_param(&url, param, &(this_page + 1).to_string()))
+                };
                 (items, next)
             }
             PageStyle::Cursor {
@@ -348,16 +473,16 @@ impl Walker {
                 (items, next)
             }
         };
-        self.next = next;
         // Each item goes through a `serde_json::Value` first (one tree per item) so that one
         // item that does not match `T` costs that item only, not the whole page.
-        Ok(items
+        let items = items
             .into_iter()
             .map(|item| {
                 T::deserialize(&item)
                     .map_err(|e| HttpError::decode(&url, item.to_string().as_bytes(), e))
             })
-            .collect())
+            .collect();
+        Ok(Page { items, next })
     }
 }
 
@@ -449,33 +574,32 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        loop {
-            match &mut this.state {
-                State::Configuring(_) => {
-                    let State::Configuring(config) =
-                        std::mem::replace(&mut this.state, State::Done)
-                    else {
-                        unreachable!("matched just above")
-                    };
-                    this.state = State::Running(Self::start(*config));
-                }
-                State::Running(pages) => {
-                    let item = std::task::ready!(pages.poll_next_unpin(cx));
-                    if item.is_none() {
-                        this.state = State::Done;
-                    }
-                    return Poll::Ready(item);
-                }
-                State::Done => return Poll::Ready(None),
+        if let State::Configuring(_) = this.state {
+            let State::Configuring(config) =
+                std::mem::replace(&mut this.state, State::Invalid(None))
+            else {
+                unreachable!("matched just above")
+            };
+            this.state = Self::start(*config);
+        }
+        match &mut this.state {
+            State::Running(pages) => {
+                // The core yields `Ok(item)` per item, where an item is itself `Ok(T)` or a
+                // decode error, and `Err` for a failed page.
+                let item = std::task::ready!(Pin::new(pages).poll_next(cx));
+                Poll::Ready(item.map(|page_item| page_item.and_then(|item| item)))
             }
+            State::Invalid(err) => Poll::Ready(err.take().map(Err)),
+            State::Configuring(_) => unreachable!("started above"),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.state {
-            State::Done => (0, Some(0)),
+            State::Running(pages) => pages.size_hint(),
+            State::Invalid(err) => (usize::from(err.is_some()), Some(usize::from(err.is_some()))),
             // The number of pages is unknown until the last one.
-            State::Configuring(_) | State::Running(_) => (0, None),
+            State::Configuring(_) => (0, None),
         }
     }
 }
@@ -485,21 +609,27 @@ where
     T: DeserializeOwned + Send + 'static,
 {
     fn is_terminated(&self) -> bool {
-        matches!(self.state, State::Done)
+        match &self.state {
+            State::Running(pages) => pages.is_terminated(),
+            State::Invalid(err) => err.is_none(),
+            State::Configuring(_) => false,
+        }
     }
 }
 
 impl<T> fmt::Debug for Paginated<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Configuring(config) => match &config.first {
-                Ok(url) => format!("configuring ({url}, {:?})", config.style),
-                Err(err) => format!("invalid: {err}"),
-            },
-            State::Running(_) => "running".to_owned(),
-            State::Done => "done".to_owned(),
-        };
-        f.debug_struct("Paginated").field("state", &state).finish()
+        match &self.state {
+            State::Configuring(config) => f
+                .debug_struct("Paginated")
+                .field("start", &config.start.as_ref().map(|p| p.cursor.as_str()))
+                .field("style", &config.style)
+                .field("options", &config.options)
+                .field("prefetch", &config.prefetch)
+                .finish(),
+            State::Running(pages) => f.debug_struct("Paginated").field("pages", pages).finish(),
+            State::Invalid(err) => f.debug_struct("Paginated").field("invalid", err).finish(),
+        }
     }
 }
 
