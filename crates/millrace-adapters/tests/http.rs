@@ -698,3 +698,39 @@ async fn prefetching_the_next_page_keeps_order_and_completeness() {
     .unwrap();
     assert_eq!(ids(&books), (0..37).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn core_retry_reopens_from_the_checkpointed_position() {
+    use millrace::PagePosition;
+    use reqwest::Url;
+    // Page 2 fails three times; the source itself does not retry, the core `retry` re-opens it
+    // at the last delivered position, so page 1 is never fetched again.
+    let faults = Faults::none().script("/cursor?limit=4&cursor=o4", [Fault::Status(503); 3]);
+    let server = server(10, faults).await;
+    let client = reqwest::Client::new();
+    let style = PageStyle::cursor("cursor", "/next", "/items");
+    let start = paginated::<Book>(client.clone(), server.url("/cursor?limit=4"), style.clone())
+        .position()
+        .unwrap();
+
+    let books: Vec<Book> = checkpoint_with(start, |at, (_, after): &(Book, PagePosition<Url>)| {
+        *at = after.clone()
+    })
+    .restartable(move |at: &PagePosition<Url>| {
+        paginated_from::<Book>(client.clone(), at.clone(), style.clone())
+            .options(fast().retries(0))
+            .with_positions()
+    })
+    .retry(RetryPolicy::fixed(Duration::from_millis(1), 5))
+    .map_ok(|(book, _)| book)
+    .try_collect()
+    .await
+    .unwrap();
+
+    assert_eq!(ids(&books), (0..10).collect::<Vec<_>>());
+    let stats = server.stats();
+    assert_eq!(
+        (stats.cursor_requests, stats.injected_errors),
+        (1 + 4 + 1, 3)
+    );
+}

@@ -61,4 +61,6 @@ pub use reqwest;
 pub use self::error::HttpError;
 pub use self::fetch::{FetchJson, FetchStage, fetch_json};
 pub use self::options::HttpOptions;
-pub use self::paginated::{PageStyle, Paginated, paginated, paginated_from};
+pub use self::paginated::{
+    PageStyle, Paginated, PaginatedWithPositions, paginated, paginated_from,
+};

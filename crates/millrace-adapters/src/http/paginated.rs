@@ -368,6 +368,53 @@ where
         }
     }
 
+    /// Yields each item with the position right after it, `Ok((item, position))`: what a
+    /// checkpoint records so that a retry or a fallback resumes exactly there (see the core
+    /// `checkpoint_with`, `restartable(..).retry(..)` and `recover_with`). It clones the page
+    /// URL once per item.
+    ///
+    /// # Examples
+    ///
+    /// The primary service goes down for good on page 2; the pipeline falls back to the mirror
+    /// and resumes from the last delivered position: no book lost, none twice.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::PagePosition;
+    /// use millrace::adapters::http::testserver::{Book, Faults, TestServer};
+    /// use millrace::adapters::http::{paginated, paginated_from, reqwest, HttpOptions, PageStyle};
+    /// use millrace::adapters::http::reqwest::Url;
+    /// use futures::TryStreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TestServer::builder().items(9).faults(Faults::none().outage(1, u64::MAX)).start().await.unwrap();
+    /// let client = reqwest::Client::new();
+    /// let style = PageStyle::cursor("cursor", "/next", "/items");
+    ///
+    /// let primary = paginated::<Book>(client.clone(), server.url("/cursor?limit=4"), style.clone())
+    ///     .options(HttpOptions::new().retries(0))
+    ///     .with_positions();
+    /// let start = primary.get_ref().position().unwrap();
+    /// let books: Vec<Book> = primary
+    ///     .checkpoint_with(start, |at, (_book, after): &(Book, PagePosition<Url>)| *at = after.clone())
+    ///     .recover_with(move |_err, at: &PagePosition<Url>| {
+    ///         let mut at = at.clone();
+    ///         at.cursor.set_path("/mirror/cursor");
+    ///         Some(paginated_from(client.clone(), at, style.clone()).with_positions())
+    ///     })
+    ///     .map_ok(|(book, _)| book)
+    ///     .try_collect()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(books.iter().map(|b| b.id).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    /// assert_eq!(server.stats().mirror_requests, 2);
+    /// # }
+    /// ```
+    pub fn with_positions(self) -> PaginatedWithPositions<T> {
+        PaginatedWithPositions { inner: self }
+    }
+
     fn start(config: Config) -> State<T> {
         let position = match config.start {
             Ok(position) => position,
@@ -614,6 +661,94 @@ where
             State::Invalid(err) => err.is_none(),
             State::Configuring(_) => false,
         }
+    }
+}
+
+/// Stream for [`Paginated::with_positions`]: `Ok((item, position after it))`.
+#[must_use = "streams do nothing unless polled"]
+pub struct PaginatedWithPositions<T> {
+    inner: Paginated<T>,
+}
+
+impl<T> PaginatedWithPositions<T> {
+    /// The source underneath (e.g. for its [`position`](Paginated::position)).
+    ///
+    /// ```
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    ///
+    /// let s = paginated::<u32>(reqwest::Client::new(), "http://127.0.0.1:9/l", PageStyle::LinkHeader)
+    ///     .with_positions();
+    /// assert_eq!(s.get_ref().position().unwrap().cursor.path(), "/l");
+    /// ```
+    pub fn get_ref(&self) -> &Paginated<T> {
+        &self.inner
+    }
+
+    /// The source underneath, mutably.
+    ///
+    /// ```
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    ///
+    /// let mut s = paginated::<u32>(reqwest::Client::new(), "http://127.0.0.1:9/l", PageStyle::LinkHeader)
+    ///     .with_positions();
+    /// let _source = s.get_mut();
+    /// ```
+    pub fn get_mut(&mut self) -> &mut Paginated<T> {
+        &mut self.inner
+    }
+
+    /// The source underneath, without positions.
+    ///
+    /// ```
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    ///
+    /// let s = paginated::<u32>(reqwest::Client::new(), "http://127.0.0.1:9/l", PageStyle::LinkHeader)
+    ///     .with_positions();
+    /// let _plain = s.into_inner();
+    /// ```
+    pub fn into_inner(self) -> Paginated<T> {
+        self.inner
+    }
+}
+
+impl<T> Stream for PaginatedWithPositions<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    type Item = Result<(T, PagePosition<Url>), HttpError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let inner = &mut self.get_mut().inner;
+        let item = std::task::ready!(Pin::new(&mut *inner).poll_next(cx));
+        Poll::Ready(item.map(|r| {
+            r.map(|t| {
+                let position = inner
+                    .position()
+                    .expect("a source that yields items has a position");
+                (t, position)
+            })
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<T> FusedStream for PaginatedWithPositions<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    fn is_terminated(&self) -> bool {
+        self.inner.is_terminated()
+    }
+}
+
+impl<T> fmt::Debug for PaginatedWithPositions<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PaginatedWithPositions")
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 
