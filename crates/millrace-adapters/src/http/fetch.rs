@@ -24,6 +24,10 @@ use super::{HttpError, HttpOptions};
 /// A stage that sends one request per upstream item, at most `concurrency` at a time, and
 /// yields each response body decoded as JSON into `T`, **in input order**.
 ///
+/// `concurrency` bounds the requests outstanding: in flight, or finished and waiting for an
+/// earlier one to be yielded (so a slow request at the head holds back new ones, and memory
+/// stays bounded).
+///
 /// `make_request(&client, item)` builds the request for an item (e.g.
 /// `|c, id: u64| c.get(format!("{base}/items/{id}"))`); it runs on the consumer's task, when
 /// a slot is free. Each request runs on its own tokio task with the per-attempt timeout and the
@@ -339,10 +343,45 @@ async fn run<T: DeserializeOwned>(
     builder: RequestBuilder,
     options: Arc<HttpOptions>,
 ) -> Result<T, HttpError> {
-    let request = builder
+    request_json(&client, builder, &options).await
+}
+
+/// Sends one request with the timeout and retries of `options` and decodes the body as JSON:
+/// the building block of [`fetch_json`], for use inside your own stages (e.g. the core
+/// `map_concurrent`, or after a `rate_limit`).
+///
+/// # Errors
+///
+/// The [`HttpError`] of the last attempt: transient failures are retried first, permanent ones
+/// (a 4xx, a body that is not a `T`) are returned at once.
+///
+/// # Examples
+///
+/// ```
+/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace::adapters::http::{reqwest, request_json, HttpOptions};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let faults = Faults::none().script("/items/5", [Fault::Drop]);
+/// let server = TestServer::builder().faults(faults).start().await.unwrap();
+/// let client = reqwest::Client::new();
+/// let options = HttpOptions::new().backoff(Duration::from_millis(1), Duration::from_millis(5));
+///
+/// let book: Book = request_json(&client, client.get(server.url("/items/5")), &options).await.unwrap();
+/// assert_eq!(book, Book::new(5)); // the dropped connection was retried
+/// # }
+/// ```
+pub async fn request_json<T: DeserializeOwned>(
+    client: &Client,
+    request: RequestBuilder,
+    options: &HttpOptions,
+) -> Result<T, HttpError> {
+    let request = request
         .build()
         .map_err(|source| HttpError::Build { source })?;
-    let fetched = request::send(&client, request, &options).await?;
+    let fetched = request::send(client, request, options).await?;
     serde_json::from_slice(&fetched.body)
         .map_err(|e| HttpError::decode(&fetched.url, &fetched.body, e))
 }

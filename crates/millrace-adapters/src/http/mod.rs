@@ -59,7 +59,7 @@ pub mod testserver;
 pub use reqwest;
 
 pub use self::error::HttpError;
-pub use self::fetch::{FetchJson, FetchStage, fetch_json};
+pub use self::fetch::{FetchJson, FetchStage, fetch_json, request_json};
 pub use self::options::HttpOptions;
 pub use self::paginated::{
     PageStyle, Paginated, PaginatedWithPositions, paginated, paginated_from,
