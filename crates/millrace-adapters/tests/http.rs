@@ -734,3 +734,32 @@ async fn core_retry_reopens_from_the_checkpointed_position() {
         (1 + 4 + 1, 3)
     );
 }
+
+#[tokio::test]
+async fn batch_lookups_answer_found_and_missing_ids() {
+    #[derive(Debug, serde::Deserialize)]
+    struct Batch {
+        items: Vec<Book>,
+        missing: Vec<u64>,
+    }
+    let server = server(10, Faults::none()).await;
+    let client = reqwest::Client::new();
+    let batch: Batch = millrace::adapters::http::request_json(
+        &client,
+        client.get(server.url("/batch?ids=3,1,99,9")),
+        &fast(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids(&batch.items), [3, 1, 9]);
+    assert_eq!(batch.missing, [99]);
+    let err = millrace::adapters::http::request_json::<Batch>(
+        &client,
+        client.get(server.url("/batch?ids=x")),
+        &fast(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.status(), Some(reqwest::StatusCode::BAD_REQUEST));
+    assert_eq!(server.stats().batch_requests, 2);
+}

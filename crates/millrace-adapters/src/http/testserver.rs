@@ -16,7 +16,8 @@
 //! | `GET /pages?page=P&per_page=M` | JSON array of the books of page `P` (from 1; `M` defaults to 10, at most 1000); `[]` past the end |
 //! | `GET /cursor?cursor=C&limit=M` | `{"items": [...], "next": "o20"}`; no `cursor` = from the start; `next` is `null` on the last page |
 //! | `GET /linked?page=P&per_page=M` | JSON array, plus `Link: <http://…/linked?page=P+1&per_page=M>; rel="next"` while more remain (and a `rel="first"` link) |
-//! | `/mirror/…` | the same four endpoints, never faulty (a fallback for demos) |
+//! | `GET /batch?ids=3,1,99` | `{"items": [book 3, book 1], "missing": [99]}`: many lookups in one request (at most 1000 ids) |
+//! | `/mirror/…` | the same endpoints, never faulty (a fallback for demos) |
 //!
 //! # Faults
 //!
@@ -144,12 +145,18 @@ pub enum Fault {
 /// the others, and an optional outage window.
 ///
 /// A request's *key* is its path and query exactly as sent (e.g. `/items/7`,
-/// `/pages?page=2&per_page=10`); its *attempt* is how many earlier requests had that key. For a
-/// key with a [`script`](Faults::script), attempt `k` gets the script's `k`-th fault and every
-/// attempt past the script succeeds. For any other key, each of the first
-/// [`max_faults_per_key`](Faults::max_faults_per_key) attempts draws one number from the seed,
-/// the key and the attempt and becomes a drop, an error or a delay with the configured rates;
-/// later attempts succeed, so a client with enough retries always gets through.
+/// `/pages?page=2&per_page=10`).
+///
+/// - A key with a [`script`](Faults::script): its `k`-th request (from 0) gets the script's
+///   `k`-th fault; every request past the script succeeds.
+/// - Any other key: each request draws one number from the seed, the key and how many faults
+///   in a row that key just had, and becomes a drop, an error or a delay with the configured
+///   rates. After [`max_faults_per_key`](Faults::max_faults_per_key) faults in a row the next
+///   request succeeds (so a client with that many retries always gets through), and a success
+///   starts the count again (a key requested again later may fail again, as in real life).
+///
+/// So the faults depend only on the sequence of requests per key, never on timing or on how
+/// concurrent requests for different keys interleave.
 ///
 /// ```
 /// use std::time::Duration;
@@ -274,7 +281,8 @@ impl Faults {
         self
     }
 
-    /// How many attempts of one key may get a random fault (default 2); later attempts succeed.
+    /// How many random faults in a row one key may get (default 2); the request after them
+    /// succeeds.
     ///
     /// ```
     /// use millrace::adapters::http::testserver::Faults;
@@ -396,6 +404,8 @@ pub struct ServerStats {
     pub cursor_requests: u64,
     /// Requests to `/linked`.
     pub linked_requests: u64,
+    /// Requests to `/batch`.
+    pub batch_requests: u64,
     /// Requests to anything under `/mirror`.
     pub mirror_requests: u64,
     /// Requests answered with an injected error status (including the outage).
@@ -417,6 +427,7 @@ struct Counters {
     pages: AtomicU64,
     cursor: AtomicU64,
     linked: AtomicU64,
+    batch: AtomicU64,
     mirror: AtomicU64,
     faulty_seen: AtomicU64,
     errors: AtomicU64,
@@ -645,6 +656,7 @@ impl TestServer {
             page_requests: get(&c.pages),
             cursor_requests: get(&c.cursor),
             linked_requests: get(&c.linked),
+            batch_requests: get(&c.batch),
             mirror_requests: get(&c.mirror),
             injected_errors: get(&c.errors),
             injected_drops: get(&c.drops),
@@ -719,6 +731,7 @@ fn router(shared: Arc<Shared>) -> Router {
             .route("/pages", get(pages))
             .route("/cursor", get(cursor))
             .route("/linked", get(linked))
+            .route("/batch", get(batch))
             .with_state(Ctx {
                 shared: Arc::clone(&shared),
                 prefix,
@@ -756,6 +769,7 @@ async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
             "/pages" => Some(&c.pages),
             "/cursor" => Some(&c.cursor),
             "/linked" => Some(&c.linked),
+            "/batch" => Some(&c.batch),
             _ => None,
         }
     };
@@ -784,17 +798,23 @@ async fn inject_faults(
         || request.uri().path().to_owned(),
         |pq| pq.as_str().to_owned(),
     );
-    let attempt = {
+    // Scripted keys count every request; other keys only their current run of faults, so
+    // the table holds just the keys in trouble right now (a long demo run stays small).
+    let (attempt, fault) = {
         let mut attempts = shared
             .attempts
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let n = attempts.entry(key.clone()).or_insert(0);
-        let attempt = *n;
-        *n += 1;
-        attempt
+        let attempt = attempts.get(&key).copied().unwrap_or(0);
+        let fault = faults.decide(&key, attempt);
+        if fault.is_some() || faults.script.contains_key(&key) {
+            attempts.insert(key.clone(), attempt + 1);
+        } else if attempt > 0 {
+            attempts.remove(&key);
+        }
+        (attempt, fault)
     };
-    match faults.decide(&key, attempt) {
+    match fault {
         None => next.run(request).await,
         Some(Fault::Status(status)) => {
             c.errors.fetch_add(1, Ordering::SeqCst);
@@ -895,6 +915,46 @@ async fn linked(State(ctx): State<Ctx>, Query(q): Query<PageQuery>) -> Response 
         response.headers_mut().insert(header::LINK, value);
     }
     response
+}
+
+#[derive(Deserialize)]
+struct BatchQuery {
+    ids: String,
+}
+
+#[derive(Serialize)]
+struct BatchPage {
+    items: Vec<Book>,
+    missing: Vec<u64>,
+}
+
+async fn batch(State(ctx): State<Ctx>, Query(q): Query<BatchQuery>) -> Response {
+    let ids: Result<Vec<u64>, _> = q
+        .ids
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<u64>)
+        .collect();
+    let ids = match ids {
+        Ok(ids) if ids.len() <= MAX_PER_PAGE as usize => ids,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "ids must be at most {MAX_PER_PAGE} comma-separated numbers; got {:?}",
+                    q.ids
+                ),
+            )
+                .into_response();
+        }
+    };
+    let items = ctx.shared.items;
+    let (found, missing): (Vec<u64>, Vec<u64>) = ids.into_iter().partition(|&id| id < items);
+    Json(BatchPage {
+        items: found.into_iter().map(Book::new).collect(),
+        missing,
+    })
+    .into_response()
 }
 
 #[derive(Deserialize)]
