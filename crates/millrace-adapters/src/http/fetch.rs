@@ -2,6 +2,7 @@
 //! flight, and yields the responses decoded as JSON, in input order.
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
@@ -11,12 +12,10 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
-use futures_util::StreamExt;
-use futures_util::stream::{Fuse, FuturesOrdered};
+use millrace_core::wrappers::MapConcurrent;
 use millrace_core::{ConfigError, Stage};
 use reqwest::{Client, RequestBuilder};
 use serde::de::DeserializeOwned;
-use tokio_util::task::AbortOnDropHandle;
 
 use super::request;
 use super::{HttpError, HttpOptions};
@@ -24,9 +23,11 @@ use super::{HttpError, HttpOptions};
 /// A stage that sends one request per upstream item, at most `concurrency` at a time, and
 /// yields each response body decoded as JSON into `T`, **in input order**.
 ///
-/// `concurrency` bounds the requests outstanding: in flight, or finished and waiting for an
-/// earlier one to be yielded (so a slow request at the head holds back new ones, and memory
-/// stays bounded).
+/// Built on the core `map_concurrent` (spawned mode): at most `concurrency` requests in flight,
+/// each on its own tokio task so it progresses (and its timeout stays honest) while the
+/// consumer is busy, plus an output buffer of finished responses waiting for their turn
+/// (default `concurrency`, see [`FetchStage::output_buffer`]). [`FetchStage::unordered`]
+/// yields responses as they complete instead.
 ///
 /// `make_request(&client, item)` builds the request for an item (e.g.
 /// `|c, id: u64| c.get(format!("{base}/items/{id}"))`); it runs on the consumer's task, when
@@ -73,7 +74,7 @@ use super::{HttpError, HttpOptions};
 pub fn fetch_json<T, I, F>(client: Client, concurrency: usize, make_request: F) -> FetchStage<T, F>
 where
     T: DeserializeOwned + Send + 'static,
-    F: FnMut(&Client, I) -> RequestBuilder,
+    F: FnMut(&Client, I) -> RequestBuilder + Send + 'static,
 {
     match FetchStage::try_new(client, concurrency, make_request) {
         Ok(stage) => stage,
@@ -86,6 +87,8 @@ where
 pub struct FetchStage<T, F> {
     client: Client,
     concurrency: NonZeroUsize,
+    output_buffer: Option<usize>,
+    ordered: bool,
     options: HttpOptions,
     make_request: F,
     _item: PhantomData<fn() -> T>,
@@ -120,6 +123,8 @@ where
         Ok(FetchStage {
             client,
             concurrency,
+            output_buffer: None,
+            ordered: true,
             options: HttpOptions::default(),
             make_request,
             _item: PhantomData,
@@ -155,25 +160,88 @@ where
         self.options = self.options.timeout(timeout);
         self
     }
+
+    /// How many finished responses may wait for an earlier, slower one beyond the
+    /// `concurrency` in flight (default: `concurrency`; 0 = at most `concurrency` outstanding
+    /// in all). See the core `MapConcurrent::with_output_buffer`.
+    ///
+    /// ```
+    /// use millrace::adapters::http::{fetch_json, reqwest};
+    ///
+    /// let stage = fetch_json::<u32, _, _>(reqwest::Client::new(), 8, |c, url: String| c.get(url))
+    ///     .output_buffer(64);
+    /// # drop(stage);
+    /// ```
+    pub fn output_buffer(mut self, m: usize) -> Self {
+        self.output_buffer = Some(m);
+        self
+    }
+
+    /// Yields responses in the order they complete rather than in input order (a slow request
+    /// no longer holds back the ones after it).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+    /// use millrace::adapters::http::{fetch_json, reqwest};
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let slow = Faults::none().script("/items/0", [Fault::Delay(Duration::from_millis(200))]);
+    /// let server = TestServer::builder().faults(slow).start().await.unwrap();
+    /// let base = server.base_url();
+    /// let stage = fetch_json::<Book, _, _>(reqwest::Client::new(), 4, move |c, id: u64| {
+    ///     c.get(format!("{base}/items/{id}"))
+    /// })
+    /// .unordered();
+    /// let ids: Vec<u64> = stream::iter([0u64, 1, 2]).wrap(stage).map(|b| b.unwrap().id).collect().await;
+    /// assert_eq!(ids.last(), Some(&0)); // the slow one comes last
+    /// # }
+    /// ```
+    pub fn unordered(mut self) -> Self {
+        self.ordered = false;
+        self
+    }
 }
 
 impl<S, T, F> Stage<S> for FetchStage<T, F>
 where
     S: Stream,
-    F: FnMut(&Client, S::Item) -> RequestBuilder,
+    F: FnMut(&Client, S::Item) -> RequestBuilder + Send + 'static,
     T: DeserializeOwned + Send + 'static,
 {
-    type Output = FetchJson<S, T, F>;
+    type Output = FetchJson<S, T>;
 
-    fn wrap(self, upstream: S) -> FetchJson<S, T, F> {
-        FetchJson {
-            upstream: upstream.fuse(),
-            in_flight: FuturesOrdered::new(),
-            client: self.client,
-            limit: self.concurrency.get(),
-            options: Arc::new(self.options),
-            make_request: self.make_request,
-        }
+    fn wrap(self, upstream: S) -> FetchJson<S, T> {
+        let FetchStage {
+            client,
+            concurrency,
+            output_buffer,
+            ordered,
+            options,
+            mut make_request,
+            _item,
+        } = self;
+        let options = Arc::new(options);
+        // Boxed once per stage so that `FetchJson` can be named; the request futures are
+        // boxed once per request (next to a request's own allocations, noise).
+        let start: StartRequest<S::Item, T> = Box::new(move |item| -> RequestFuture<T> {
+            let builder = make_request(&client, item);
+            Box::pin(run(client.clone(), builder, Arc::clone(&options)))
+        });
+        let limit = concurrency.get();
+        let inner = if ordered {
+            MapConcurrent::new(upstream, limit, start)
+        } else {
+            MapConcurrent::new_unordered(upstream, limit, start)
+        };
+        let inner = match output_buffer {
+            Some(m) => inner.with_output_buffer(m),
+            None => inner,
+        };
+        FetchJson { inner }
     }
 }
 
@@ -181,30 +249,34 @@ impl<T, F> fmt::Debug for FetchStage<T, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FetchStage")
             .field("concurrency", &self.concurrency)
+            .field("output_buffer", &self.output_buffer)
+            .field("ordered", &self.ordered)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
 
+/// One request in flight.
+type RequestFuture<T> = Pin<Box<dyn Future<Output = Result<T, HttpError>> + Send>>;
+/// Turns an upstream item into its request future.
+type StartRequest<I, T> = Box<dyn FnMut(I) -> RequestFuture<T> + Send>;
+
 pin_project_lite::pin_project! {
     /// Stream for the [`fetch_json`] stage.
     ///
-    /// Requests run on tokio tasks, so they make progress (and their timeouts are honest) while
-    /// the consumer is busy; dropping the stream aborts every request in flight.
+    /// Requests run on tokio tasks (the core `MapConcurrent` underneath), so they make progress
+    /// while the consumer is busy; dropping the stream aborts every request in flight.
     #[must_use = "streams do nothing unless polled"]
-    pub struct FetchJson<S, T, F> {
+    pub struct FetchJson<S, T>
+    where
+        S: Stream,
+    {
         #[pin]
-        upstream: Fuse<S>,
-        // One task per request; the handle aborts the task when dropped.
-        in_flight: FuturesOrdered<AbortOnDropHandle<Result<T, HttpError>>>,
-        client: Client,
-        limit: usize,
-        options: Arc<HttpOptions>,
-        make_request: F,
+        inner: MapConcurrent<S, StartRequest<S::Item, T>, RequestFuture<T>>,
     }
 }
 
-impl<S, T, F> FetchJson<S, T, F> {
+impl<S: Stream, T> FetchJson<S, T> {
     /// The upstream stream.
     ///
     /// ```
@@ -217,7 +289,7 @@ impl<S, T, F> FetchJson<S, T, F> {
     /// assert_eq!(s.get_ref().size_hint(), (1, Some(1)));
     /// ```
     pub fn get_ref(&self) -> &S {
-        self.upstream.get_ref()
+        self.inner.get_ref()
     }
 
     /// The upstream stream, mutably. Taking items from it directly skips them here.
@@ -232,22 +304,22 @@ impl<S, T, F> FetchJson<S, T, F> {
     /// let _upstream = s.get_mut();
     /// ```
     pub fn get_mut(&mut self) -> &mut S {
-        self.upstream.get_mut()
+        self.inner.get_mut()
     }
 
-    /// The number of requests in flight or finished but not yet yielded.
+    /// The upstream stream, pinned.
     ///
     /// ```
     /// use millrace::prelude::*;
     /// use millrace::adapters::http::{fetch_json, reqwest};
     /// use futures::stream;
     ///
-    /// let s = stream::iter(["http://127.0.0.1:9/a".to_owned()])
-    ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url)));
-    /// assert_eq!(s.in_flight(), 0); // nothing starts before the first poll
+    /// let mut s = std::pin::pin!(stream::iter(["http://127.0.0.1:9/a".to_owned()])
+    ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url))));
+    /// let _upstream = s.as_mut().get_pin_mut();
     /// ```
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().inner.get_pin_mut()
     }
 
     /// The upstream; requests in flight are aborted.
@@ -263,77 +335,44 @@ impl<S, T, F> FetchJson<S, T, F> {
     /// # drop(upstream);
     /// ```
     pub fn into_inner(self) -> S {
-        self.upstream.into_inner()
+        self.inner.into_inner()
     }
 }
 
-impl<S, T, F> Stream for FetchJson<S, T, F>
+impl<S, T> Stream for FetchJson<S, T>
 where
     S: Stream,
-    F: FnMut(&Client, S::Item) -> RequestBuilder,
-    T: DeserializeOwned + Send + 'static,
+    T: Send + 'static,
 {
     type Item = Result<T, HttpError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        // Fill the free slots first, so requests start as early as possible.
-        while this.in_flight.len() < *this.limit {
-            match this.upstream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => {
-                    let builder = (this.make_request)(this.client, item);
-                    let task =
-                        tokio::spawn(run(this.client.clone(), builder, Arc::clone(this.options)));
-                    this.in_flight.push_back(AbortOnDropHandle::new(task));
-                }
-                // Upstream done, or pending with our waker registered.
-                Poll::Ready(None) | Poll::Pending => break,
-            }
-        }
-        match this.in_flight.poll_next_unpin(cx) {
-            Poll::Ready(Some(Ok(result))) => Poll::Ready(Some(result)),
-            Poll::Ready(Some(Err(join_error))) => match join_error.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(join_error) => panic!(
-                    "a fetch_json request task was cancelled ({join_error}); the tokio runtime \
-                     is shutting down while the stream is still polled"
-                ),
-            },
-            // Nothing in flight: done if the upstream is, else it registered our waker.
-            Poll::Ready(None) if this.upstream.is_terminated() => Poll::Ready(None),
-            Poll::Ready(None) | Poll::Pending => Poll::Pending,
-        }
+        self.project().inner.poll_next(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let (lower, upper) = self.upstream.size_hint();
-        let n = self.in_flight.len();
-        (
-            lower.saturating_add(n),
-            upper.and_then(|u| u.checked_add(n)),
-        )
+        self.inner.size_hint()
     }
 }
 
-impl<S, T, F> FusedStream for FetchJson<S, T, F>
+impl<S, T> FusedStream for FetchJson<S, T>
 where
     S: Stream,
-    F: FnMut(&Client, S::Item) -> RequestBuilder,
-    T: DeserializeOwned + Send + 'static,
+    T: Send + 'static,
 {
     fn is_terminated(&self) -> bool {
-        self.upstream.is_terminated() && self.in_flight.is_empty()
+        self.inner.is_terminated()
     }
 }
 
-impl<S: fmt::Debug, T, F> fmt::Debug for FetchJson<S, T, F> {
+impl<S, T> fmt::Debug for FetchJson<S, T>
+where
+    S: Stream + fmt::Debug,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FetchJson")
-            .field("upstream", &self.upstream)
-            .field("in_flight", &self.in_flight.len())
-            .field("limit", &self.limit)
-            .field("options", &self.options)
-            .finish_non_exhaustive()
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 
