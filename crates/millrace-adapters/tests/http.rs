@@ -795,3 +795,20 @@ async fn a_panic_while_decoding_reaches_the_consumer() {
     });
     let _ = stream::iter(0..2u64).wrap(stage).collect::<Vec<_>>().await;
 }
+
+#[tokio::test]
+async fn a_rate_limit_before_the_fetch_bounds_requests_per_second() {
+    let server = server(10, Faults::none()).await;
+    let started = Instant::now();
+    let books: Vec<Book> = stream::iter(0..10u64)
+        .rate_limit(Rate::per_second(50).burst(1))
+        .wrap(lookups(server.base_url(), 8))
+        .try_collect()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(ids(&books), (0..10).collect::<Vec<_>>());
+    // One request at once, then one every 20 ms: the 10th starts 180 ms in.
+    assert!(took >= Duration::from_millis(180), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}

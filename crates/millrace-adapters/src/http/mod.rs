@@ -1,6 +1,17 @@
-//! HTTP sources and stages on [`reqwest`] (rustls, no OpenSSL): a [`paginated`] JSON source
-//! and a concurrent [`fetch_json`] stage, both with per-request timeouts and retries of
-//! transient failures ([`HttpOptions`]), failing with a typed [`HttpError`].
+//! HTTP sources and stages on [`reqwest`] (rustls, no OpenSSL), failing with a typed
+//! [`HttpError`]:
+//!
+//! - [`paginated`]: every item of a paginated JSON API ([`PageStyle`]: page numbers, cursors or
+//!   `Link` headers), built on the core `paginate`; [`Paginated::position`],
+//!   [`Paginated::with_positions`] and [`paginated_from`] resume it after a failure, on the
+//!   same service or a mirror (with the core `restartable(..).retry(..)` / `recover_with`).
+//! - [`fetch_json`]: a stage that turns each item into a request, at most `n` in flight on the
+//!   core `map_concurrent`; put the core `rate_limit` before it to bound requests per second.
+//! - [`request_json`]: one request, for your own stages.
+//!
+//! Every request has a per-attempt timeout and retries transient failures (5xx, 408, 429,
+//! timeouts, broken connections) with backoff, per [`HttpOptions`] (which also takes a core
+//! `RetryPolicy`); a 404 or a body that does not decode is reported at once, never retried.
 //!
 //! With the `http-testserver` feature, [`testserver`] starts an in-process catalog service on
 //! 127.0.0.1 that fails, drops connections and slows down on purpose: the examples below use
