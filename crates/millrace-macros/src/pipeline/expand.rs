@@ -1,0 +1,47 @@
+//! Pass 2 of `pipeline!`: plain nested calls, each stage passed through the zero-cost
+//! `__private::stage(name, value)` hook (spanned at the stage, so a stage that does not produce
+//! a stream is reported there).
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+
+use super::parse::{Head, Pipeline, StageKind};
+
+pub(crate) fn expand(p: Pipeline) -> TokenStream {
+    let krate = &p.krate;
+    let private = quote!(#krate::__private);
+    let (mut cur, reusable) = match &p.head {
+        Head::Source(e) => {
+            let name = &p.head_name;
+            (
+                quote_spanned!(p.head_span=> #private::stage(#name, #e)),
+                false,
+            )
+        }
+        Head::Placeholder => (quote!(__millrace_upstream), true),
+    };
+    for stage in &p.stages {
+        let span = stage.span;
+        let name = &stage.name;
+        // The upstream goes through an identity call spanned at this stage, so an upstream
+        // of the wrong type is reported at the stage that cannot take it.
+        let up = quote_spanned!(span=> #private::upstream(#cur));
+        let call = match &stage.kind {
+            StageKind::Call { func, args } => {
+                if args.is_empty() {
+                    quote_spanned!(span=> #func(#up))
+                } else {
+                    quote_spanned!(span=> #func(#up, #args))
+                }
+            }
+            StageKind::Path(func) => quote_spanned!(span=> #func(#up)),
+            StageKind::Method(tokens) => quote_spanned!(span=> #up #tokens),
+        };
+        cur = quote_spanned!(span=> #private::stage(#name, #call));
+    }
+    if reusable {
+        quote!(#krate::stage_fn(move |__millrace_upstream| #cur))
+    } else {
+        cur
+    }
+}
