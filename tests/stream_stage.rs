@@ -85,7 +85,10 @@ async fn numbered_odds_general(
 
 /// Labeled loop, `yield_!` followed by `continue`, `return;`, a config closure (`impl Fn`).
 #[stream_stage(item = String)]
-async fn labels(words: impl Stream<Item = &'static str> + Send, keep: impl Fn(&str) -> bool + Send) {
+async fn labels(
+    words: impl Stream<Item = &'static str> + Send,
+    keep: impl Fn(&str) -> bool + Send,
+) {
     #[for_await]
     'words: for w in words {
         if w == "end" {
@@ -147,7 +150,11 @@ async fn map_like_stage_marks_users() {
 #[tokio::test]
 async fn filter_with_state_and_break_is_the_same_on_both_paths() {
     let input = || stream::iter(vec![1u32, 2, 3, 4, 5, 99, 7]);
-    let out = both(numbered_odds(input(), 0, 99), numbered_odds_general(input(), 0, 99)).await;
+    let out = both(
+        numbered_odds(input(), 0, 99),
+        numbered_odds_general(input(), 0, 99),
+    )
+    .await;
     assert_eq!(out, [(1, 1), (3, 3), (5, 5)]);
     // Under interleaved `Pending`s too.
     let out = both(
@@ -175,10 +182,17 @@ async fn labels_continue_return_and_closures() {
 #[test]
 fn fast_path_stores_the_upstream_inline_and_general_path_boxes_once() {
     type Up = stream::Iter<std::array::IntoIter<u64, 8>>;
-    let general = std::mem::size_of::<NumberedOddsGeneral<stream::Iter<std::array::IntoIter<u32, 8>>>>();
-    assert_eq!(general, std::mem::size_of::<(Box<dyn Stream<Item = u8>>, bool)>());
+    let general =
+        std::mem::size_of::<NumberedOddsGeneral<stream::Iter<std::array::IntoIter<u32, 8>>>>();
+    assert_eq!(
+        general,
+        std::mem::size_of::<(Box<dyn Stream<Item = u8>>, bool)>()
+    );
     let fast = std::mem::size_of::<Enrich<Up>>();
-    assert!(fast >= std::mem::size_of::<Up>(), "fast path holds the upstream: {fast}");
+    assert!(
+        fast >= std::mem::size_of::<Up>(),
+        "fast path holds the upstream: {fast}"
+    );
 }
 
 // --- General-path-only forms. ---
@@ -246,7 +260,9 @@ async fn negate(numbers: impl Stream<Item = i64> + Send) {
 async fn general_path_forms() {
     let out: Vec<u32> = twice(stream::iter([1, 2])).collect().await;
     assert_eq!(out, [1, 10, 2, 20]);
-    let out: Vec<u32> = with_awaits(stream::iter([1, 2]), vec![7, 8]).collect().await;
+    let out: Vec<u32> = with_awaits(stream::iter([1, 2]), vec![7, 8])
+        .collect()
+        .await;
     assert_eq!(out, [1, 2, 7, 8]);
     let out: Vec<u64> = countdown(3).collect().await;
     assert_eq!(out, [3, 2, 1]);
@@ -254,8 +270,9 @@ async fn general_path_forms() {
 
 #[tokio::test]
 async fn error_with_question_mark_yields_err_then_ends() {
-    let out: Vec<Result<i64, ParseError>> =
-        parse_all(stream::iter(["1", " 2", "x", "4"])).collect().await;
+    let out: Vec<Result<i64, ParseError>> = parse_all(stream::iter(["1", " 2", "x", "4"]))
+        .collect()
+        .await;
     assert_eq!(
         out,
         [
@@ -322,7 +339,10 @@ fn fused_after_the_end_on_both_paths() {
     let mut general = Box::pin(numbered_odds_general(stream::iter([1u32]), 0, 9));
     assert!(!fast.is_terminated() && !general.is_terminated());
     assert_eq!(fast.as_mut().poll_next(&mut cx), Poll::Ready(Some((1, 1))));
-    assert_eq!(general.as_mut().poll_next(&mut cx), Poll::Ready(Some((1, 1))));
+    assert_eq!(
+        general.as_mut().poll_next(&mut cx),
+        Poll::Ready(Some((1, 1)))
+    );
     for _ in 0..3 {
         assert_eq!(fast.as_mut().poll_next(&mut cx), Poll::Ready(None));
         assert_eq!(general.as_mut().poll_next(&mut cx), Poll::Ready(None));
@@ -404,7 +424,9 @@ async fn local_stages_accept_non_send_inputs() {
     let input = || stream::iter(vec![Rc::new(1u32), Rc::new(2)]);
     let out: Vec<u32> = count_local(input(), Rc::clone(&counter)).collect().await;
     assert_eq!(out, [1, 2]);
-    let out: Vec<u32> = count_local_general(input(), Rc::clone(&counter)).collect().await;
+    let out: Vec<u32> = count_local_general(input(), Rc::clone(&counter))
+        .collect()
+        .await;
     assert_eq!(out, [1, 2]);
     assert_eq!(counter.get(), 4);
 }
@@ -422,5 +444,8 @@ async fn panics_in_the_body_reach_the_consumer() {
     let handle = tokio::spawn(explode(stream::iter([1, 2, 3])).collect::<Vec<u32>>());
     let err = handle.await.expect_err("the consumer panics");
     let msg = err.into_panic();
-    assert_eq!(msg.downcast_ref::<String>().map(String::as_str), Some("boom at 2"));
+    assert_eq!(
+        msg.downcast_ref::<String>().map(String::as_str),
+        Some("boom at 2")
+    );
 }

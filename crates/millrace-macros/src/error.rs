@@ -39,12 +39,9 @@ pub(crate) fn parse_value<T: Parse>(
             format!("expected `{key_name} = {expected}`, found `{key_name} =`"),
         ));
     }
-    input.parse::<T>().map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            format!("expected `{key_name} = {expected}`: {e}"),
-        )
-    })
+    input
+        .parse::<T>()
+        .map_err(|e| syn::Error::new(e.span(), format!("expected `{key_name} = {expected}`: {e}")))
 }
 
 /// Stores `value` in `slot` unless the argument was already given ("duplicate `item` argument").

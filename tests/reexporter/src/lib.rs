@@ -29,9 +29,7 @@ pub mod stages {
     }
 
     /// A pipeline built through the re-exported `pipeline!`.
-    pub fn doubled_then_repeated(
-        input: Vec<u32>,
-    ) -> impl Stream<Item = u32> + Send {
+    pub fn doubled_then_repeated(input: Vec<u32>) -> impl Stream<Item = u32> + Send {
         crate::engine::pipeline! {
             futures::stream::iter(input)
             => double
@@ -46,7 +44,9 @@ mod tests {
 
     #[tokio::test]
     async fn macros_work_through_a_reexport() {
-        let out: Vec<u32> = super::stages::doubled_then_repeated(vec![1, 2]).collect().await;
+        let out: Vec<u32> = super::stages::doubled_then_repeated(vec![1, 2])
+            .collect()
+            .await;
         assert_eq!(out, [2, 2, 4, 4]);
     }
 }

@@ -108,10 +108,12 @@ fn parse_stage(tokens: Vec<TokenTree>, arrow: Span) -> syn::Result<Stage> {
     if let TokenTree::Punct(p) = first {
         if p.as_char() == '.' {
             // Check that it reads as a method chain on an upstream.
-            let probe: TokenStream =
-                std::iter::once(TokenTree::Ident(proc_macro2::Ident::new("__millrace_upstream", span)))
-                    .chain(tokens.iter().cloned())
-                    .collect();
+            let probe: TokenStream = std::iter::once(TokenTree::Ident(proc_macro2::Ident::new(
+                "__millrace_upstream",
+                span,
+            )))
+            .chain(tokens.iter().cloned())
+            .collect();
             let e = parse_whole(probe)?;
             let name = match &e {
                 Expr::MethodCall(_) | Expr::Field(_) | Expr::Await(_) | Expr::Try(_) => {
@@ -120,7 +122,9 @@ fn parse_stage(tokens: Vec<TokenTree>, arrow: Span) -> syn::Result<Stage> {
                 _ => {
                     return Err(syn::Error::new(
                         span,
-                        format!("expected a method stage like `.prefetch(64)`; stages are {STAGE_FORMS}"),
+                        format!(
+                            "expected a method stage like `.prefetch(64)`; stages are {STAGE_FORMS}"
+                        ),
                     ));
                 }
             };
@@ -175,7 +179,9 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
     let mut tts = input.into_iter().peekable();
     let mut krate = TokenStream::new();
     match (tts.next(), tts.next()) {
-        (Some(TokenTree::Ident(k)), Some(TokenTree::Punct(eq))) if k == "crate" && eq.as_char() == '=' => {
+        (Some(TokenTree::Ident(k)), Some(TokenTree::Punct(eq)))
+            if k == "crate" && eq.as_char() == '=' =>
+        {
             for tt in tts.by_ref() {
                 if matches!(&tt, TokenTree::Punct(p) if p.as_char() == ';') {
                     break;
@@ -201,7 +207,9 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
     let (_, head_tokens) = segments.next().expect("at least one segment");
     let mut errors = Errors::default();
 
-    let head_span = head_tokens.first().map_or_else(Span::call_site, TokenTree::span);
+    let head_span = head_tokens
+        .first()
+        .map_or_else(Span::call_site, TokenTree::span);
     let mut head_ok = true;
     let (head, head_name) = match head_tokens.as_slice() {
         [] => {
@@ -252,4 +260,3 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
         stages,
     })
 }
-

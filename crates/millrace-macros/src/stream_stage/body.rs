@@ -236,8 +236,7 @@ fn is_our_continue(s: &Stmt) -> bool {
 fn block_yields_at_tail(block: &Block, tail: bool) -> bool {
     let n = block.stmts.len();
     block.stmts.iter().enumerate().all(|(i, stmt)| {
-        let ends =
-            (tail && i + 1 == n) || (i + 1 < n && is_our_continue(&block.stmts[i + 1]));
+        let ends = (tail && i + 1 == n) || (i + 1 < n && is_our_continue(&block.stmts[i + 1]));
         match stmt {
             Stmt::Macro(m) => match yield_kind(&m.mac) {
                 Some(YieldKind::One) => {
@@ -293,7 +292,7 @@ struct FastCheck<'a> {
 
 fn tokens_mention(tokens: TokenStream, names: &[Ident]) -> bool {
     tokens.into_iter().any(|tt| match tt {
-        TokenTree::Ident(i) => i == "await" || names.iter().any(|n| i == *n),
+        TokenTree::Ident(i) => i == "await" || names.contains(&i),
         TokenTree::Group(g) => tokens_mention(g.stream(), names),
         TokenTree::Literal(l) => {
             let s = l.to_string();
@@ -330,7 +329,7 @@ impl<'ast> Visit<'ast> for FastCheck<'_> {
         }
     }
     fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
-        if self.names.iter().any(|n| *n == p.ident) {
+        if self.names.contains(&p.ident) {
             self.ok = false; // shadows a configuration parameter
         }
         syn::visit::visit_pat_ident(self, p);

@@ -39,7 +39,12 @@ pub(crate) fn expand(args: &Args, func: &ItemFn) -> syn::Result<TokenStream> {
     Ok(general_path(args, func, &sig, &name, block))
 }
 
-fn ctor_where(args: &Args, sig: &Signature, all_send: bool, outlive: Option<&Lifetime>) -> WhereClause {
+fn ctor_where(
+    args: &Args,
+    sig: &Signature,
+    all_send: bool,
+    outlive: Option<&Lifetime>,
+) -> WhereClause {
     let mut wc = sig
         .generics
         .where_clause
@@ -114,7 +119,11 @@ fn fast(
     let item_ty = args.item_type();
     let (impl_generics, ty_generics, where_clause) = sig.generics.split_for_impl();
     let bare = bare_params(&sig.generics);
-    let struct_params = if bare.is_empty() { quote!() } else { quote!(<#(#bare),*>) };
+    let struct_params = if bare.is_empty() {
+        quote!()
+    } else {
+        quote!(<#(#bare),*>)
+    };
     let markers = marker_types(&sig.generics);
     let up_ty = &sig.params[up].ty;
     let up_ident = sig.ident(up).expect("checked");
@@ -168,7 +177,7 @@ fn fast(
             type Item = #item_ty;
 
             #[inline]
-            #[allow(clippy::never_loop, clippy::needless_continue, clippy::let_unit_value, clippy::unused_unit)]
+            #[allow(unused_labels, clippy::never_loop, clippy::needless_continue, clippy::let_unit_value, clippy::unused_unit)]
             fn poll_next(
                 self: #p::Pin<&mut Self>,
                 __millrace_cx: &mut #p::Context<'_>,
@@ -239,10 +248,16 @@ fn general_path(
     let markers = marker_types(&sig.generics);
     let doc = struct_doc(func);
     let first_lt = sig.generics.lifetimes().next().map(|l| l.lifetime.clone());
-    let lt = first_lt.clone().unwrap_or_else(|| Lifetime::new("'static", proc_macro2::Span::call_site()));
+    let lt = first_lt
+        .clone()
+        .unwrap_or_else(|| Lifetime::new("'static", proc_macro2::Span::call_site()));
     let ctor_wc = ctor_where(args, sig, true, Some(&lt));
     let inputs = ctor_inputs(sig, false);
-    let send = if args.local { quote!() } else { quote!(+ ::core::marker::Send) };
+    let send = if args.local {
+        quote!()
+    } else {
+        quote!(+ ::core::marker::Send)
+    };
     let generator = if args.error.is_some() {
         format_ident!("try_stream")
     } else {

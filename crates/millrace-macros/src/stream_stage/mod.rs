@@ -37,7 +37,10 @@ pub(crate) fn stream_stage(attr: TokenStream, item: TokenStream) -> TokenStream 
     let fallback = expand::stub(&func, args.as_ref().ok());
     let out = into_tokens(result, fallback);
     if std::env::var_os("MILLRACE_MACROS_DEBUG").is_some() {
-        eprintln!("// #[stream_stage] expansion of `{}`:\n{out}\n", func.sig.ident);
+        eprintln!(
+            "// #[stream_stage] expansion of `{}`:\n{out}\n",
+            func.sig.ident
+        );
     }
     out
 }

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use proc_macro2::Span;
 use syn::visit::Visit;
 use syn::{
-    FnArg, GenericParam, Generics, Ident, ItemFn, Pat, ReturnType, Type, TypeParam,
-    TypeParamBound, WherePredicate, parse_quote,
+    FnArg, GenericParam, Generics, Ident, ItemFn, Pat, ReturnType, Type, TypeParam, TypeParamBound,
+    WherePredicate, parse_quote,
 };
 
 use crate::error::Errors;
@@ -59,9 +59,9 @@ fn is_generic_stream(ty: &Type, generics: &Generics) -> bool {
     let Some(ident) = p.path.get_ident() else {
         return false;
     };
-    let inline = generics.type_params().any(|tp| {
-        tp.ident == *ident && tp.bounds.iter().any(is_stream_bound)
-    });
+    let inline = generics
+        .type_params()
+        .any(|tp| tp.ident == *ident && tp.bounds.iter().any(is_stream_bound));
     let in_where = generics.where_clause.as_ref().is_some_and(|w| {
         w.predicates.iter().any(|pred| match pred {
             WherePredicate::Type(pt) => {
@@ -76,14 +76,22 @@ fn is_generic_stream(ty: &Type, generics: &Generics) -> bool {
 
 fn upper_camel(name: &str) -> String {
     let mut out = String::new();
-    for part in name.trim_start_matches("r#").split('_').filter(|p| !p.is_empty()) {
+    for part in name
+        .trim_start_matches("r#")
+        .split('_')
+        .filter(|p| !p.is_empty())
+    {
         let mut chars = part.chars();
         if let Some(first) = chars.next() {
             out.extend(first.to_uppercase());
             out.push_str(chars.as_str());
         }
     }
-    if out.is_empty() { "Stage".to_owned() } else { out }
+    if out.is_empty() {
+        "Stage".to_owned()
+    } else {
+        out
+    }
 }
 
 /// UpperCamelCase of the function name: `enrich_users` -> `EnrichUsers`.
@@ -113,7 +121,11 @@ impl<'ast> Visit<'ast> for Unsupported<'_> {
         syn::visit::visit_type_reference(self, r);
     }
     // `Fn(&T)` sugar and `fn(&T)` pointers have their own (higher-ranked) lifetimes.
-    fn visit_parenthesized_generic_arguments(&mut self, _: &'ast syn::ParenthesizedGenericArguments) {}
+    fn visit_parenthesized_generic_arguments(
+        &mut self,
+        _: &'ast syn::ParenthesizedGenericArguments,
+    ) {
+    }
     fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
     fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
         if l.ident == "_" {
@@ -135,16 +147,28 @@ pub(crate) fn analyze(func: &ItemFn) -> syn::Result<Signature> {
         ));
     }
     if let Some(c) = &sig.constness {
-        errors.push(syn::Error::new(c.span, "a `#[stream_stage]` function cannot be `const`"));
+        errors.push(syn::Error::new(
+            c.span,
+            "a `#[stream_stage]` function cannot be `const`",
+        ));
     }
     if let Some(u) = &sig.unsafety {
-        errors.push(syn::Error::new(u.span, "a `#[stream_stage]` function cannot be `unsafe`"));
+        errors.push(syn::Error::new(
+            u.span,
+            "a `#[stream_stage]` function cannot be `unsafe`",
+        ));
     }
     if let Some(abi) = &sig.abi {
-        errors.push(syn::Error::new_spanned(abi, "a `#[stream_stage]` function cannot have an `extern` ABI"));
+        errors.push(syn::Error::new_spanned(
+            abi,
+            "a `#[stream_stage]` function cannot have an `extern` ABI",
+        ));
     }
     if let Some(v) = &sig.variadic {
-        errors.push(syn::Error::new_spanned(v, "a `#[stream_stage]` function cannot be variadic"));
+        errors.push(syn::Error::new_spanned(
+            v,
+            "a `#[stream_stage]` function cannot be variadic",
+        ));
     }
     if let ReturnType::Type(arrow, ty) = &sig.output {
         let mut tokens = quote::quote!(#arrow);
@@ -164,11 +188,15 @@ pub(crate) fn analyze(func: &ItemFn) -> syn::Result<Signature> {
     }
 
     let mut generics = sig.generics.clone();
-    let mut taken: HashSet<String> = generics.params.iter().map(|p| match p {
-        GenericParam::Type(t) => t.ident.to_string(),
-        GenericParam::Lifetime(l) => l.lifetime.ident.to_string(),
-        GenericParam::Const(c) => c.ident.to_string(),
-    }).collect();
+    let mut taken: HashSet<String> = generics
+        .params
+        .iter()
+        .map(|p| match p {
+            GenericParam::Type(t) => t.ident.to_string(),
+            GenericParam::Lifetime(l) => l.lifetime.ident.to_string(),
+            GenericParam::Const(c) => c.ident.to_string(),
+        })
+        .collect();
     let mut fresh = |base: String, span: Span| {
         let mut name = base.clone();
         let mut n = 1;
@@ -277,4 +305,3 @@ pub(crate) fn bare_params(generics: &Generics) -> Vec<proc_macro2::TokenStream> 
         })
         .collect()
 }
-
