@@ -54,8 +54,8 @@ pub use crate::stage::{Identity, Stack, Stage, StageBuilder, stage_fn};
 
 /// Everything a pipeline author needs in scope: `use millrace::prelude::*;`.
 pub mod prelude {
-    pub use crate::stage_fn;
     pub use crate::{FusedStream, PipelineExt, Stage, Stream};
+    pub use crate::stage_fn;
     // BEGIN prelude: errors (retry, recover, supervise, validate)
     // END prelude: errors
     // BEGIN prelude: concurrency (map_concurrent, map_blocking, rate_limit)
