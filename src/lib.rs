@@ -184,12 +184,6 @@ pub mod __private {
         ::core::future::poll_fn(move |cx| stream.as_mut().poll_next(cx))
     }
 
-    /// Identity spanned at a stage by `pipeline!`, so a wrong upstream is reported there.
-    #[inline(always)]
-    pub fn upstream<S>(stream: S) -> S {
-        stream
-    }
-
     /// What every stage of a `pipeline!` must be.
     #[diagnostic::on_unimplemented(
         message = "this `pipeline!` stage produces `{Self}`, which is not a `Stream`",

@@ -23,9 +23,10 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
     for stage in &p.stages {
         let span = stage.span;
         let name = &stage.name;
-        // The upstream goes through an identity call spanned at this stage, so an upstream
-        // of the wrong type is reported at the stage that cannot take it.
-        let up = quote_spanned!(span=> #private::upstream(#cur));
+        // Each upstream is bound by a `match` (temporaries live as long as in nested calls) to
+        // an identifier spanned at the stage that consumes it, so an upstream of the wrong type
+        // is reported at that stage, not across the whole pipeline.
+        let up = quote_spanned!(span=> __millrace_upstream);
         let call = match &stage.kind {
             StageKind::Call { func, args } => {
                 if args.is_empty() {
@@ -37,7 +38,11 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
             StageKind::Path(func) => quote_spanned!(span=> #func(#up)),
             StageKind::Method(tokens) => quote_spanned!(span=> #up #tokens),
         };
-        cur = quote_spanned!(span=> #private::stage(#name, #call));
+        cur = quote_spanned! {span=>
+            match #cur {
+                __millrace_upstream => #private::stage(#name, #call),
+            }
+        };
     }
     if reusable {
         quote!(#krate::stage_fn(move |__millrace_upstream| #cur))

@@ -77,13 +77,15 @@ impl<'a> General<'a> {
             ));
             return None;
         }
-        let arg = match yield_arg(mac, kind) {
+        let mut arg = match yield_arg(mac, kind) {
             Ok(a) => a,
             Err(e) => {
                 self.errors.push(e);
                 return None;
             }
         };
+        // The argument is checked and lowered too (`yield_!(x?)`, `yield_!(f(yield_!(…)))`).
+        self.visit_expr_mut(&mut arg);
         let item = self.item;
         let span = arg.span();
         let tokens = match kind {

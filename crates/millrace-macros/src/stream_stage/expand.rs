@@ -57,8 +57,11 @@ fn ctor_where(
                 wc.predicates.push(parse_quote!(#i: ::core::marker::Send));
             }
         } else if let Some(up) = sig.upstream {
+            // Spanned at the parameter's type, so "required by this bound" points there.
             let ty = &sig.params[up].ty;
-            wc.predicates.push(parse_quote!(#ty: ::core::marker::Send));
+            let span = syn::spanned::Spanned::span(&sig.params[up].pat);
+            wc.predicates
+                .push(syn::parse_quote_spanned!(span=> #ty: ::core::marker::Send));
         }
     }
     if let Some(lt) = outlive {
