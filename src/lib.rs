@@ -70,7 +70,7 @@ pub mod prelude {
 ///     stream::iter(1..=5u32)
 ///     => add(10)                // add(upstream, 10)
 ///     => .filter(|x| futures::future::ready(x % 2 == 1))
-///     => .batch(2)
+///     => .chunks(2)
 /// }
 /// .collect()
 /// .await;

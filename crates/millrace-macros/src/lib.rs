@@ -67,7 +67,7 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// use millrace::prelude::*;
-/// use futures::{stream, StreamExt};
+/// use futures::StreamExt;
 ///
 /// #[derive(Debug, PartialEq)]
 /// struct Bad(u32);
