@@ -184,6 +184,44 @@ pub mod __private {
         ::core::future::poll_fn(move |cx| stream.as_mut().poll_next(cx))
     }
 
+    pin_project! {
+        /// The live state of a fast-path `#[stream_stage]`: the pinned upstream and the
+        /// configuration values, held in one `Option` so that `poll_next` checks a single
+        /// discriminant per poll and finishing drops both at once.
+        pub struct Live<S, C> {
+            #[pin]
+            upstream: S,
+            config: C,
+        }
+    }
+
+    impl<S, C> Live<S, C> {
+        /// The state.
+        #[inline(always)]
+        pub fn new(upstream: S, config: C) -> Self {
+            Live { upstream, config }
+        }
+
+        /// The pinned upstream and the configuration.
+        #[inline(always)]
+        pub fn parts(self: Pin<&mut Self>) -> (Pin<&mut S>, &mut C) {
+            let this = self.project();
+            (this.upstream, this.config)
+        }
+
+        /// The upstream.
+        #[inline(always)]
+        pub fn upstream(&self) -> &S {
+            &self.upstream
+        }
+    }
+
+    impl<S, C> fmt::Debug for Live<S, C> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Live").finish_non_exhaustive()
+        }
+    }
+
     /// What every stage of a `pipeline!` must be.
     #[diagnostic::on_unimplemented(
         message = "this `pipeline!` stage produces `{Self}`, which is not a `Stream`",

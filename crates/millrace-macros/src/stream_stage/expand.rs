@@ -139,8 +139,7 @@ fn fast(
     let inputs = ctor_inputs(sig, true);
 
     let finish = quote! {
-        __millrace_this.upstream.set(::core::option::Option::None);
-        *__millrace_this.config = ::core::option::Option::None;
+        __millrace_this.live.set(::core::option::Option::None);
         return #p::Poll::Ready(::core::option::Option::None);
     };
     let label = lp.label.as_ref().map(|l| l.name.clone());
@@ -162,8 +161,7 @@ fn fast(
             #[must_use = "streams do nothing unless polled"]
             #vis struct #name #struct_params {
                 #[pin]
-                upstream: ::core::option::Option<#up_ty>,
-                config: ::core::option::Option<(#(#config_tys,)*)>,
+                live: ::core::option::Option<#p::Live<#up_ty, (#(#config_tys,)*)>>,
                 marker: #p::PhantomData<fn() -> (#(#markers,)*)>,
             }
         }
@@ -171,7 +169,7 @@ fn fast(
         impl #impl_generics #p::fmt::Debug for #name #ty_generics {
             fn fmt(&self, f: &mut #p::fmt::Formatter<'_>) -> #p::fmt::Result {
                 f.debug_struct(::core::stringify!(#name))
-                    .field("finished", &self.upstream.is_none())
+                    .field("finished", &self.live.is_none())
                     .finish_non_exhaustive()
             }
         }
@@ -187,13 +185,12 @@ fn fast(
             ) -> #p::Poll<::core::option::Option<Self::Item>> {
                 let mut __millrace_this = self.project();
                 #loop_label loop {
-                    let (__millrace_upstream, __millrace_config) = match (
-                        __millrace_this.upstream.as_mut().as_pin_mut(),
-                        __millrace_this.config.as_mut(),
-                    ) {
-                        (::core::option::Option::Some(u), ::core::option::Option::Some(c)) => (u, c),
-                        _ => return #p::Poll::Ready(::core::option::Option::None),
+                    let ::core::option::Option::Some(__millrace_live) =
+                        __millrace_this.live.as_mut().as_pin_mut()
+                    else {
+                        return #p::Poll::Ready(::core::option::Option::None);
                     };
+                    let (__millrace_upstream, __millrace_config) = #p::Live::parts(__millrace_live);
                     let __millrace_next = match #p::Stream::poll_next(__millrace_upstream, __millrace_cx) {
                         #p::Poll::Ready(::core::option::Option::Some(next)) => next,
                         #p::Poll::Ready(::core::option::Option::None) => { #finish }
@@ -208,8 +205,8 @@ fn fast(
             #[inline]
             fn size_hint(&self) -> (usize, ::core::option::Option<usize>) {
                 // At most one item out per item in (checked by the macro); any may be skipped.
-                match &self.upstream {
-                    ::core::option::Option::Some(u) => (0, #p::Stream::size_hint(u).1),
+                match &self.live {
+                    ::core::option::Option::Some(live) => (0, #p::Stream::size_hint(live.upstream()).1),
                     ::core::option::Option::None => (0, ::core::option::Option::Some(0)),
                 }
             }
@@ -218,7 +215,7 @@ fn fast(
         impl #impl_generics #p::FusedStream for #name #ty_generics #where_clause {
             #[inline]
             fn is_terminated(&self) -> bool {
-                self.upstream.is_none()
+                self.live.is_none()
             }
         }
 
@@ -226,8 +223,7 @@ fn fast(
         #[inline]
         #vis fn #fn_ident #impl_generics (#(#inputs),*) -> #name #ty_generics #ctor_wc {
             #name {
-                upstream: ::core::option::Option::Some(#up_ident),
-                config: ::core::option::Option::Some((#(#config,)*)),
+                live: ::core::option::Option::Some(#p::Live::new(#up_ident, (#(#config,)*))),
                 marker: #p::PhantomData,
             }
         }
