@@ -1,4 +1,21 @@
-//! Ready sources and sinks for millrace pipelines, each behind a cargo feature.
+//! Ready sources and sinks for millrace pipelines, each behind a cargo feature of the same
+//! name (re-exported by the `millrace` facade as `millrace::adapters`; `full` enables all).
 //!
-//! The adapters arrive feature by feature (`fs`, `json`, `http`, `sql`, `redis`, `progress`);
-//! today this crate only reserves the names so the facade's features are stable.
+//! | feature | what |
+//! |---|---|
+//! | `fs` | async line source with line numbers in errors, atomic line sink |
+//! | `json` | newline-delimited JSON decode/encode stages |
+//! | `http` | paginated JSON source and concurrent fetch stage on reqwest (rustls) |
+//! | `sql` | cursor source and batched-insert sink on sqlx (SQLite embedded, PostgreSQL server) |
+//! | `redis` | Redis Streams consumer-group source and XADD sink |
+//! | `progress` | live per-stage progress on indicatif |
+#![doc(test(attr(deny(warnings))))]
+
+// BEGIN modules: data
+// END modules: data
+// BEGIN modules: http
+// END modules: http
+// BEGIN modules: redis
+// END modules: redis
+// BEGIN modules: progress
+// END modules: progress

@@ -84,6 +84,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Checks that `value` is non-zero, naming the stage and parameter otherwise.
+#[allow(dead_code)] // until the first wrapper checks a limit
 pub(crate) fn nonzero(
     stage: &'static str,
     param: &'static str,
@@ -96,6 +97,7 @@ pub(crate) fn nonzero(
 ///
 /// The `PipelineExt` methods use this so that `s.prefetch(0)` fails at the call site with a
 /// message that names the stage, the parameter, the value and the fix.
+#[allow(dead_code)] // until the first wrapper checks a limit
 #[track_caller]
 pub(crate) fn built<T>(result: Result<T, ConfigError>) -> T {
     match result {
