@@ -449,3 +449,53 @@ async fn panics_in_the_body_reach_the_consumer() {
         Some("boom at 2")
     );
 }
+
+// --- The testing kit's contract checks. ---
+
+mod kit {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use millrace::testing::{self, DropCounter, Step};
+
+    use super::{labels, labels_general, numbered_odds, numbered_odds_general, twice};
+
+    fn input() -> testing::Scripted<u32> {
+        testing::scripted([
+            Step::Item(1),
+            Step::Pending,
+            Step::Item(2),
+            Step::Delay(Duration::from_millis(5)),
+            Step::Item(3),
+            Step::Item(4),
+        ])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn conformance_on_both_paths() {
+        let expected = vec![(1, 1), (3, 3)];
+        testing::conformance(|| numbered_odds(input(), 0, 99), expected.clone()).await;
+        testing::conformance(|| numbered_odds_general(input(), 0, 99), expected).await;
+        testing::conformance(|| twice(input()), vec![1, 10, 2, 20, 3, 30, 4, 40]).await;
+    }
+
+    #[tokio::test]
+    async fn dropping_a_stage_early_releases_captured_state() {
+        let counter = DropCounter::new();
+        let (a, b) = (counter.token(), counter.token());
+        let mut fast = labels(futures::stream::iter(["aa", "bb"]), move |_| {
+            let _ = &a;
+            true
+        });
+        let mut general = labels_general(futures::stream::iter(["aa", "bb"]), move |_| {
+            let _ = &b;
+            true
+        });
+        assert_eq!(fast.next().await.as_deref(), Some("AA"));
+        assert_eq!(general.next().await.as_deref(), Some("AA"));
+        assert_eq!(counter.alive(), 2);
+        drop(fast);
+        drop(general);
+        assert_eq!(counter.alive(), 0);
+    }
+}
