@@ -193,6 +193,13 @@ fn fast_path_stores_the_upstream_inline_and_general_path_boxes_once() {
         fast >= std::mem::size_of::<Up>(),
         "fast path holds the upstream: {fast}"
     );
+    // The stages claimed to be on the fast path are (they hold the upstream inline) …
+    type Up32 = stream::Iter<std::array::IntoIter<u32, 8>>;
+    assert!(std::mem::size_of::<NumberedOdds<Up32>>() >= std::mem::size_of::<Up32>());
+    type Words = stream::Iter<std::array::IntoIter<&'static str, 8>>;
+    assert!(std::mem::size_of::<Labels<Words, fn(&str) -> bool>>() >= std::mem::size_of::<Words>());
+    // … and a body with two yields per item is not.
+    assert_eq!(std::mem::size_of::<Twice<Up32>>(), general);
 }
 
 // --- General-path-only forms. ---
