@@ -89,6 +89,28 @@ use proc_macro::TokenStream;
 /// # }
 /// ```
 ///
+/// `local` and `name`: a `!Send` upstream, and a struct named `Unwrapped` instead of `UnwrapAll`.
+///
+/// ```
+/// use std::rc::Rc;
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// #[stream_stage(item = u32, local, name = Unwrapped)]
+/// async fn unwrap_all(numbers: impl Stream<Item = Rc<u32>>) {
+///     #[for_await]
+///     for n in numbers {
+///         yield_!(*n);
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let s: Unwrapped<_> = unwrap_all(stream::iter(vec![Rc::new(1), Rc::new(2)]));
+/// assert_eq!(s.collect::<Vec<u32>>().await, [1, 2]);
+/// # }
+/// ```
+///
 /// # Two lowerings
 /// **Fast path.** A body that is exactly one `#[for_await] for pat in upstream { … }` loop,
 /// with no `.await`, `?`, `yield_all!` or nested `#[for_await]` inside, where every `yield_!`
