@@ -46,7 +46,8 @@ pub mod prelude {
 ///
 /// - `source => f(args)` calls `f(source, args)` (pipe-first); `=> f` calls `f(upstream)`;
 /// - `=> .m(args)` calls `upstream.m(args)` (any `StreamExt`/`PipelineExt` method);
-/// - starting with `_` instead of a source builds a reusable [`Stage`] (through [`stage_fn`]).
+/// - starting with `_` (or `_: UpstreamType`) instead of a source builds a reusable [`Stage`]
+///   (through [`stage_fn`]).
 ///
 /// The expansion is plain nested calls: no boxing, no extra cost. Every stage is named from its
 /// tokens (`enrich`, `prefetch`, …) for metrics labels; every stage must produce a `Stream`, and
@@ -84,9 +85,23 @@ pub mod prelude {
 /// # }
 /// ```
 ///
-/// In a `_` pipeline the upstream's type is only known when the stage is applied, so method
-/// stages (`.m(args)`) need it earlier: start such segments with a function stage, or write the
-/// closure with [`stage_fn`] and a typed parameter.
+/// In a `_` pipeline the upstream's type is only known when the stage is applied, but a method
+/// stage (`.m(args)`) needs it where it is written: name it with `_: Type`.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// type Numbers = stream::Iter<std::vec::IntoIter<u32>>;
+/// let tripled = pipeline! { _: Numbers => .map(|x| x * 3) => .take(2) };
+/// let out: Vec<u32> = stream::iter(vec![1, 2, 3]).wrap(tripled).collect().await;
+/// assert_eq!(out, [3, 6]);
+/// # }
+/// ```
+///
+/// `pipeline!` works through re-exports of millrace (it passes its own `$crate` path on).
 #[macro_export]
 macro_rules! pipeline {
     ($($t:tt)*) => {

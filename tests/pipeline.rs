@@ -92,3 +92,12 @@ fn the_expansion_adds_nothing_to_the_stream_type() {
         std::mem::size_of_val(&by_hand)
     );
 }
+
+#[tokio::test]
+async fn typed_reusable_stage_allows_method_stages() {
+    type Numbers = stream::Iter<std::vec::IntoIter<u32>>;
+    let segment = pipeline! { _: Numbers => .map(|x| x * 3) => keep_odd };
+    let a: Vec<u32> = stream::iter(vec![1u32, 2, 3]).wrap(segment).collect().await;
+    let b: Vec<u32> = stream::iter(vec![5u32]).wrap(segment).collect().await;
+    assert_eq!((a, b), (vec![3, 9], vec![15]));
+}

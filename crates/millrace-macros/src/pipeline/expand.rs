@@ -15,10 +15,10 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
             let name = &p.head_name;
             (
                 quote_spanned!(p.head_span=> #private::stage(#name, #e)),
-                false,
+                None,
             )
         }
-        Head::Placeholder => (quote!(__millrace_upstream), true),
+        Head::Placeholder(ty) => (quote!(__millrace_upstream), Some(ty)),
     };
     for stage in &p.stages {
         let span = stage.span;
@@ -44,9 +44,9 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
             }
         };
     }
-    if reusable {
-        quote!(#krate::stage_fn(move |__millrace_upstream| #cur))
-    } else {
-        cur
+    match reusable {
+        Some(Some(ty)) => quote!(#krate::stage_fn(move |__millrace_upstream: #ty| #cur)),
+        Some(None) => quote!(#krate::stage_fn(move |__millrace_upstream| #cur)),
+        None => cur,
     }
 }

@@ -13,8 +13,8 @@ use crate::error::Errors;
 pub(crate) enum Head {
     /// `source_expr`
     Source(Expr),
-    /// `_`: the pipeline is a reusable stage.
-    Placeholder,
+    /// `_` or `_: Type`: the pipeline is a reusable stage (of upstreams of that type).
+    Placeholder(Option<syn::Type>),
 }
 
 /// One `=> …` stage.
@@ -218,9 +218,25 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
                 "expected a source expression or `_` before the first `=>`",
             ));
             head_ok = false;
-            (Head::Placeholder, String::new())
+            (Head::Placeholder(None), String::new())
         }
-        [TokenTree::Ident(i)] if i == "_" => (Head::Placeholder, String::new()),
+        [TokenTree::Ident(i)] if i == "_" => (Head::Placeholder(None), String::new()),
+        [TokenTree::Ident(i), TokenTree::Punct(colon), rest @ ..]
+            if i == "_" && colon.as_char() == ':' =>
+        {
+            let ty: TokenStream = rest.iter().cloned().collect();
+            match syn::parse2::<syn::Type>(ty) {
+                Ok(ty) => (Head::Placeholder(Some(ty)), String::new()),
+                Err(e) => {
+                    errors.push(syn::Error::new(
+                        e.span(),
+                        format!("expected `_: <upstream type>`: {e}"),
+                    ));
+                    head_ok = false;
+                    (Head::Placeholder(None), String::new())
+                }
+            }
+        }
         _ => {
             let tokens: TokenStream = head_tokens.iter().cloned().collect();
             // `_` followed by more tokens is a user error too, reported by the parser.
@@ -232,7 +248,7 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
                 Err(e) => {
                     errors.push(e);
                     head_ok = false;
-                    (Head::Placeholder, String::new())
+                    (Head::Placeholder(None), String::new())
                 }
             }
         }
@@ -245,7 +261,7 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
             Err(e) => errors.push(e),
         }
     }
-    if head_ok && matches!(head, Head::Placeholder) && stages.is_empty() {
+    if head_ok && matches!(head, Head::Placeholder(_)) && stages.is_empty() {
         errors.push(syn::Error::new(
             head_span,
             "a reusable pipeline `_ => …` needs at least one stage after `_`",
