@@ -244,6 +244,9 @@ pub mod __private {
         note = "every stage of `pipeline!` must produce a `Stream`; `=> f(args)` calls `f(upstream, args)` and `=> .m(args)` calls `upstream.m(args)`"
     )]
     pub trait PipelineStream: Stream {}
+    // `do_not_recommend`: report "not a stream" in our words instead of listing every
+    // `Stream` implementor (a list that grows with each wrapper and would churn UI snapshots).
+    #[diagnostic::do_not_recommend]
     impl<S: Stream> PipelineStream for S {}
 
     /// Emitted beside the errors of `#[stream_stage]` in place of the function's stream, so
