@@ -305,3 +305,44 @@ pub(crate) fn bare_params(generics: &Generics) -> Vec<proc_macro2::TokenStream> 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn struct_names_are_upper_camel_case() {
+        let name = |s: &str| struct_name(&syn::parse_str::<Ident>(s).unwrap()).to_string();
+        assert_eq!(name("enrich"), "Enrich");
+        assert_eq!(name("enrich_users"), "EnrichUsers");
+        assert_eq!(name("_fetch__pages_"), "FetchPages");
+        assert_eq!(name("r#type"), "Type");
+    }
+
+    #[test]
+    fn impl_stream_arguments_become_generic_parameters() {
+        let f: ItemFn = parse_quote! {
+            async fn f<T>(keep: impl Fn(&T) -> bool, items: impl Stream<Item = T> + Send, n: usize) {}
+        };
+        let sig = analyze(&f).unwrap();
+        assert_eq!(sig.upstream, Some(1));
+        let names: Vec<String> = sig
+            .generics
+            .type_params()
+            .map(|t| t.ident.to_string())
+            .collect();
+        assert_eq!(names, ["T", "Keep", "S"]);
+    }
+
+    #[test]
+    fn a_generic_stream_parameter_is_the_upstream() {
+        let f: ItemFn = parse_quote! {
+            async fn f<S>(n: usize, s: S) where S: futures::Stream<Item = u8> {}
+        };
+        assert_eq!(analyze(&f).unwrap().upstream, Some(1));
+        let source: ItemFn = parse_quote!(
+            async fn pages(n: usize) {}
+        );
+        assert_eq!(analyze(&source).unwrap().upstream, None);
+    }
+}
