@@ -32,9 +32,8 @@ pub async fn keep_multiples(numbers: impl Stream<Item = u32> + Send, of: u32, mu
 //     #[must_use = "streams do nothing unless polled"]
 //     pub struct KeepMultiples<S> {
 //         #[pin]
-//         upstream: Option<S>,            // None once finished: the upstream is dropped at the end
-//         config: Option<(u32, usize)>,   // `of`, `kept`: dropped at the end too
-//         marker: PhantomData<fn() -> (S,)>,
+//         live: Option<p::Live<S, (u32, usize)>>,  // pinned upstream + `of`, `kept`; None once
+//         marker: PhantomData<fn() -> (S,)>,       // finished (both dropped at the end)
 //     }
 // }
 //
@@ -45,36 +44,36 @@ pub async fn keep_multiples(numbers: impl Stream<Item = u32> + Send, of: u32, mu
 //     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u32>> {
 //         let mut this = self.project();
 //         loop {
-//             let (upstream, config) = match (this.upstream.as_mut().as_pin_mut(), this.config.as_mut()) {
-//                 (Some(u), Some(c)) => (u, c),
-//                 _ => return Poll::Ready(None),                 // finished stays finished
+//             let Some(live) = this.live.as_mut().as_pin_mut() else {
+//                 return Poll::Ready(None);                      // finished stays finished
 //             };
+//             let (upstream, config) = p::Live::parts(live);     // Pin<&mut S>, &mut (u32, usize)
 //             let next = match Stream::poll_next(upstream, cx) {
 //                 Poll::Ready(Some(next)) => next,
-//                 Poll::Ready(None) => { /* finish: */ this.upstream.set(None); *this.config = None; return Poll::Ready(None); }
+//                 Poll::Ready(None) => { /* finish: */ this.live.set(None); return Poll::Ready(None); }
 //                 Poll::Pending => return Poll::Pending,
 //             };
 //             let (of, kept) = config;                           // `&mut u32`, `&mut usize`
 //             let x = next;                                      // the loop pattern
 //             if x % (*of) != 0 { continue; }                    // parameters are used in place
 //             (*kept) += 1;
-//             if (*kept) > 3 { /* `break` = finish */ this.upstream.set(None); *this.config = None; return Poll::Ready(None); }
+//             if (*kept) > 3 { /* `break` = finish */ this.live.set(None); return Poll::Ready(None); }
 //             return Poll::Ready(Some(x));                       // `yield_!(x)`
 //         }
 //     }
 //
 //     fn size_hint(&self) -> (usize, Option<usize>) {
-//         match &self.upstream { Some(u) => (0, u.size_hint().1), None => (0, Some(0)) }
+//         match &self.live { Some(l) => (0, l.upstream().size_hint().1), None => (0, Some(0)) }
 //     }
 // }
 //
-// impl<S: …> FusedStream for KeepMultiples<S> { fn is_terminated(&self) -> bool { self.upstream.is_none() } }
+// impl<S: …> FusedStream for KeepMultiples<S> { fn is_terminated(&self) -> bool { self.live.is_none() } }
 // impl<S> Debug for KeepMultiples<S> { /* KeepMultiples { finished: false, .. } */ }
 //
 // #[inline]
 // pub fn keep_multiples<S>(numbers: S, of: u32, kept: usize) -> KeepMultiples<S>
 // where S: Stream<Item = u32> + Send, S: Send {
-//     KeepMultiples { upstream: Some(numbers), config: Some((of, kept)), marker: PhantomData }
+//     KeepMultiples { live: Some(p::Live::new(numbers, (of, kept))), marker: PhantomData }
 // }
 
 /// General path: an `.await` in the body (and two yields per item).
