@@ -60,7 +60,7 @@ pub struct Line {
 ///
 /// ```
 /// use millrace::adapters::fs;
-/// use futures::{StreamExt, TryStreamExt};
+/// use futures::TryStreamExt;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -105,7 +105,7 @@ pub fn lines(path: impl AsRef<Path>) -> Lines<tokio::fs::File> {
 /// assert_eq!(items.len(), 3);
 /// assert!(matches!(
 ///     items[1],
-///     Err(LineError::TooLong { line: 2, len_at_least: 19, max: 8 })
+///     Err(LineError::TooLong { line: 2, len_at_least: 20, max: 8 })
 /// ));
 /// assert_eq!(items[2].as_ref().unwrap().number, 3);
 /// # }
