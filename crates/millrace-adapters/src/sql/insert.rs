@@ -50,7 +50,8 @@ impl Backend for sqlx::Postgres {
 /// Tuples of up to six bindable values implement it already.
 ///
 /// ```
-/// use millrace::adapters::sql::{InsertRow, RowValues};
+/// use millrace::adapters::sql::{BatchInsert, InsertRow, RowValues};
+/// use futures::stream;
 ///
 /// struct Book { id: i64, title: String }
 ///
@@ -59,6 +60,18 @@ impl Backend for sqlx::Postgres {
 ///         values.bind(self.id).bind(&self.title);
 ///     }
 /// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+/// sqlx::query("CREATE TABLE books (id INTEGER, title TEXT)").execute(&pool).await.unwrap();
+/// let batch = vec![Book { id: 1, title: "Dune".into() }, Book { id: 2, title: "Emma".into() }];
+/// let report = BatchInsert::new(pool, "books", "INSERT INTO books (id, title) ")
+///     .run(stream::iter([batch]))
+///     .await
+///     .unwrap();
+/// assert_eq!(report.rows_inserted, 2);
+/// # }
 /// ```
 pub trait InsertRow<DB: Database> {
     /// Binds this row's values (`values.bind(…)` once per column).
@@ -69,15 +82,35 @@ pub trait InsertRow<DB: Database> {
 /// [`bind`](Self::bind) adds a placeholder (`?` or `$n`) and its value.
 ///
 /// ```
-/// use millrace::adapters::sql::{InsertRow, RowValues};
+/// use millrace::adapters::sql::{BatchInsert, InsertRow, RowValues};
+/// use futures::stream;
 ///
 /// struct Pair(i64, Option<String>);
 ///
-/// impl InsertRow<sqlx::Postgres> for Pair {
-///     fn push_values<'args>(&'args self, values: &mut RowValues<'_, 'args, sqlx::Postgres>) {
+/// // Generic over the backend: any database that can bind these column types.
+/// impl<DB: sqlx::Database> InsertRow<DB> for Pair
+/// where
+///     for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+///     for<'a> Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+/// {
+///     fn push_values<'args>(&'args self, values: &mut RowValues<'_, 'args, DB>) {
 ///         values.bind(self.0).bind(self.1.as_deref());
 ///     }
 /// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+/// sqlx::query("CREATE TABLE pairs (n INTEGER, label TEXT)").execute(&pool).await.unwrap();
+/// let batch = vec![Pair(1, Some("one".into())), Pair(2, None)];
+/// BatchInsert::new(pool.clone(), "pairs", "INSERT INTO pairs (n, label) ")
+///     .run(stream::iter([batch]))
+///     .await
+///     .unwrap();
+/// let nulls: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pairs WHERE label IS NULL")
+///     .fetch_one(&pool).await.unwrap();
+/// assert_eq!(nulls, 1);
+/// # }
 /// ```
 pub struct RowValues<'a, 'args, DB: Database> {
     sql: &'a mut String,

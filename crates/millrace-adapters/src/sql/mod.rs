@@ -26,7 +26,8 @@
 //!     .unwrap();
 //! assert_eq!((report.batches_committed, report.rows_inserted), (3, 10));
 //!
-//! let big: Vec<(i64, i64)> = sql::rows_as(&pool, sqlx::query("SELECT n, sq FROM squares WHERE sq > 50 ORDER BY n"))
+//! let query = sqlx::query("SELECT n, sq FROM squares WHERE sq > 50 ORDER BY n");
+//! let big: Vec<(i64, i64)> = sql::rows_as::<(i64, i64), _, _>(&pool, query)
 //!     .try_collect()
 //!     .await
 //!     .unwrap();

@@ -18,7 +18,7 @@ use sqlx::{Database, Executor, FromRow, IntoArguments, Pool};
 /// # async fn main() {
 /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
 /// let mut rows = sql::rows(&pool, sqlx::query("SELECT * FROM no_such_table"));
-/// let err = rows.next().await.unwrap().unwrap_err();
+/// let err = rows.next().await.unwrap().err().unwrap();
 /// assert!(matches!(err, RowsError::Query { rows_read: 0, .. }));
 /// assert!(rows.next().await.is_none());
 /// # }
@@ -121,7 +121,10 @@ where
 /// # async fn main() {
 /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
 /// let q = sqlx::query("SELECT 7 AS id, 'dune' AS title");
-/// let books: Vec<(i64, String)> = sql::rows_as(&pool, q).try_collect().await.unwrap();
+/// let books: Vec<(i64, String)> = sql::rows_as::<(i64, String), _, _>(&pool, q)
+///     .try_collect()
+///     .await
+///     .unwrap();
 /// assert_eq!(books, [(7, "dune".to_owned())]);
 /// # }
 /// ```
