@@ -19,7 +19,19 @@ use super::error::LineError;
 
 /// The default maximum line length: 1 MiB. A source reading untrusted input must not buffer an
 /// endless line; raise it with [`Lines::max_line_length`].
+///
+/// ```
+/// assert_eq!(millrace::adapters::fs::DEFAULT_MAX_LINE_LENGTH, 1 << 20);
+/// ```
 pub const DEFAULT_MAX_LINE_LENGTH: usize = 1024 * 1024;
+
+/// The read buffer's capacity: 64 KiB, so a file is read in few, large reads (each read of a
+/// `tokio::fs::File` is a trip to the blocking pool).
+///
+/// ```
+/// assert_eq!(millrace::adapters::fs::READ_BUFFER, 65_536);
+/// ```
+pub const READ_BUFFER: usize = 64 * 1024;
 
 /// One line of text with its 1-based line number, without its `\n` or `\r\n`.
 ///
@@ -54,7 +66,7 @@ pub struct Line {
 /// [`DEFAULT_MAX_LINE_LENGTH`], set with [`Lines::max_line_length`]) or not valid UTF-8 is one
 /// error item naming the line, and the stream **continues** with the next line, so
 /// `on_error(Resume)` skips exactly that line. An I/O error is the last item.
-/// Memory stays bounded by the maximum line length plus the read buffer (8 KiB).
+/// Memory stays bounded by the maximum line length plus the read buffer ([`READ_BUFFER`]).
 ///
 /// # Examples
 ///
@@ -113,7 +125,11 @@ pub fn lines(path: impl AsRef<Path>) -> Lines<tokio::fs::File> {
 pub fn lines_from<R: AsyncRead>(reader: R) -> Lines<R> {
     Lines {
         state: State::Reading {
-            framed: FramedRead::new(reader, LineCodec::new(DEFAULT_MAX_LINE_LENGTH)),
+            framed: FramedRead::with_capacity(
+                reader,
+                LineCodec::new(DEFAULT_MAX_LINE_LENGTH),
+                READ_BUFFER,
+            ),
         },
         max: DEFAULT_MAX_LINE_LENGTH,
         number: 0,
@@ -270,7 +286,11 @@ impl<R: AsyncRead> Stream for Lines<R> {
                     match result {
                         Ok(file) => {
                             let reader = convert(file);
-                            let framed = FramedRead::new(reader, LineCodec::new(*this.max));
+                            let framed = FramedRead::with_capacity(
+                                reader,
+                                LineCodec::new(*this.max),
+                                READ_BUFFER,
+                            );
                             this.state.set(State::Reading { framed });
                         }
                         Err(source) => {

@@ -45,6 +45,10 @@ use serde::de::DeserializeOwned;
 use crate::fs::{Line, LineError};
 
 /// How many characters of a malformed line [`JsonLineError::Malformed`] keeps.
+///
+/// ```
+/// assert_eq!(millrace::adapters::json::SNIPPET_CHARS, 80);
+/// ```
 pub const SNIPPET_CHARS: usize = 80;
 
 /// A decoded value with the number of the line it came from.

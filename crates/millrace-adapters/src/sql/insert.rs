@@ -23,6 +23,17 @@ use sqlx::{Arguments, Database, Encode, Executor, IntoArguments, Pool, Type};
 /// ```
 pub trait Backend: Database + sealed::Sealed {
     /// The number of rows a statement inserted, updated or deleted.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::Backend;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// let done = sqlx::query("CREATE TABLE t (x INTEGER)").execute(&pool).await.unwrap();
+    /// assert_eq!(<sqlx::Sqlite as Backend>::rows_affected(&done), 0);
+    /// # }
+    /// ```
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }
 
@@ -120,9 +131,29 @@ pub struct RowValues<'a, 'args, DB: Database> {
 }
 
 impl<'args, DB: Database> RowValues<'_, 'args, DB> {
-    /// Adds one column value.
+    /// Adds one column value (a placeholder in the statement and its bound value).
     ///
-    /// See [`InsertRow`] for an example.
+    /// ```
+    /// use millrace::adapters::sql::{BatchInsert, InsertRow, RowValues};
+    /// use futures::stream;
+    ///
+    /// struct Reading { sensor: String, celsius: f64 }
+    ///
+    /// impl InsertRow<sqlx::Sqlite> for Reading {
+    ///     fn push_values<'args>(&'args self, values: &mut RowValues<'_, 'args, sqlx::Sqlite>) {
+    ///         values.bind(self.sensor.as_str()).bind(self.celsius);
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// sqlx::query("CREATE TABLE readings (sensor TEXT, celsius REAL)").execute(&pool).await.unwrap();
+    /// let batch = vec![Reading { sensor: "roof".into(), celsius: 21.5 }];
+    /// let sink = BatchInsert::new(pool, "readings", "INSERT INTO readings (sensor, celsius) ");
+    /// assert_eq!(sink.run(stream::iter([batch])).await.unwrap().rows_inserted, 1);
+    /// # }
+    /// ```
     pub fn bind<T>(&mut self, value: T) -> &mut Self
     where
         T: 'args + Encode<'args, DB> + Type<DB>,
@@ -298,9 +329,17 @@ impl<E: std::error::Error + 'static> std::error::Error for InsertError<E> {
 
 /// The default number of rows per `INSERT` statement (a batch larger than this is inserted
 /// with several statements, still in one transaction).
+///
+/// ```
+/// assert_eq!(millrace::adapters::sql::DEFAULT_ROWS_PER_STATEMENT, 500);
+/// ```
 pub const DEFAULT_ROWS_PER_STATEMENT: usize = 500;
 
 /// The default name of the table that records committed batches.
+///
+/// ```
+/// assert_eq!(millrace::adapters::sql::DEFAULT_LEDGER_TABLE, "millrace_batches");
+/// ```
 pub const DEFAULT_LEDGER_TABLE: &str = "millrace_batches";
 
 /// A sink that inserts a stream of batches (`Vec<T>`), **one transaction per batch**, and never
