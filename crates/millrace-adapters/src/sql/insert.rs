@@ -3,9 +3,14 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
-use futures_util::stream::{Stream, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FusedStream, Stream, StreamExt};
 use millrace_core::ConfigError;
+use pin_project_lite::pin_project;
 use sqlx::error::BoxDynError;
 use sqlx::{Arguments, Database, Encode, Executor, IntoArguments, Pool, Type};
 
@@ -863,3 +868,228 @@ tuple_rows!(A, B, C);
 tuple_rows!(A, B, C, D);
 tuple_rows!(A, B, C, D, E);
 tuple_rows!(A, B, C, D, E, F);
+
+/// One batch that went through [`BatchInsert::commit_each`]: its rows, its key and what
+/// happened to it.
+///
+/// ```
+/// use millrace::adapters::sql::{BatchOutcome, Committed};
+///
+/// let c = Committed { seq: 0, outcome: BatchOutcome::AlreadyCommitted, rows: vec![1, 2] };
+/// assert_eq!(c.rows.len(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed<T> {
+    /// The batch's sequence number (its key with the sink's name).
+    pub seq: u64,
+    /// Committed now, or by an earlier run.
+    pub outcome: BatchOutcome,
+    /// The batch's rows, handed on (e.g. to acknowledge them upstream).
+    pub rows: Vec<T>,
+}
+
+type InsertFuture<T> = BoxFuture<'static, (u64, Vec<T>, Result<BatchOutcome, sqlx::Error>)>;
+
+impl<DB> BatchInsert<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    /// The sink as a pass-through stage: inserts each batch like [`run`](Self::run) and then
+    /// yields it as [`Committed`], so the pipeline can go on (acknowledge the source, count,
+    /// report progress) knowing the batch is durable. One batch is in flight at a time; the
+    /// upstream is not polled while a batch commits. After an error item the stream ends.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::{BatchInsert, BatchOutcome};
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// sqlx::query("CREATE TABLE t (id INTEGER)").execute(&pool).await.unwrap();
+    /// let sink = BatchInsert::new(pool, "t", "INSERT INTO t (id) ");
+    /// let acked: Vec<u64> = sink
+    ///     .commit_each(stream::iter([vec![(1_i64,)], vec![(2,), (3,)]]))
+    ///     .map(|c| c.unwrap().seq)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(acked, [0, 1]);
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// An [`InsertError::Setup`] or [`InsertError::Batch`] item (its report counts this
+    /// stream's batches before it), then the end.
+    pub fn commit_each<S, T>(self, batches: S) -> CommitEach<S, DB, T>
+    where
+        S: Stream<Item = Vec<T>>,
+        T: InsertRow<DB> + Send + Sync + 'static,
+        DB: 'static,
+    {
+        let sink = Arc::new(self);
+        let prepare_sink = Arc::clone(&sink);
+        let preparing: BoxFuture<'static, Result<(), sqlx::Error>> =
+            Box::pin(async move { prepare_sink.prepare().await });
+        CommitEach {
+            upstream: batches,
+            report: InsertReport {
+                next_seq: sink.start_at,
+                ..InsertReport::default()
+            },
+            sink,
+            preparing: Some(preparing),
+            pending: None,
+            done: false,
+        }
+    }
+}
+
+pin_project! {
+    /// Stream for the [`BatchInsert::commit_each`] stage.
+    ///
+    /// Each batch's transaction runs in one boxed future (one allocation per batch, none per
+    /// row), because sqlx's futures cannot be named.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct CommitEach<S, DB: Database, T> {
+        #[pin]
+        upstream: S,
+        sink: Arc<BatchInsert<DB>>,
+        report: InsertReport,
+        preparing: Option<BoxFuture<'static, Result<(), sqlx::Error>>>,
+        pending: Option<InsertFuture<T>>,
+        done: bool,
+    }
+}
+
+impl<S: fmt::Debug, DB: Database, T> fmt::Debug for CommitEach<S, DB, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommitEach")
+            .field("upstream", &self.upstream)
+            .field("sink", &self.sink)
+            .field("report", &self.report)
+            .field("committing", &self.pending.is_some())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<S, DB: Database, T> CommitEach<S, DB, T> {
+    /// The totals so far.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// sqlx::query("CREATE TABLE t (id INTEGER)").execute(&pool).await.unwrap();
+    /// let mut commits = BatchInsert::new(pool, "t", "INSERT INTO t (id) ")
+    ///     .commit_each(stream::iter([vec![(1_i64,)]]));
+    /// while commits.next().await.is_some() {}
+    /// assert_eq!(commits.report().rows_inserted, 1);
+    /// # }
+    /// ```
+    pub fn report(&self) -> InsertReport {
+        self.report
+    }
+}
+
+impl<S, DB, T> Stream for CommitEach<S, DB, T>
+where
+    S: Stream<Item = Vec<T>>,
+    T: InsertRow<DB> + Send + Sync + 'static,
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    type Item = Result<Committed<T>, InsertError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(preparing) = this.preparing.as_mut() {
+            let result = ready!(preparing.as_mut().poll(cx));
+            *this.preparing = None;
+            if let Err(source) = result {
+                *this.done = true;
+                return Poll::Ready(Some(Err(InsertError::Setup { source })));
+            }
+        }
+        if this.pending.is_none() {
+            let Some(rows) = ready!(this.upstream.as_mut().poll_next(cx)) else {
+                *this.done = true;
+                return Poll::Ready(None);
+            };
+            let seq = this.report.next_seq;
+            this.report.next_seq += 1;
+            let sink = Arc::clone(this.sink);
+            *this.pending = Some(Box::pin(async move {
+                let result = sink.insert_batch(seq, &rows).await;
+                (seq, rows, result)
+            }));
+        }
+        let pending = this.pending.as_mut().expect("a batch in flight");
+        let (seq, rows, result) = ready!(pending.as_mut().poll(cx));
+        *this.pending = None;
+        Poll::Ready(Some(match result {
+            Ok(outcome) => {
+                match outcome {
+                    BatchOutcome::Committed { rows_inserted } => {
+                        this.report.batches_committed += 1;
+                        this.report.rows_inserted += rows_inserted;
+                        this.report.rows_ignored +=
+                            (rows.len() as u64).saturating_sub(rows_inserted);
+                    }
+                    BatchOutcome::AlreadyCommitted => this.report.batches_skipped += 1,
+                }
+                Ok(Committed { seq, outcome, rows })
+            }
+            Err(source) => {
+                *this.done = true;
+                Err(InsertError::Batch {
+                    seq,
+                    report: *this.report,
+                    source,
+                })
+            }
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
+        let in_flight = usize::from(self.pending.is_some());
+        let (low, high) = self.upstream.size_hint();
+        // An error ends the stream early, so the lower bound is at most 1.
+        (
+            low.saturating_add(in_flight).min(1),
+            high.and_then(|h| h.checked_add(in_flight)),
+        )
+    }
+}
+
+impl<S, DB, T> FusedStream for CommitEach<S, DB, T>
+where
+    S: Stream<Item = Vec<T>>,
+    T: InsertRow<DB> + Send + Sync + 'static,
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}

@@ -39,7 +39,7 @@ mod insert;
 mod rows;
 
 pub use self::insert::{
-    Backend, BatchInsert, BatchOutcome, DEFAULT_LEDGER_TABLE, DEFAULT_ROWS_PER_STATEMENT,
-    InsertError, InsertReport, InsertRow, RowValues,
+    Backend, BatchInsert, BatchOutcome, CommitEach, Committed, DEFAULT_LEDGER_TABLE,
+    DEFAULT_ROWS_PER_STATEMENT, InsertError, InsertReport, InsertRow, RowValues,
 };
 pub use self::rows::{Rows, RowsError, rows, rows_as};
