@@ -1,7 +1,17 @@
 //! Policies that configure wrappers: retry backoff, supervision of errors, rates.
 
 // BEGIN policy: errors
+mod retry;
+mod supervision;
+
+pub use self::retry::{RetryAll, RetryIf, RetryPolicy};
+pub use self::supervision::Supervision;
+pub use crate::wrappers::validate::Invalid;
+/// The [backon](https://docs.rs/backon) backoff builders that [`RetryPolicy::new`] accepts.
+pub use backon::{BackoffBuilder, ConstantBuilder, ExponentialBuilder, FibonacciBuilder};
 // END policy: errors
 
 // BEGIN policy: concurrency
+mod rate;
+pub use self::rate::{Rate, RateLimiter};
 // END policy: concurrency

@@ -5,13 +5,47 @@
 //! can be built once and applied to many sources.
 
 // BEGIN wrappers: errors
+mod recover;
+mod retry;
+mod supervise;
+pub(crate) mod validate;
+
+pub use self::recover::{CheckpointWith, Recover, RecoverStage};
+pub use self::retry::{Restartable, Retry, RetryStats};
+pub use self::supervise::{SkipCounter, Supervise, SuperviseStage};
+pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
 // END wrappers: errors
 
 // BEGIN wrappers: concurrency
+mod map_blocking;
+pub(crate) mod map_concurrent;
+mod rate_limit;
+pub use self::map_blocking::{MapBlocking, MapBlockingStage};
+pub use self::map_concurrent::{
+    MapConcurrent, MapConcurrentLocal, MapConcurrentStage, TryMapConcurrent, TryMapConcurrentStage,
+};
+pub use self::rate_limit::{RateLimit, RateLimitStage};
 // END wrappers: concurrency
 
 // BEGIN wrappers: flow
+mod batch;
+mod deadline;
+mod prefetch;
+mod stop_on;
+mod timeout_each;
+pub use self::batch::{Batch, BatchStage};
+pub use self::deadline::{Deadline, DeadlineStage};
+pub use self::prefetch::{Prefetch, PrefetchStage};
+pub use self::stop_on::{StopOn, StopOnStage};
+pub use self::timeout_each::{TimeoutEach, TimeoutEachStage, TimeoutError};
 // END wrappers: flow
 
 // BEGIN wrappers: resources
+mod metered;
+mod paginate;
+mod scoped;
+
+pub use self::metered::{CountErrors, ErrorCounting, IgnoreErrors, Metered, MeteredStage};
+pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
+pub use self::scoped::Scoped;
 // END wrappers: resources

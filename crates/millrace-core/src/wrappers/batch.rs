@@ -1,0 +1,284 @@
+//! [`Batch`]: size-or-time batching, built by [`batch`](crate::PipelineExt::batch) and
+//! [`batch_within`](crate::PipelineExt::batch_within).
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use crate::error::{ConfigError, nonzero};
+use crate::stage::Stage;
+
+/// The largest capacity reserved up front for one batch. A batch of a larger size grows past
+/// it by doubling only if that many items actually arrive, so `batch(1_000_000)` over a short
+/// stream does not reserve megabytes.
+const MAX_PREALLOC: usize = 1024;
+
+/// `within` must be non-zero: a zero window would mean "whatever is ready right now", which is
+/// what futures' `ready_chunks` already does.
+fn nonzero_within(within: Duration) -> Result<Duration, ConfigError> {
+    if within.is_zero() {
+        Err(ConfigError::out_of_range(
+            "batch_within",
+            "within",
+            "0ns",
+            "a non-zero duration",
+        ))
+    } else {
+        Ok(within)
+    }
+}
+
+pin_project! {
+    /// Stream for the [`batch`](crate::PipelineExt::batch) and
+    /// [`batch_within`](crate::PipelineExt::batch_within) methods.
+    ///
+    /// ```
+    /// use millrace::wrappers::Batch;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let batched = Batch::try_new(stream::iter(0..5), 2).unwrap();
+    /// assert_eq!(batched.collect::<Vec<_>>().await, vec![vec![0, 1], vec![2, 3], vec![4]]);
+    /// # }
+    /// ```
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Batch<S: Stream> {
+        #[pin]
+        stream: S,
+        items: Vec<S::Item>,
+        size: NonZeroUsize,
+        within: Option<Duration>,
+        // One timer per wrapper, created at the first batch that needs it and re-armed with
+        // `reset` for every later batch. Boxed (once) so that `Batch<S>` is `Unpin` when `S` is.
+        sleep: Option<Pin<Box<Sleep>>>,
+        // The upstream returned `None`; it is never polled again.
+        upstream_done: bool,
+    }
+}
+
+impl<S: Stream> Batch<S> {
+    /// Batches by size only: every batch has exactly `size` items except the last.
+    ///
+    /// # Errors
+    ///
+    /// `size == 0` is a [`ConfigError`]:
+    ///
+    /// ```
+    /// use millrace::wrappers::Batch;
+    /// use futures::stream;
+    ///
+    /// let err = Batch::try_new(stream::iter([1]), 0).unwrap_err();
+    /// assert_eq!(err.to_string(), "`batch`: `size` must be at least 1, got 0; pass a non-zero value");
+    /// ```
+    pub fn try_new(stream: S, size: usize) -> Result<Self, ConfigError> {
+        let size = nonzero("batch", "size", size)?;
+        Ok(Self::build(stream, size, None))
+    }
+
+    /// Batches by size or time: a batch is emitted when it holds `size` items or when `within`
+    /// has passed since its first item arrived, whichever comes first.
+    ///
+    /// # Errors
+    ///
+    /// `size == 0` or `within == Duration::ZERO` is a [`ConfigError`] (for "whatever is ready
+    /// right now" use futures' `ready_chunks`):
+    ///
+    /// ```
+    /// use millrace::wrappers::Batch;
+    /// use futures::stream;
+    /// use std::time::Duration;
+    ///
+    /// let err = Batch::try_within(stream::iter([1]), 4, Duration::ZERO).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "`batch_within`: `within` must be a non-zero duration, got 0ns; pass a value in that range"
+    /// );
+    /// ```
+    pub fn try_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
+        let size = nonzero("batch_within", "size", size)?;
+        Ok(Self::build(stream, size, Some(nonzero_within(within)?)))
+    }
+
+    fn build(stream: S, size: NonZeroUsize, within: Option<Duration>) -> Self {
+        Batch {
+            stream,
+            items: Vec::new(),
+            size,
+            within,
+            sleep: None,
+            upstream_done: false,
+        }
+    }
+
+    delegate_access_inner!(stream, S);
+}
+
+impl<S: Stream> Stream for Batch<S> {
+    type Item = Vec<S::Item>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        let size = this.size.get();
+        if *this.upstream_done {
+            // The tail batch was flushed in the same poll the upstream ended.
+            return Poll::Ready(None);
+        }
+        loop {
+            match this.stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    if this.items.is_empty() {
+                        // First item of a batch: reserve once, start the clock.
+                        this.items.reserve_exact(size.min(MAX_PREALLOC));
+                        if let Some(within) = *this.within {
+                            let deadline = Instant::now() + within;
+                            match this.sleep {
+                                Some(sleep) => sleep.as_mut().reset(deadline),
+                                None => {
+                                    *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)))
+                                }
+                            }
+                        }
+                    }
+                    this.items.push(item);
+                    if this.items.len() >= size {
+                        return Poll::Ready(Some(std::mem::take(this.items)));
+                    }
+                }
+                Poll::Ready(None) => {
+                    *this.upstream_done = true;
+                    let tail = std::mem::take(this.items);
+                    return Poll::Ready(if tail.is_empty() { None } else { Some(tail) });
+                }
+                Poll::Pending => {
+                    if !this.items.is_empty()
+                        && let Some(sleep) = this.sleep.as_mut()
+                        && sleep.as_mut().poll(cx).is_ready()
+                    {
+                        return Poll::Ready(Some(std::mem::take(this.items)));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.upstream_done {
+            return (0, Some(0));
+        }
+        let buffered = self.items.len();
+        let (lo, hi) = self.stream.size_hint();
+        let size = self.size.get();
+        let lower = lo.saturating_add(buffered).div_ceil(size);
+        let upper = hi.and_then(|hi| match self.within {
+            // Without a timer every batch but the last is full.
+            None => hi.checked_add(buffered).map(|n| n.div_ceil(size)),
+            // With one, every item may end up alone in its batch.
+            Some(_) => hi.checked_add(usize::from(buffered > 0)),
+        });
+        (lower, upper)
+    }
+}
+
+impl<S: Stream> FusedStream for Batch<S> {
+    fn is_terminated(&self) -> bool {
+        self.upstream_done
+    }
+}
+
+impl<S> fmt::Debug for Batch<S>
+where
+    S: Stream + fmt::Debug,
+    S::Item: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("stream", &self.stream)
+            .field("items", &self.items)
+            .field("size", &self.size)
+            .field("within", &self.within)
+            .field("upstream_done", &self.upstream_done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Stage`] that wraps its upstream in a [`Batch`]; see
+/// [`batch`](crate::PipelineExt::batch).
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::wrappers::BatchStage;
+/// use futures::{stream, StreamExt};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let by_size = BatchStage::new(2);
+/// let out: Vec<Vec<u8>> = stream::iter(0..3u8).wrap(by_size).collect().await;
+/// assert_eq!(out, vec![vec![0, 1], vec![2]]);
+///
+/// let by_size_or_time = BatchStage::within(100, Duration::from_millis(50));
+/// let out: Vec<Vec<u8>> = stream::iter(0..3u8).wrap(by_size_or_time).collect().await;
+/// assert_eq!(out, vec![vec![0, 1, 2]]);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct BatchStage {
+    size: NonZeroUsize,
+    within: Option<Duration>,
+}
+
+impl BatchStage {
+    /// Batches of `size` items.
+    ///
+    /// # Panics
+    ///
+    /// If `size == 0`, with the [`ConfigError`] message; [`BatchStage::try_new`] returns it.
+    #[track_caller]
+    pub fn new(size: usize) -> Self {
+        crate::error::built(Self::try_new(size))
+    }
+
+    /// Batches of `size` items, or `Err` if `size == 0`.
+    pub fn try_new(size: usize) -> Result<Self, ConfigError> {
+        Ok(BatchStage {
+            size: nonzero("batch", "size", size)?,
+            within: None,
+        })
+    }
+
+    /// Batches of at most `size` items, flushed `within` after a batch's first item.
+    ///
+    /// # Panics
+    ///
+    /// If `size == 0` or `within` is zero, with the [`ConfigError`] message;
+    /// [`BatchStage::try_within`] returns it.
+    #[track_caller]
+    pub fn within(size: usize, within: Duration) -> Self {
+        crate::error::built(Self::try_within(size, within))
+    }
+
+    /// Like [`BatchStage::within`], returning the [`ConfigError`] instead of panicking.
+    pub fn try_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Ok(BatchStage {
+            size: nonzero("batch_within", "size", size)?,
+            within: Some(nonzero_within(within)?),
+        })
+    }
+}
+
+impl<S: Stream> Stage<S> for BatchStage {
+    type Output = Batch<S>;
+
+    fn wrap(self, upstream: S) -> Batch<S> {
+        Batch::build(upstream, self.size, self.within)
+    }
+}

@@ -1,0 +1,447 @@
+//! [`Paginate`]: pages fetched one cursor at a time, flattened into one stream of items.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
+use pin_project_lite::pin_project;
+
+/// One page returned by a `fetch_page` function: its items and the cursor of the next page.
+///
+/// ```
+/// use millrace::Page;
+///
+/// let middle: Page<u32, &str> = Page::next(vec![1, 2], "page-3");
+/// assert_eq!(middle.next, Some("page-3"));
+/// let last: Page<u32, &str> = Page::last(vec![3]);
+/// assert_eq!((last.items, last.next), (vec![3], None));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T, C> {
+    /// The items of this page, yielded in order. May be empty.
+    pub items: Vec<T>,
+    /// The cursor of the following page, `None` on the last page.
+    pub next: Option<C>,
+}
+
+impl<T, C> Page<T, C> {
+    /// The last page: no page follows.
+    ///
+    /// ```
+    /// use millrace::Page;
+    ///
+    /// let p: Page<char, u32> = Page::last(vec!['z']);
+    /// assert!(p.next.is_none());
+    /// ```
+    pub fn last(items: Vec<T>) -> Self {
+        Page { items, next: None }
+    }
+
+    /// A page followed by the page at `cursor`.
+    ///
+    /// ```
+    /// use millrace::Page;
+    ///
+    /// let p = Page::next(vec!['a'], 2u32);
+    /// assert_eq!(p.next, Some(2));
+    /// ```
+    pub fn next(items: Vec<T>, cursor: C) -> Self {
+        Page {
+            items,
+            next: Some(cursor),
+        }
+    }
+}
+
+/// Where a [`Paginate`] stream stands: the cursor of a page and how many of that page's items
+/// were already delivered.
+///
+/// A stream rebuilt with [`paginate_from`](crate::paginate_from)`(position, fetch_page)`
+/// fetches the page at `cursor`, skips its first `offset` items and continues: no item is lost
+/// or delivered twice, provided the page at `cursor` returns the same items again.
+///
+/// ```
+/// use millrace::PagePosition;
+///
+/// let pos = PagePosition { cursor: "page-2", offset: 3 };
+/// assert_eq!(pos, PagePosition::start("page-2").with_offset(3));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PagePosition<C> {
+    /// The cursor passed to `fetch_page` to get the page.
+    pub cursor: C,
+    /// How many items of that page were already delivered (and are skipped on resume).
+    pub offset: usize,
+}
+
+impl<C> PagePosition<C> {
+    /// The start of the page at `cursor` (offset 0).
+    ///
+    /// ```
+    /// use millrace::PagePosition;
+    ///
+    /// assert_eq!(PagePosition::start(7u64).offset, 0);
+    /// ```
+    pub fn start(cursor: C) -> Self {
+        PagePosition { cursor, offset: 0 }
+    }
+
+    /// The same page, `offset` items in.
+    ///
+    /// ```
+    /// use millrace::PagePosition;
+    ///
+    /// assert_eq!(PagePosition::start(7u64).with_offset(2).offset, 2);
+    /// ```
+    pub fn with_offset(self, offset: usize) -> Self {
+        PagePosition { offset, ..self }
+    }
+}
+
+/// A finished fetch: the cursor it was started with and what it returned.
+type Fetched<C, T, E> = (C, Result<Page<T, C>, E>);
+
+pin_project! {
+    /// Stream for the [`paginate`](crate::paginate) and [`paginate_from`](crate::paginate_from)
+    /// functions.
+    ///
+    /// A source, not a wrapper: there is no upstream stream, hence no `get_ref`/`into_inner`.
+    /// [`position`](Paginate::position) tells where it stands, for resuming.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Paginate<C, F, Fut, T, E> {
+        fetch_page: F,
+        // The one fetch in flight and the cursor it was started with.
+        #[pin]
+        fetch: Option<Fut>,
+        fetching: Option<C>,
+        // A page fetched ahead (prefetch mode) while the current one is still being delivered.
+        ready: Option<Fetched<C, T, E>>,
+        // The page being delivered: its cursor, its remaining items, how many were delivered.
+        current: C,
+        items: std::vec::IntoIter<T>,
+        offset: usize,
+        // The cursor after the current page, when its fetch has not started yet.
+        next: Option<C>,
+        // Items of the first page to skip (`paginate_from`).
+        skip: usize,
+        prefetch: bool,
+        done: bool,
+    }
+}
+
+impl<C, F, Fut, T, E> fmt::Debug for Paginate<C, F, Fut, T, E>
+where
+    C: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Paginate")
+            .field("current", &self.current)
+            .field("offset", &self.offset)
+            .field("buffered", &self.items.len())
+            .field("fetching", &self.fetching)
+            .field("prefetch", &self.prefetch)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C, F, Fut, T, E> Paginate<C, F, Fut, T, E>
+where
+    C: Clone,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    /// Starts at the first page, `first`; see [`paginate`](crate::paginate).
+    pub fn new(first: C, fetch_page: F) -> Self {
+        Self::from_position(PagePosition::start(first), fetch_page)
+    }
+
+    /// Resumes at `position`; see [`paginate_from`](crate::paginate_from).
+    pub fn from_position(position: PagePosition<C>, fetch_page: F) -> Self {
+        Paginate {
+            fetch_page,
+            fetch: None,
+            fetching: None,
+            ready: None,
+            current: position.cursor.clone(),
+            items: Vec::new().into_iter(),
+            offset: position.offset,
+            next: Some(position.cursor),
+            skip: position.offset,
+            prefetch: false,
+            done: false,
+        }
+    }
+
+    /// Starts fetching page `k + 1` as soon as page `k` arrives, so that the fetch overlaps
+    /// the consumer's work on page `k`.
+    ///
+    /// Memory: at most two pages are held (the one being delivered and the one fetched
+    /// ahead); the fetch of page `k + 2` starts only when page `k + 1` becomes current. The
+    /// fetch ahead is driven by the consumer's polls (no task is spawned): it overlaps waiting
+    /// (I/O, timers), not CPU work; put a [`prefetch`](crate::PipelineExt) stage after this
+    /// one for that. An error from the page fetched ahead is yielded after the items of the
+    /// current page, in order.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::Page;
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let items: Vec<Result<u32, ()>> = paginate(0u32, |k| async move {
+    ///     Ok(if k < 2 { Page::next(vec![k], k + 1) } else { Page::last(vec![k]) })
+    /// })
+    /// .prefetch_next_page()
+    /// .collect()
+    /// .await;
+    /// assert_eq!(items, [Ok(0), Ok(1), Ok(2)]);
+    /// # }
+    /// ```
+    pub fn prefetch_next_page(mut self) -> Self {
+        self.prefetch = true;
+        self
+    }
+
+    /// Yields each item with the position right after it: `Ok((item, position))`.
+    ///
+    /// This is what a checkpoint needs to resume a retried pagination: record the position of
+    /// every delivered item, and re-open with [`paginate_from`](crate::paginate_from) from the
+    /// last one recorded. It clones the cursor once per item.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::{Page, PagePosition};
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let items: Vec<Result<(char, PagePosition<u8>), ()>> = paginate(0u8, |k| async move {
+    ///     Ok(if k == 0 { Page::next(vec!['a', 'b'], 1) } else { Page::last(vec!['c']) })
+    /// })
+    /// .with_positions()
+    /// .collect()
+    /// .await;
+    /// let at = |cursor, offset| PagePosition { cursor, offset };
+    /// assert_eq!(items, [Ok(('a', at(0, 1))), Ok(('b', at(1, 0))), Ok(('c', at(1, 1)))]);
+    /// # }
+    /// ```
+    pub fn with_positions(self) -> WithPositions<C, F, Fut, T, E> {
+        WithPositions { inner: self }
+    }
+
+    /// Where this stream stands: resuming from it with
+    /// [`paginate_from`](crate::paginate_from) continues right after the last item delivered.
+    ///
+    /// After a failed fetch this is the start of the page that failed; after the end it is
+    /// the end of the last page (resuming fetches that page again and yields nothing).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::{Page, PagePosition};
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut pages = std::pin::pin!(paginate(0u32, |k| async move {
+    ///     Ok::<_, ()>(if k == 0 { Page::next(vec!["a", "b"], 1) } else { Page::last(vec!["c"]) })
+    /// }));
+    /// assert_eq!(pages.next().await, Some(Ok("a")));
+    /// assert_eq!(pages.position(), PagePosition { cursor: 0, offset: 1 });
+    /// assert_eq!(pages.next().await, Some(Ok("b")));
+    /// assert_eq!(pages.position(), PagePosition { cursor: 1, offset: 0 });
+    /// # }
+    /// ```
+    pub fn position(&self) -> PagePosition<C> {
+        if self.items.len() == 0 {
+            // The current page is delivered: the resume point is the start of the next one.
+            let successor = match (&self.ready, &self.fetching, &self.next) {
+                (Some((c, _)), _, _) | (None, Some(c), _) | (None, None, Some(c)) => Some(c),
+                (None, None, None) => None,
+            };
+            if let Some(c) = successor {
+                return PagePosition {
+                    cursor: c.clone(),
+                    offset: self.skip,
+                };
+            }
+        }
+        PagePosition {
+            cursor: self.current.clone(),
+            offset: self.offset,
+        }
+    }
+}
+
+impl<C, F, Fut, T, E> Stream for Paginate<C, F, Fut, T, E>
+where
+    C: Clone,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    type Item = Result<T, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        // Drive the page fetched ahead while the current one is delivered. Its waker is
+        // registered, so a completed fetch wakes the consumer (at worst one spurious wake-up).
+        if this.ready.is_none() && this.items.len() > 0 {
+            poll_ahead(this.fetch.as_mut(), this.fetching, this.ready, cx);
+        }
+        loop {
+            if let Some(item) = this.items.next() {
+                *this.offset += 1;
+                return Poll::Ready(Some(Ok(item)));
+            }
+            let (cursor, res) = if let Some(arrived) = this.ready.take() {
+                arrived
+            } else if let Some(fut) = this.fetch.as_mut().as_pin_mut() {
+                let res = ready!(fut.poll(cx));
+                this.fetch.set(None);
+                let c = this
+                    .fetching
+                    .take()
+                    .expect("a fetch in flight has its cursor");
+                (c, res)
+            } else if let Some(c) = this.next.take() {
+                this.fetch.set(Some((this.fetch_page)(c.clone())));
+                *this.fetching = Some(c);
+                continue;
+            } else {
+                *this.done = true;
+                return Poll::Ready(None);
+            };
+            // A page arrived: it becomes the current page.
+            *this.current = cursor;
+            *this.offset = 0;
+            match res {
+                Err(e) => {
+                    *this.done = true;
+                    *this.skip = 0;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Ok(page) => {
+                    *this.items = page.items.into_iter();
+                    let skip = std::mem::take(this.skip);
+                    if skip > 0 {
+                        let skip = skip.min(this.items.len());
+                        this.items.nth(skip - 1);
+                        *this.offset = skip;
+                    }
+                    *this.next = page.next;
+                    if *this.prefetch
+                        && let Some(c) = this.next.take()
+                    {
+                        // Start the fetch ahead now and poll it once, so its I/O (or timer)
+                        // begins while the consumer works on this page.
+                        this.fetch.set(Some((this.fetch_page)(c.clone())));
+                        *this.fetching = Some(c);
+                        if this.items.len() > 0 {
+                            poll_ahead(this.fetch.as_mut(), this.fetching, this.ready, cx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
+        let buffered = self.items.len();
+        let more_pages = self.next.is_some() || self.fetching.is_some() || self.ready.is_some();
+        (buffered, if more_pages { None } else { Some(buffered) })
+    }
+}
+
+/// Polls the fetch of the page after the current one; a finished fetch moves to `ready`.
+fn poll_ahead<C, Fut, T, E>(
+    mut fetch: Pin<&mut Option<Fut>>,
+    fetching: &mut Option<C>,
+    ready: &mut Option<Fetched<C, T, E>>,
+    cx: &mut Context<'_>,
+) where
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    if let Some(fut) = fetch.as_mut().as_pin_mut()
+        && let Poll::Ready(res) = fut.poll(cx)
+    {
+        fetch.set(None);
+        let c = fetching.take().expect("a fetch in flight has its cursor");
+        *ready = Some((c, res));
+    }
+}
+
+impl<C, F, Fut, T, E> FusedStream for Paginate<C, F, Fut, T, E>
+where
+    C: Clone,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+pin_project! {
+    /// Stream for the [`with_positions`](Paginate::with_positions) method: each item with the
+    /// [`PagePosition`] right after it.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct WithPositions<C, F, Fut, T, E> {
+        #[pin]
+        inner: Paginate<C, F, Fut, T, E>,
+    }
+}
+
+impl<C, F, Fut, T, E> fmt::Debug for WithPositions<C, F, Fut, T, E>
+where
+    C: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithPositions")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl<C, F, Fut, T, E> WithPositions<C, F, Fut, T, E> {
+    delegate_access_inner!(inner, Paginate<C, F, Fut, T, E>);
+}
+
+impl<C, F, Fut, T, E> Stream for WithPositions<C, F, Fut, T, E>
+where
+    C: Clone,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    type Item = Result<(T, PagePosition<C>), E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut inner = self.project().inner;
+        let item = ready!(inner.as_mut().poll_next(cx));
+        Poll::Ready(item.map(|r| r.map(|t| (t, inner.position()))))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<C, F, Fut, T, E> FusedStream for WithPositions<C, F, Fut, T, E>
+where
+    C: Clone,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    fn is_terminated(&self) -> bool {
+        self.inner.is_terminated()
+    }
+}

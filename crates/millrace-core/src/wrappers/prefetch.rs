@@ -1,0 +1,413 @@
+//! [`Prefetch`]: drives the upstream on its own tokio task into a bounded buffer; built by
+//! [`prefetch`](crate::PipelineExt::prefetch).
+//!
+//! # Design
+//!
+//! The producer task pulls items while the upstream is `Ready` into a `Vec` *chunk* and hands
+//! the whole chunk over when it is full or when the upstream returns `Pending`, so the
+//! cross-task cost (one channel send, one receive, one semaphore release) is paid per chunk,
+//! not per item; per item the consumer only steps a `vec::IntoIter`.
+//!
+//! The bound is kept by a [`Semaphore`] holding one permit per item of capacity: the producer
+//! holds a permit for every item it has pulled and not yet seen yielded, and the consumer gives
+//! a chunk's permits back when it yields that chunk's last item. Chunks travel over an
+//! *unbounded* mpsc channel whose length is nevertheless bounded by the permits (every chunk
+//! holds at least one item), so there is exactly one limit to reason about: `capacity`.
+//!
+//! Measured (callgrind, release, current-thread runtime, `iter(0..N).prefetch(256)` folded,
+//! (Ir at N = 200k − Ir at 100k) / 100k): 66 instructions per item against 28 for the same
+//! fold without `prefetch`, i.e. ~38 instructions per item for the hand-over, against ~417 for
+//! a per-item `tokio::sync::mpsc::channel(1024)` hop in the same binary. The consumer's fast
+//! path (next item of the chunk in hand) is kept small and inlined; receiving a chunk,
+//! starting the task and ending live in an out-of-line slow path.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::num::NonZeroUsize;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::error::{ConfigError, nonzero};
+use crate::stage::Stage;
+
+/// The largest chunk the producer hands over at once. Larger chunks amortise the hand-over
+/// further but hold more items back from a fast consumer; 128 puts the per-chunk cost
+/// (a few hundred instructions) at a few instructions per item.
+const MAX_CHUNK: usize = 128;
+
+/// Stream for the [`prefetch`](crate::PipelineExt::prefetch) method.
+///
+/// There are no `get_ref`/`into_inner` accessors: the upstream moves onto the producer task at
+/// the first poll, so the wrapper no longer owns it.
+///
+/// ```
+/// use millrace::wrappers::Prefetch;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let ahead = Prefetch::try_new(stream::iter(0..5), 2).unwrap();
+/// assert_eq!(ahead.collect::<Vec<_>>().await, [0, 1, 2, 3, 4]);
+/// # }
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct Prefetch<S: Stream> {
+    state: State<S>,
+    capacity: NonZeroUsize,
+}
+
+enum State<S: Stream> {
+    /// Not polled yet: the upstream is still here (never pinned in place, it is moved out).
+    Idle(S),
+    Running(Running<S::Item>),
+    Done,
+}
+
+struct Running<T> {
+    chunks: UnboundedReceiver<Vec<T>>,
+    permits: Arc<Semaphore>,
+    /// The chunk being yielded and its original length (the permits to give back).
+    chunk: std::vec::IntoIter<T>,
+    chunk_len: usize,
+    /// Items received from the producer so far (yielded = received - chunk.len()), for
+    /// `size_hint`.
+    received: usize,
+    /// The upstream's `size_hint` when it moved onto the task.
+    upstream_hint: (usize, Option<usize>),
+    task: AbortOnDropHandle<()>,
+}
+
+// The upstream is never pinned inside `Prefetch` (it is moved onto the task before it is first
+// polled), and nothing else in it is address-sensitive.
+impl<S: Stream> Unpin for Prefetch<S> {}
+
+impl<S> Prefetch<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: Send,
+{
+    /// Prefetches up to `capacity` items ahead of the consumer.
+    ///
+    /// # Errors
+    ///
+    /// `capacity == 0` (or above [`Semaphore::MAX_PERMITS`]) is a [`ConfigError`]:
+    ///
+    /// ```
+    /// use millrace::wrappers::Prefetch;
+    /// use futures::stream;
+    ///
+    /// let err = Prefetch::try_new(stream::iter([1]), 0).unwrap_err();
+    /// assert_eq!(err.to_string(), "`prefetch`: `capacity` must be at least 1, got 0; pass a non-zero value");
+    /// ```
+    pub fn try_new(stream: S, capacity: usize) -> Result<Self, ConfigError> {
+        Ok(Prefetch {
+            state: State::Idle(stream),
+            capacity: checked_capacity(capacity)?,
+        })
+    }
+
+    /// The configured capacity: the most items ever pulled from the upstream and not yet
+    /// yielded.
+    pub fn capacity(&self) -> usize {
+        self.capacity.get()
+    }
+
+    fn start(&mut self) {
+        let State::Idle(stream) = std::mem::replace(&mut self.state, State::Done) else {
+            return;
+        };
+        let capacity = self.capacity.get();
+        let chunk_max = (capacity / 2).clamp(1, MAX_CHUNK);
+        let permits = Arc::new(Semaphore::new(capacity));
+        let (tx, rx) = unbounded_channel();
+        let upstream_hint = stream.size_hint();
+        let task = tokio::spawn(produce(stream, tx, Arc::clone(&permits), chunk_max));
+        self.state = State::Running(Running {
+            chunks: rx,
+            permits,
+            chunk: Vec::new().into_iter(),
+            chunk_len: 0,
+            received: 0,
+            upstream_hint,
+            task: AbortOnDropHandle::new(task),
+        });
+    }
+}
+
+impl<S> Prefetch<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: Send,
+{
+    /// Starts the producer, or receives the next chunk, or learns how the producer ended.
+    #[inline(never)]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        if let State::Idle(_) = self.state {
+            self.start();
+        }
+        let State::Running(run) = &mut self.state else {
+            return Poll::Ready(None);
+        };
+        loop {
+            if let Some(item) = run.chunk.next() {
+                if run.chunk.len() == 0 {
+                    run.chunk_done();
+                }
+                return Poll::Ready(Some(item));
+            }
+            match run.chunks.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => {
+                    run.chunk_len = chunk.len();
+                    run.received += chunk.len();
+                    run.chunk = chunk.into_iter();
+                }
+                Poll::Ready(None) => {
+                    // Every chunk was delivered; now learn how the producer ended.
+                    let result = match Pin::new(&mut run.task).poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(result) => result,
+                    };
+                    self.state = State::Done;
+                    return match result {
+                        Ok(()) => Poll::Ready(None),
+                        Err(err) if err.is_panic() => resume_unwind(err.into_panic()),
+                        Err(_) => panic!(
+                            "`prefetch`: the producer task was cancelled before the upstream \
+                             ended (is the tokio runtime shutting down?)"
+                        ),
+                    };
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<T> Running<T> {
+    #[cold]
+    fn chunk_done(&mut self) {
+        self.permits.add_permits(self.chunk_len);
+    }
+
+    /// Items yielded so far.
+    fn yielded(&self) -> usize {
+        self.received - self.chunk.len()
+    }
+}
+
+fn checked_capacity(capacity: usize) -> Result<NonZeroUsize, ConfigError> {
+    let capacity = nonzero("prefetch", "capacity", capacity)?;
+    if capacity.get() > Semaphore::MAX_PERMITS {
+        return Err(ConfigError::out_of_range(
+            "prefetch",
+            "capacity",
+            capacity,
+            "at most `tokio::sync::Semaphore::MAX_PERMITS`",
+        ));
+    }
+    Ok(capacity)
+}
+
+/// The producer task: fill a chunk while the upstream is ready and permits last, hand it over.
+async fn produce<S: Stream>(
+    upstream: S,
+    tx: UnboundedSender<Vec<S::Item>>,
+    permits: Arc<Semaphore>,
+    chunk_max: usize,
+) {
+    let mut upstream = pin!(upstream);
+    // Permits taken from the semaphore and not yet spent on an item.
+    let mut budget = 0usize;
+    loop {
+        if budget == 0 {
+            match permits.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return, // closed: never happens, the semaphore is never closed
+            }
+            budget = 1;
+        }
+        // Top up to a full chunk with whatever is free right now; we are the only acquirer,
+        // so `available_permits` cannot shrink under us.
+        let extra = permits
+            .available_permits()
+            .min(chunk_max.saturating_sub(budget));
+        if extra > 0
+            && let Ok(permit) = permits.try_acquire_many(extra as u32)
+        {
+            permit.forget();
+            budget += extra;
+        }
+
+        let mut chunk = Vec::with_capacity(budget);
+        let mut panic = None;
+        let ended = poll_fn(|cx| {
+            // A panic in the upstream must not lose the items already in this chunk: catch it,
+            // hand the chunk over, then re-raise it so the JoinHandle carries it to the consumer.
+            match catch_unwind(AssertUnwindSafe(|| {
+                fill(upstream.as_mut(), cx, &mut chunk, budget)
+            })) {
+                Ok(poll) => poll,
+                Err(payload) => {
+                    panic = Some(payload);
+                    Poll::Ready(true)
+                }
+            }
+        })
+        .await;
+        budget -= chunk.len();
+        if !chunk.is_empty() && tx.send(chunk).is_err() {
+            return; // the consumer is gone
+        }
+        if let Some(payload) = panic {
+            resume_unwind(payload);
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+/// Pulls ready items into `chunk` until it holds `budget` items (`Ready(false)`), the upstream
+/// ends (`Ready(true)`) or is pending with a non-empty chunk (`Ready(false)`).
+fn fill<S: Stream>(
+    mut upstream: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    chunk: &mut Vec<S::Item>,
+    budget: usize,
+) -> Poll<bool> {
+    while chunk.len() < budget {
+        match upstream.as_mut().poll_next(cx) {
+            Poll::Ready(Some(item)) => chunk.push(item),
+            Poll::Ready(None) => return Poll::Ready(true),
+            Poll::Pending if chunk.is_empty() => return Poll::Pending,
+            Poll::Pending => return Poll::Ready(false),
+        }
+    }
+    Poll::Ready(false)
+}
+
+impl<S> Stream for Prefetch<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: Send,
+{
+    type Item = S::Item;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.get_mut();
+        // Fast path, a few instructions per item: the next item of the chunk in hand.
+        if let State::Running(run) = &mut this.state
+            && let Some(item) = run.chunk.next()
+        {
+            if run.chunk.len() == 0 {
+                // The chunk's last item: its permits go back to the producer now, so a
+                // consumer that stalls here leaves the producer exactly `capacity` ahead.
+                run.chunk_done();
+            }
+            return Poll::Ready(Some(item));
+        }
+        this.poll_slow(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.state {
+            State::Idle(stream) => stream.size_hint(),
+            State::Running(run) => {
+                let (lo, hi) = run.upstream_hint;
+                let yielded = run.yielded();
+                let lower = lo.saturating_sub(yielded).max(run.chunk.len());
+                let upper = hi.map(|hi| hi.saturating_sub(yielded).max(run.chunk.len()));
+                (lower, upper)
+            }
+            State::Done => (0, Some(0)),
+        }
+    }
+}
+
+impl<S> FusedStream for Prefetch<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: Send,
+{
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+}
+
+impl<S: Stream> fmt::Debug for Prefetch<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (state, buffered) = match &self.state {
+            State::Idle(_) => ("idle", 0),
+            State::Running(run) => ("running", run.chunk.len()),
+            State::Done => ("done", 0),
+        };
+        f.debug_struct("Prefetch")
+            .field("capacity", &self.capacity)
+            .field("state", &state)
+            .field("in_hand", &buffered)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Stage`] that wraps its upstream in a [`Prefetch`]; see
+/// [`prefetch`](crate::PipelineExt::prefetch).
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::wrappers::PrefetchStage;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let out: Vec<u8> = stream::iter(0..4u8).wrap(PrefetchStage::new(2)).collect().await;
+/// assert_eq!(out, [0, 1, 2, 3]);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct PrefetchStage {
+    capacity: NonZeroUsize,
+}
+
+impl PrefetchStage {
+    /// Prefetch up to `capacity` items.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity == 0`, with the [`ConfigError`] message; [`PrefetchStage::try_new`]
+    /// returns it.
+    #[track_caller]
+    pub fn new(capacity: usize) -> Self {
+        crate::error::built(Self::try_new(capacity))
+    }
+
+    /// Prefetch up to `capacity` items, or `Err` if `capacity == 0`.
+    pub fn try_new(capacity: usize) -> Result<Self, ConfigError> {
+        Ok(PrefetchStage {
+            capacity: checked_capacity(capacity)?,
+        })
+    }
+}
+
+impl<S> Stage<S> for PrefetchStage
+where
+    S: Stream + Send + 'static,
+    S::Item: Send,
+{
+    type Output = Prefetch<S>;
+
+    fn wrap(self, upstream: S) -> Prefetch<S> {
+        Prefetch {
+            state: State::Idle(upstream),
+            capacity: self.capacity,
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! [`Recover`]: switch to a fallback stream that resumes from the checkpoint after an error.
+
+mod checkpoint_with;
+mod stage;
+
+pub use self::checkpoint_with::CheckpointWith;
+pub use self::stage::RecoverStage;
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_core::stream::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::checkpoint::{Checkpoint, Checkpointer};
+
+pin_project! {
+    /// Stream for the [`recover_with`](crate::PipelineExt::recover_with) method.
+    ///
+    /// Passes items through, recording each `Ok` item in its checkpoint. On `Err(e)` it calls
+    /// `f(&e, &checkpoint)`: `Some(fallback)` replaces the current stream (which is dropped)
+    /// and resumes from the checkpoint; `None` yields the error and ends the stream. An error
+    /// from a fallback calls `f` again, so a fallback can have a fallback.
+    ///
+    /// Each switch emits a `tracing` warning with the fields `fallback` (1-based count),
+    /// `delivered` (when known) and `error` (its `Display`).
+    ///
+    /// There is no `get_ref`/`into_inner`: the upstream is dropped when the first fallback takes
+    /// over, so it is exposed as an `Option` by [`upstream`](Self::upstream).
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Recover<S, F, S2, K> {
+        #[pin]
+        upstream: Option<S>,
+        #[pin]
+        fallback: Option<S2>,
+        f: F,
+        checkpointer: K,
+        fallbacks: u64,
+        done: bool,
+    }
+}
+
+impl<S, F, S2, K: fmt::Debug> fmt::Debug for Recover<S, F, S2, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recover")
+            .field("checkpointer", &self.checkpointer)
+            .field("on_fallback", &self.fallback.is_some())
+            .field("fallbacks", &self.fallbacks)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, S2, T> Recover<S, F, S2, Checkpoint<T>> {
+    /// Recovers `upstream` with `f` and the default [`Checkpoint`]; same as
+    /// [`recover_with`](crate::PipelineExt::recover_with).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::Recover;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let primary = stream::iter([Ok(1), Err("down")]);
+    /// let s = Recover::new(primary, |_: &&str, cp: &Checkpoint<i32>| {
+    ///     Some(stream::iter((cp.delivered as i32 + 1..=3).map(Ok)))
+    /// });
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(2), Ok(3)]);
+    /// # }
+    /// ```
+    pub fn new(upstream: S, f: F) -> Self {
+        Self::with_checkpointer(upstream, f, Checkpoint::default())
+    }
+}
+
+impl<S, F, S2, K> Recover<S, F, S2, K> {
+    /// Recovers `upstream` with `f`, recording into `checkpointer` (see
+    /// [`CheckpointWith::recover_with`] for the usual way in).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::Recover;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cursor = checkpoint_with(0u32, |next, x: &u32| *next = x + 1);
+    /// let primary = stream::iter([Ok(0), Err("down")]);
+    /// let s = Recover::with_checkpointer(primary, |_: &&str, next: &u32| Some(stream::iter((*next..3).map(Ok))), cursor);
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(0), Ok(1), Ok(2)]);
+    /// # }
+    /// ```
+    pub fn with_checkpointer(upstream: S, f: F, checkpointer: K) -> Self {
+        Recover {
+            upstream: Some(upstream),
+            fallback: None,
+            f,
+            checkpointer,
+            fallbacks: 0,
+            done: false,
+        }
+    }
+
+    /// How many fallbacks were switched to so far.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut s = stream::iter([Err("down")])
+    ///     .recover_with(|_, _: &Checkpoint<u8>| Some(stream::iter([Ok(7)])));
+    /// assert_eq!(s.next().await, Some(Ok(7)));
+    /// assert_eq!(s.fallbacks(), 1);
+    /// # }
+    /// ```
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks
+    }
+
+    /// The original upstream, until a fallback replaces it or the stream ends.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = stream::iter([Ok::<u8, &str>(1)]).recover_with(|_, _: &Checkpoint<u8>| None::<stream::Empty<_>>);
+    /// assert!(s.upstream().is_some());
+    /// ```
+    pub fn upstream(&self) -> Option<&S> {
+        self.upstream.as_ref()
+    }
+
+    /// The fallback currently streaming, if any.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = stream::iter([Ok::<u8, &str>(1)]).recover_with(|_, _: &Checkpoint<u8>| None::<stream::Empty<_>>);
+    /// assert!(s.fallback().is_none());
+    /// ```
+    pub fn fallback(&self) -> Option<&S2> {
+        self.fallback.as_ref()
+    }
+
+    /// The checkpointer.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = stream::iter([Ok::<u8, &str>(1)]).recover_with(|_, _: &Checkpoint<u8>| None::<stream::Empty<_>>);
+    /// assert_eq!(s.checkpointer(), &Checkpoint::default());
+    /// ```
+    pub fn checkpointer(&self) -> &K {
+        &self.checkpointer
+    }
+}
+
+impl<S, F, S2, K, T, E> Recover<S, F, S2, K>
+where
+    S: Stream<Item = Result<T, E>>,
+    K: Checkpointer<T>,
+{
+    /// The checkpoint as of the last delivered item.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut s = stream::iter([Ok::<u8, &str>(4), Ok(5)]).recover_with(|_, _: &Checkpoint<u8>| None::<stream::Empty<_>>);
+    /// s.next().await;
+    /// assert_eq!(s.checkpoint(), &Checkpoint { delivered: 1, last: Some(4) });
+    /// # }
+    /// ```
+    pub fn checkpoint(&self) -> &K::Checkpoint {
+        self.checkpointer.checkpoint()
+    }
+}
+
+impl<S, F, S2, K, T, E> Stream for Recover<S, F, S2, K>
+where
+    S: Stream<Item = Result<T, E>>,
+    S2: Stream<Item = Result<T, E>>,
+    K: Checkpointer<T>,
+    F: FnMut(&E, &K::Checkpoint) -> Option<S2>,
+    E: fmt::Display,
+{
+    type Item = Result<T, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            let next = if let Some(fallback) = this.fallback.as_mut().as_pin_mut() {
+                ready!(fallback.poll_next(cx))
+            } else if let Some(upstream) = this.upstream.as_mut().as_pin_mut() {
+                ready!(upstream.poll_next(cx))
+            } else {
+                return Poll::Ready(None);
+            };
+            match next {
+                Some(Ok(item)) => {
+                    this.checkpointer.record(&item);
+                    return Poll::Ready(Some(Ok(item)));
+                }
+                Some(Err(error)) => match (this.f)(&error, this.checkpointer.checkpoint()) {
+                    Some(fallback) => {
+                        *this.fallbacks += 1;
+                        tracing::warn!(
+                            fallback = *this.fallbacks,
+                            error = %error,
+                            "millrace recover_with: stream failed, switching to a fallback that resumes from the checkpoint"
+                        );
+                        this.upstream.set(None);
+                        this.fallback.set(Some(fallback));
+                    }
+                    None => {
+                        *this.done = true;
+                        this.upstream.set(None);
+                        this.fallback.set(None);
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                },
+                None => {
+                    *this.done = true;
+                    this.upstream.set(None);
+                    this.fallback.set(None);
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
+        // An error may end the stream (lower bound 1 at most) or open a fallback of any length.
+        let lower = match (&self.fallback, &self.upstream) {
+            (Some(s), _) => s.size_hint().0,
+            (None, Some(s)) => s.size_hint().0,
+            (None, None) => 0,
+        };
+        (lower.min(1), None)
+    }
+}
+
+impl<S, F, S2, K, T, E> FusedStream for Recover<S, F, S2, K>
+where
+    S: Stream<Item = Result<T, E>>,
+    S2: Stream<Item = Result<T, E>>,
+    K: Checkpointer<T>,
+    F: FnMut(&E, &K::Checkpoint) -> Option<S2>,
+    E: fmt::Display,
+{
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}

@@ -1,0 +1,348 @@
+//! [`Retry`]: re-open a [`Restartable`] source after errors, waiting per a [`RetryPolicy`].
+
+mod restartable;
+
+pub use self::restartable::Restartable;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use futures_core::stream::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use crate::checkpoint::Checkpointer;
+use crate::policy::{RetryIf, RetryPolicy};
+
+/// A cloneable, live view of a [`Retry`] stream's counters.
+///
+/// Obtain it with [`Retry::stats`] before handing the stream to its consumer.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let s = restartable(|cp: &Checkpoint<u64>| {
+///     stream::iter(cp.delivered..3).map(|i| if i == 1 { Err("always fails") } else { Ok(i) })
+/// })
+/// .retry(RetryPolicy::fixed(Duration::from_millis(10), 2));
+/// let stats = s.stats();
+/// let out: Vec<_> = s.collect().await;
+/// assert_eq!(out, [Ok(0), Err("always fails")]);
+/// assert_eq!(stats.retries(), 2);
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RetryStats {
+    retries: Arc<AtomicU64>,
+}
+
+impl RetryStats {
+    /// How many times the source was re-opened after an error so far.
+    ///
+    /// ```
+    /// use millrace::wrappers::RetryStats;
+    ///
+    /// assert_eq!(RetryStats::default().retries(), 0);
+    /// ```
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+}
+
+pin_project! {
+    /// Stream for the [`retry`](Restartable::retry) method of a [`restartable`](crate::restartable) source.
+    ///
+    /// After an `Err`, waits per the [`RetryPolicy`] (a `tokio::time::sleep`, allocated on the
+    /// first error only and reused after) and re-opens the source with
+    /// `factory(&checkpoint)`. The consumer sees every item exactly once and in order, as long
+    /// as the factory honours the checkpoint (or the source replays the same items in
+    /// [`skip_delivered`](Restartable::skip_delivered) mode). When the policy gives up (attempts
+    /// or [`max_total_delay`](RetryPolicy::max_total_delay) exhausted, or
+    /// [`retry_if`](RetryPolicy::retry_if) says no), the **last** error is yielded and the
+    /// stream ends.
+    ///
+    /// Each retry emits a `tracing` warning with the fields `attempt` (1-based within the
+    /// current failure streak), `delay`, `delivered` and `error` (its `Display`).
+    ///
+    /// Dropping the stream, even during a backoff wait, drops the source, the factory and the
+    /// timer: nothing is spawned, nothing is left behind.
+    ///
+    /// There is no `get_ref`/`into_inner`: the upstream is re-created on every attempt; use
+    /// [`get_restartable`](Self::get_restartable).
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Retry<F, S, K, B, P>
+    where
+        B: BackoffBuilder,
+    {
+        #[pin]
+        inner: Restartable<F, S, K>,
+        policy: RetryPolicy<B, P>,
+        // The schedule of the current failure streak; built lazily on its first error.
+        backoff: Option<B::Backoff>,
+        waited: Duration,
+        streak: u32,
+        // Boxed so the wrapper stays small and `Unpin`-neutral; allocated on the first error only.
+        sleep: Option<Pin<Box<Sleep>>>,
+        sleeping: bool,
+        stats: RetryStats,
+        done: bool,
+    }
+}
+
+impl<F, S, K, B, P> fmt::Debug for Retry<F, S, K, B, P>
+where
+    K: fmt::Debug,
+    B: BackoffBuilder + fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("policy", &self.policy)
+            .field("streak", &self.streak)
+            .field("waited", &self.waited)
+            .field("sleeping", &self.sleeping)
+            .field("retries", &self.stats.retries())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, S, K, B, P> Retry<F, S, K, B, P>
+where
+    B: BackoffBuilder + Clone,
+{
+    /// Retries `source` per `policy`; same as [`Restartable::retry`].
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::Retry;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let source = restartable(|_: &Checkpoint<u8>| stream::iter([Ok::<u8, String>(1)]));
+    /// let s = Retry::new(source, RetryPolicy::exponential());
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1)]);
+    /// # }
+    /// ```
+    pub fn new(source: Restartable<F, S, K>, policy: RetryPolicy<B, P>) -> Self {
+        Retry {
+            inner: source,
+            policy,
+            backoff: None,
+            waited: Duration::ZERO,
+            streak: 0,
+            sleep: None,
+            sleeping: false,
+            stats: RetryStats::default(),
+            done: false,
+        }
+    }
+
+    /// How many times the source was re-opened after an error so far.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = restartable(|_: &Checkpoint<u8>| stream::iter([Ok::<u8, String>(1)]))
+    ///     .retry(RetryPolicy::exponential());
+    /// assert_eq!(s.retries(), 0);
+    /// ```
+    pub fn retries(&self) -> u64 {
+        self.stats.retries()
+    }
+
+    /// A cloneable handle on the counters, readable while another task consumes the stream.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = restartable(|_: &Checkpoint<u8>| stream::iter([Ok::<u8, String>(1)]))
+    ///     .retry(RetryPolicy::exponential());
+    /// let stats = s.stats();
+    /// assert_eq!(stats.retries(), 0);
+    /// ```
+    pub fn stats(&self) -> RetryStats {
+        self.stats.clone()
+    }
+
+    /// The restartable source (its checkpoint, delivered and open counts).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = restartable(|_: &Checkpoint<u8>| stream::iter([Ok::<u8, String>(1)]))
+    ///     .retry(RetryPolicy::exponential());
+    /// assert_eq!(s.get_restartable().opens(), 0);
+    /// ```
+    pub fn get_restartable(&self) -> &Restartable<F, S, K> {
+        &self.inner
+    }
+
+    /// The policy.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    /// use std::time::Duration;
+    ///
+    /// let s = restartable(|_: &Checkpoint<u8>| stream::iter([Ok::<u8, String>(1)]))
+    ///     .retry(RetryPolicy::fixed(Duration::from_secs(1), 2).reset_after_success(false));
+    /// assert!(!s.policy().resets_after_success());
+    /// ```
+    pub fn policy(&self) -> &RetryPolicy<B, P> {
+        &self.policy
+    }
+}
+
+impl<F, S, K, B, P, T, E> Retry<F, S, K, B, P>
+where
+    B: BackoffBuilder + Clone,
+    K: Checkpointer<T>,
+    S: Stream<Item = Result<T, E>>,
+{
+    /// The checkpoint as of the last delivered item.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut s = restartable(|_: &Checkpoint<u8>| stream::iter([Ok::<u8, String>(1), Ok(2)]))
+    ///     .retry(RetryPolicy::exponential());
+    /// s.next().await;
+    /// assert_eq!(s.checkpoint(), &Checkpoint { delivered: 1, last: Some(1) });
+    /// # }
+    /// ```
+    pub fn checkpoint(&self) -> &K::Checkpoint {
+        self.inner.checkpoint()
+    }
+}
+
+impl<F, S, K, B, P, T, E> Stream for Retry<F, S, K, B, P>
+where
+    B: BackoffBuilder + Clone,
+    P: RetryIf<E>,
+    K: Checkpointer<T>,
+    F: FnMut(&K::Checkpoint) -> S,
+    S: Stream<Item = Result<T, E>>,
+    E: fmt::Display,
+{
+    type Item = Result<T, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            if *this.sleeping {
+                if let Some(sleep) = this.sleep.as_mut() {
+                    ready!(sleep.as_mut().poll(cx));
+                }
+                *this.sleeping = false;
+            }
+            match ready!(this.inner.as_mut().poll_attempt(cx)) {
+                Some(Ok(item)) => {
+                    if *this.streak != 0 && this.policy.reset_after_success {
+                        // Progress: the next failure starts a fresh schedule.
+                        *this.streak = 0;
+                        *this.waited = Duration::ZERO;
+                        *this.backoff = None;
+                    }
+                    return Poll::Ready(Some(Ok(item)));
+                }
+                Some(Err(error)) => {
+                    // Error path from here on: nothing below runs while items flow.
+                    let delay = if this.policy.retry_if.should_retry(&error) {
+                        let policy = &*this.policy;
+                        let backoff = this
+                            .backoff
+                            .get_or_insert_with(|| policy.builder.clone().build());
+                        backoff.next().map(to_timer_resolution).filter(|delay| {
+                            policy
+                                .max_total_delay
+                                .is_none_or(|limit| *this.waited + *delay <= limit)
+                        })
+                    } else {
+                        None
+                    };
+                    let Some(delay) = delay else {
+                        *this.done = true;
+                        this.inner.finish();
+                        return Poll::Ready(Some(Err(error)));
+                    };
+                    *this.streak += 1;
+                    *this.waited += delay;
+                    this.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        attempt = *this.streak,
+                        delay = ?delay,
+                        delivered = this.inner.delivered(),
+                        error = %error,
+                        "millrace retry: source failed, re-opening from the checkpoint after a backoff"
+                    );
+                    drop(error);
+                    let deadline = tokio::time::Instant::now() + delay;
+                    match this.sleep.as_mut() {
+                        Some(sleep) => sleep.as_mut().reset(deadline),
+                        None => *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
+                    *this.sleeping = true;
+                }
+                None => {
+                    *this.done = true;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done || self.inner.is_done() {
+            (0, Some(0))
+        } else {
+            // A failure can cut the current source short and a re-open can yield anything.
+            (0, None)
+        }
+    }
+}
+
+/// Rounds a backoff delay to tokio's timer resolution (1 ms).
+///
+/// backon computes delays in `f32` seconds, so `100 ms × 2` comes out as `200.000003 ms`, which
+/// tokio's timer would round *up* to 201 ms. Rounding to the nearest millisecond makes the
+/// waits the schedule the user wrote (100, 200, 400 ms). Sub-millisecond delays are kept.
+fn to_timer_resolution(delay: Duration) -> Duration {
+    const MS: u128 = 1_000_000;
+    if delay.as_nanos() < MS {
+        return delay;
+    }
+    let ms = (delay.as_nanos() + MS / 2) / MS;
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+impl<F, S, K, B, P, T, E> FusedStream for Retry<F, S, K, B, P>
+where
+    B: BackoffBuilder + Clone,
+    P: RetryIf<E>,
+    K: Checkpointer<T>,
+    F: FnMut(&K::Checkpoint) -> S,
+    S: Stream<Item = Result<T, E>>,
+    E: fmt::Display,
+{
+    fn is_terminated(&self) -> bool {
+        self.done || self.inner.is_done()
+    }
+}

@@ -1,0 +1,248 @@
+//! [`Scoped`]: a stream bound to a resource that is opened first and closed exactly once.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
+use pin_project_lite::pin_project;
+
+/// A close that still has to run when a [`Scoped`] stream is dropped early.
+///
+/// The drop path never polls anything itself: it hands this to [`close_detached`], which was
+/// monomorphised in [`Scoped::new`] where the `Send + 'static` bounds are known. That keeps the
+/// struct itself free of bounds (so `Drop` needs none) while the common case still works.
+enum DetachedClose<R, C, F> {
+    /// The body ran but `close` was never called: call it now, then run its future.
+    NotStarted(R, C),
+    /// `close` was called and its future was polled at least once inside `poll_next`.
+    Started(Pin<Box<F>>),
+}
+
+pin_project! {
+    /// Stream for the [`scoped`](crate::scoped) function.
+    ///
+    /// States, in order: opening (the `open` future is polled), running (the body stream is
+    /// polled, the resource is held), closing (the `close` future is polled), done. The
+    /// resource and the `close` function each live in an `Option` that is `take`n exactly once,
+    /// so `close` cannot run twice; see [`scoped`](crate::scoped) for the drop behaviour.
+    ///
+    /// There are no `get_ref`/`into_inner` accessors: the body stream only exists between the
+    /// open and the close, and handing it out would let it outlive the resource's scope.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Scoped<O, R, E, B, S, C, F> {
+        #[pin]
+        open: Option<O>,
+        body_fn: Option<B>,
+        #[pin]
+        body: Option<S>,
+        resource: Option<R>,
+        close: Option<C>,
+        // Boxed once per stream (not per item) so that an in-progress close can be moved out
+        // of the pinned struct and handed to the runtime when the stream is dropped.
+        closing: Option<Pin<Box<F>>>,
+        // An error from the body, yielded once `close` has finished (like an exception that
+        // leaves `async with` after `__aexit__` ran).
+        pending_err: Option<E>,
+        detach: fn(DetachedClose<R, C, F>),
+        done: bool,
+    }
+
+    impl<O, R, E, B, S, C, F> PinnedDrop for Scoped<O, R, E, B, S, C, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            // The body may borrow nothing from the resource, but it may hold clones of its
+            // parts (a pool handle): drop it before the resource is closed.
+            this.body.set(None);
+            let detached = if let Some(fut) = this.closing.take() {
+                Some(DetachedClose::Started(fut))
+            } else if let (Some(r), Some(c)) = (this.resource.take(), this.close.take()) {
+                Some(DetachedClose::NotStarted(r, c))
+            } else {
+                None
+            };
+            if let Some(d) = detached {
+                (this.detach)(d);
+            }
+        }
+    }
+}
+
+impl<O, R, E, B, S, C, F> fmt::Debug for Scoped<O, R, E, B, S, C, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.done {
+            "done"
+        } else if self.open.is_some() {
+            "opening"
+        } else if self.closing.is_some() || self.pending_err.is_some() {
+            "closing"
+        } else {
+            "running"
+        };
+        f.debug_struct("Scoped")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<O, R, E, B, S, C, F> Scoped<O, R, E, B, S, C, F>
+where
+    F: Future<Output = ()> + Send + 'static,
+    C: FnOnce(R) -> F,
+{
+    /// Builds the stream; see [`scoped`](crate::scoped) for the semantics and an example.
+    pub fn new(open: O, body: B, close: C) -> Self {
+        Scoped {
+            open: Some(open),
+            body_fn: Some(body),
+            body: None,
+            resource: None,
+            close: Some(close),
+            closing: None,
+            pending_err: None,
+            detach: close_detached::<R, C, F>,
+            done: false,
+        }
+    }
+}
+
+/// Runs a close whose stream was dropped before it could await it.
+///
+/// Inside a tokio runtime the close future is spawned on it (`Handle::try_current`). With no
+/// runtime at hand, it runs to completion on a fresh current-thread runtime in a helper thread,
+/// and the drop waits for it: the resource is released when `drop` returns. A panic in a
+/// detached close cannot reach a consumer (there is none any more); it is reported with
+/// `tracing::error!` (and tokio's/std's panic hook prints it).
+fn close_detached<R, C, F>(d: DetachedClose<R, C, F>)
+where
+    F: Future<Output = ()> + Send + 'static,
+    C: FnOnce(R) -> F,
+{
+    let fut: Pin<Box<F>> = match d {
+        DetachedClose::NotStarted(r, c) => Box::pin(c(r)),
+        DetachedClose::Started(fut) => fut,
+    };
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        drop(handle.spawn(fut));
+        return;
+    }
+    let joined = std::thread::Builder::new()
+        .name("millrace-scoped-close".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(fut),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "millrace::scoped: no runtime to run `close` on; the resource was dropped without it"
+                ),
+            }
+        })
+        .map(|t| t.join());
+    match joined {
+        Ok(Ok(())) => {}
+        Ok(Err(_panic)) => {
+            tracing::error!("millrace::scoped: `close` panicked after the stream was dropped")
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "millrace::scoped: could not start a thread to run `close`; the resource was dropped without it"
+        ),
+    }
+}
+
+impl<O, R, E, B, S, T, C, F> Stream for Scoped<O, R, E, B, S, C, F>
+where
+    O: Future<Output = Result<R, E>>,
+    B: FnOnce(&R) -> S,
+    S: Stream<Item = Result<T, E>>,
+    C: FnOnce(R) -> F,
+    F: Future<Output = ()>,
+{
+    type Item = Result<T, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            if let Some(open) = this.open.as_mut().as_pin_mut() {
+                let opened = ready!(open.poll(cx));
+                this.open.set(None);
+                match opened {
+                    Ok(r) => {
+                        // Stored before `body` runs, so a panic in `body` still closes it on drop.
+                        let r = &*this.resource.insert(r);
+                        let body_fn = this.body_fn.take().expect("body is called once");
+                        this.body.set(Some(body_fn(r)));
+                    }
+                    Err(e) => {
+                        // No resource, nothing to close.
+                        *this.done = true;
+                        this.body_fn.take();
+                        this.close.take();
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+            }
+            if let Some(body) = this.body.as_mut().as_pin_mut() {
+                match ready!(body.poll_next(cx)) {
+                    Some(Ok(t)) => return Poll::Ready(Some(Ok(t))),
+                    Some(Err(e)) => *this.pending_err = Some(e),
+                    None => {}
+                }
+                // The body ended (or failed): drop it, then start the close.
+                this.body.set(None);
+                let (r, c) = (this.resource.take(), this.close.take());
+                if let (Some(r), Some(c)) = (r, c) {
+                    *this.closing = Some(Box::pin(c(r)));
+                }
+            }
+            if let Some(mut fut) = this.closing.take() {
+                // Taken out while polled: if close panics, the future is dropped during the
+                // unwind and can never be polled (or detached) again.
+                if fut.as_mut().poll(cx).is_pending() {
+                    *this.closing = Some(fut);
+                    return Poll::Pending;
+                }
+            }
+            *this.done = true;
+            if let Some(e) = this.pending_err.take() {
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            (0, Some(0))
+        } else if self.pending_err.is_some() {
+            (1, Some(1))
+        } else if let Some(body) = &self.body {
+            // An error from the body ends the stream early, so only the upper bound carries over.
+            (0, body.size_hint().1)
+        } else if self.open.is_some() {
+            (0, None)
+        } else {
+            (0, Some(0))
+        }
+    }
+}
+
+impl<O, R, E, B, S, T, C, F> FusedStream for Scoped<O, R, E, B, S, C, F>
+where
+    O: Future<Output = Result<R, E>>,
+    B: FnOnce(&R) -> S,
+    S: Stream<Item = Result<T, E>>,
+    C: FnOnce(R) -> F,
+    F: Future<Output = ()>,
+{
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}

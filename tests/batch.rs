@@ -1,0 +1,186 @@
+//! `batch(n)` / `batch_within(n, d)`: size-or-time batching, never empty, tail flushed.
+
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use millrace::prelude::*;
+use millrace::testing::{DropCounter, Step, conformance, record, scripted};
+use millrace::wrappers::{Batch, BatchStage};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn assert_send<T: Send>(_: &T) {}
+
+#[tokio::test(start_paused = true)]
+async fn exact_batches_by_size_and_tail_flushed() {
+    let out: Vec<Vec<u32>> = stream::iter(0..7).batch(3).collect().await;
+    assert_eq!(out, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+    let out: Vec<Vec<u32>> = stream::iter(0..6).batch(3).collect().await;
+    assert_eq!(out, vec![vec![0, 1, 2], vec![3, 4, 5]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn empty_upstream_yields_no_batch() {
+    let out: Vec<Vec<u32>> = stream::iter(0..0).batch(3).collect().await;
+    assert!(out.is_empty());
+    let out: Vec<Vec<u32>> = stream::iter(0..0).batch_within(3, 100 * MS).collect().await;
+    assert!(out.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_by_time_with_exact_flush_instants() {
+    // Items at t = 0, 10, 20 and 150 ms; the clock of a batch starts at its first item.
+    let source = scripted([
+        Step::Item(0),
+        Step::Delay(10 * MS),
+        Step::Item(10),
+        Step::Delay(10 * MS),
+        Step::Item(20),
+        Step::Delay(130 * MS),
+        Step::Item(150),
+        Step::Delay(500 * MS),
+        Step::Item(650),
+    ]);
+    let rec = record(source.batch_within(10, 100 * MS)).await;
+    assert_eq!(rec.items, vec![vec![0, 10, 20], vec![150], vec![650]]);
+    // [0,10,20] leaves when its timer fires (t = 100), [150] at t = 250, and the tail [650]
+    // the instant the upstream ends (t = 650), not at 750.
+    assert_eq!(rec.times, [100 * MS, 250 * MS, 650 * MS]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn size_wins_before_time() {
+    let source = scripted([
+        Step::Item(1),
+        Step::Delay(5 * MS),
+        Step::Item(2),
+        Step::Delay(5 * MS),
+        Step::Item(3),
+    ]);
+    let rec = record(source.batch_within(2, 100 * MS)).await;
+    assert_eq!(rec.items, vec![vec![1, 2], vec![3]]);
+    assert_eq!(rec.times, [5 * MS, 10 * MS]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_an_empty_batch_while_idle() {
+    // A long quiet gap: no empty batch appears at the timer's pace.
+    let source = scripted([Step::Item(1), Step::Delay(1000 * MS), Step::Item(2)]);
+    let rec = record(source.batch_within(5, 10 * MS)).await;
+    assert_eq!(rec.items, vec![vec![1], vec![2]]);
+    assert_eq!(rec.times, [10 * MS, 1000 * MS]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn upstream_end_while_timer_pending_flushes_at_once() {
+    let source = scripted([Step::Item(1), Step::Delay(30 * MS), Step::Item(2)]);
+    let rec = record(source.batch_within(10, 100 * MS)).await;
+    assert_eq!(rec.items, vec![vec![1, 2]]);
+    assert_eq!(rec.times, [30 * MS]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn conformance_by_size_and_by_time() {
+    conformance(
+        || scripted((0..7).map(Step::Item)).batch(3),
+        vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]],
+    )
+    .await;
+    conformance(
+        || {
+            scripted([
+                Step::Item(1),
+                Step::Item(2),
+                Step::Delay(200 * MS),
+                Step::Item(3),
+            ])
+            .batch_within(10, 100 * MS)
+        },
+        vec![vec![1, 2], vec![3]],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stage_matches_method() {
+    let out: Vec<Vec<u8>> = stream::iter(0..5u8)
+        .wrap(BatchStage::within(2, 10 * MS))
+        .collect()
+        .await;
+    assert_eq!(out, vec![vec![0, 1], vec![2, 3], vec![4]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn drop_releases_upstream_and_buffered_items() {
+    let counter = DropCounter::new();
+    let token = counter.token();
+    let source = scripted([Step::Item(counter.token()), Step::Hang]).map(move |t| {
+        let _keep = &token;
+        t
+    });
+    let mut batched = Box::pin(source.batch(10));
+    // The one item sits in the unfinished batch while the upstream hangs.
+    assert!(futures::poll!(batched.next()).is_pending());
+    assert_eq!(counter.alive(), 2); // the buffered item and the closure's token
+    drop(batched);
+    assert_eq!(counter.alive(), 0);
+}
+
+#[test]
+fn size_hint_is_honest() {
+    let b = stream::iter(0..7).batch(3);
+    assert_eq!(b.size_hint(), (3, Some(3)));
+    let b = stream::iter(0..7).batch_within(3, MS);
+    assert_eq!(b.size_hint(), (3, Some(7)));
+}
+
+#[test]
+#[should_panic(expected = "`batch`: `size` must be at least 1, got 0; pass a non-zero value")]
+fn zero_size_panics() {
+    let _ = stream::iter([1]).batch(0);
+}
+
+#[test]
+#[should_panic(
+    expected = "`batch_within`: `within` must be a non-zero duration, got 0ns; pass a value in that range"
+)]
+fn zero_window_panics() {
+    let _ = stream::iter([1]).batch_within(2, Duration::ZERO);
+}
+
+#[test]
+fn try_constructors_return_the_error() {
+    let err = Batch::try_new(stream::iter([1]), 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`batch`: `size` must be at least 1, got 0; pass a non-zero value"
+    );
+    let err = Batch::try_within(stream::iter([1]), 0, MS).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`batch_within`: `size` must be at least 1, got 0; pass a non-zero value"
+    );
+    assert!(BatchStage::try_new(0).is_err());
+    assert!(BatchStage::try_within(1, Duration::ZERO).is_err());
+}
+
+#[test]
+#[should_panic(expected = "`batch`: `size` must be at least 1, got 0")]
+fn zero_stage_panics() {
+    let _ = BatchStage::new(0);
+}
+
+#[test]
+fn send_and_unpin() {
+    fn assert_unpin<T: Unpin>(_: &T) {}
+    let b = stream::iter(0..3).batch_within(2, MS);
+    assert_send(&b);
+    assert_unpin(&b);
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "boom")]
+async fn upstream_panic_reaches_consumer() {
+    let _ =
+        millrace::testing::consume(scripted([Step::Item(1), Step::Panic("boom")]).batch(5)).await;
+}

@@ -1,0 +1,273 @@
+//! `timeout_each(d)` and `deadline(d)`: exact instants, a typed error, the upstream cancelled.
+
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use millrace::prelude::*;
+use millrace::testing::{DropCounter, Step, conformance, consume, record, scripted};
+use millrace::wrappers::{Deadline, DeadlineStage, TimeoutEach, TimeoutEachStage};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn assert_send<T: Send>(_: &T) {}
+
+/// `steps` with a `DropToken` of `counter` held by the stream itself.
+fn guarded(
+    steps: Vec<Step<u32>>,
+    counter: &DropCounter,
+) -> impl Stream<Item = u32> + Send + Unpin + 'static {
+    let token = counter.token();
+    scripted(steps).map(move |x| {
+        let _keep = &token;
+        x
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_each_exact_instants_and_upstream_dropped() {
+    let counter = DropCounter::new();
+    let source = guarded(
+        vec![
+            Step::Item(1),
+            Step::Delay(50 * MS),
+            Step::Item(2),
+            Step::Delay(99 * MS),
+            Step::Item(3),
+            Step::Delay(200 * MS),
+            Step::Item(4),
+        ],
+        &counter,
+    );
+    let mut s = Box::pin(source.timeout_each(100 * MS));
+    let start = tokio::time::Instant::now();
+    let mut times = Vec::new();
+    let mut items = Vec::new();
+    while let Some(x) = s.next().await {
+        times.push(start.elapsed());
+        items.push(x);
+        if items.len() == 4 {
+            // The timeout dropped the upstream before the stream ended.
+            assert_eq!(counter.alive(), 0);
+        }
+    }
+    assert_eq!(
+        items,
+        [
+            Ok(1),
+            Ok(2),
+            Ok(3),
+            Err(TimeoutError::Item {
+                after: 100 * MS,
+                index: 3
+            })
+        ]
+    );
+    // The clock restarts for each item: 3 arrives 99 ms after 2 (in time), the wait for 4
+    // times out 100 ms after 3.
+    assert_eq!(times, [Duration::ZERO, 50 * MS, 149 * MS, 249 * MS]);
+    assert!(s.is_terminated());
+    assert!(s.next().await.is_none());
+    assert!(s.get_ref().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_each_waits_on_end_of_stream_too() {
+    let rec = record(scripted([Step::Item(1), Step::Hang]).timeout_each(30 * MS)).await;
+    assert_eq!(
+        rec.items,
+        [
+            Ok(1),
+            Err(TimeoutError::Item {
+                after: 30 * MS,
+                index: 1
+            })
+        ]
+    );
+    assert_eq!(rec.times, [Duration::ZERO, 30 * MS]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_each_does_not_charge_the_consumer_time() {
+    // The consumer takes 500 ms between polls; the upstream is always ready: no timeout.
+    let mut s = Box::pin(stream::iter(0..3).timeout_each(10 * MS));
+    let mut got = Vec::new();
+    while let Some(x) = s.next().await {
+        got.push(x);
+        tokio::time::sleep(500 * MS).await;
+    }
+    assert_eq!(got, [Ok(0), Ok(1), Ok(2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_exact_instant_and_upstream_dropped() {
+    let counter = DropCounter::new();
+    let source = guarded(
+        vec![
+            Step::Item(1),
+            Step::Delay(40 * MS),
+            Step::Item(2),
+            Step::Delay(40 * MS),
+            Step::Item(3),
+            Step::Delay(40 * MS),
+            Step::Item(4),
+        ],
+        &counter,
+    );
+    let rec = record(source.deadline(100 * MS)).await;
+    assert_eq!(
+        rec.items,
+        [
+            Ok(1),
+            Ok(2),
+            Ok(3),
+            Err(TimeoutError::Deadline { after: 100 * MS })
+        ]
+    );
+    assert_eq!(rec.times, [Duration::ZERO, 40 * MS, 80 * MS, 100 * MS]);
+    assert_eq!(counter.alive(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_clock_starts_at_first_poll() {
+    let s = stream::iter([1, 2]).deadline(10 * MS);
+    tokio::time::sleep(Duration::from_secs(5)).await; // built long before it is polled
+    assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_cuts_off_an_always_ready_upstream() {
+    // A consumer that is slow makes an always-ready upstream miss the deadline.
+    let mut s = Box::pin(stream::iter(0..).deadline(25 * MS));
+    let mut got = Vec::new();
+    while let Some(x) = s.next().await {
+        got.push(x);
+        tokio::time::sleep(10 * MS).await;
+    }
+    assert_eq!(
+        got,
+        [
+            Ok(0),
+            Ok(1),
+            Ok(2),
+            Err(TimeoutError::Deadline { after: 25 * MS })
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn conformance_of_both() {
+    let steps = || {
+        scripted([
+            Step::Item(1),
+            Step::Delay(20 * MS),
+            Step::Item(2),
+            Step::Delay(80 * MS),
+            Step::Item(3),
+        ])
+    };
+    conformance(
+        move || steps().timeout_each(50 * MS),
+        vec![
+            Ok(1),
+            Ok(2),
+            Err(TimeoutError::Item {
+                after: 50 * MS,
+                index: 2,
+            }),
+        ],
+    )
+    .await;
+    conformance(
+        move || steps().deadline(60 * MS),
+        vec![Ok(1), Ok(2), Err(TimeoutError::Deadline { after: 60 * MS })],
+    )
+    .await;
+    conformance(
+        move || steps().deadline(Duration::from_secs(1)),
+        vec![Ok(1), Ok(2), Ok(3)],
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stages_match_methods() {
+    let out = consume(stream::iter([1, 2]).wrap(TimeoutEachStage::new(MS))).await;
+    assert_eq!(out, [Ok(1), Ok(2)]);
+    let out = consume(stream::iter([1, 2]).wrap(DeadlineStage::new(MS))).await;
+    assert_eq!(out, [Ok(1), Ok(2)]);
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "boom")]
+async fn upstream_panic_reaches_consumer() {
+    let _ = consume(scripted([Step::Item(1), Step::Panic("boom")]).timeout_each(MS)).await;
+}
+
+#[test]
+fn error_display_says_what_elapsed_and_what_to_do() {
+    let e = TimeoutError::Item {
+        after: 100 * MS,
+        index: 3,
+    };
+    assert_eq!(
+        e.to_string(),
+        "no item #3 within 100ms, so the upstream was cancelled; raise the limit, or re-open the \
+         source with `restartable(..).retry(..)`"
+    );
+    let e = TimeoutError::Deadline {
+        after: Duration::from_secs(2),
+    };
+    assert_eq!(
+        e.to_string(),
+        "the stream did not finish within its deadline of 2s, so the upstream was cancelled; \
+         raise the deadline, or resume from a checkpoint"
+    );
+    let _: &dyn std::error::Error = &e;
+}
+
+#[test]
+#[should_panic(
+    expected = "`timeout_each`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
+)]
+fn zero_timeout_each_panics() {
+    let _ = stream::iter([1]).timeout_each(Duration::ZERO);
+}
+
+#[test]
+#[should_panic(
+    expected = "`deadline`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
+)]
+fn zero_deadline_panics() {
+    let _ = stream::iter([1]).deadline(Duration::ZERO);
+}
+
+#[test]
+fn try_constructors_return_the_error() {
+    assert_eq!(
+        TimeoutEach::try_new(stream::iter([1]), Duration::ZERO)
+            .unwrap_err()
+            .to_string(),
+        "`timeout_each`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
+    );
+    assert_eq!(
+        Deadline::try_new(stream::iter([1]), Duration::ZERO)
+            .unwrap_err()
+            .to_string(),
+        "`deadline`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
+    );
+    assert!(TimeoutEachStage::try_new(Duration::ZERO).is_err());
+    assert!(DeadlineStage::try_new(Duration::ZERO).is_err());
+}
+
+#[test]
+fn send_unpin_and_size_hint() {
+    fn assert_unpin<T: Unpin>(_: &T) {}
+    let t = stream::iter(0..3).timeout_each(MS);
+    let d = stream::iter(0..3).deadline(MS);
+    assert_send(&t);
+    assert_send(&d);
+    assert_unpin(&t);
+    assert_unpin(&d);
+    assert_eq!(t.size_hint(), (1, Some(4)));
+    assert_eq!(d.size_hint(), (1, Some(4)));
+}
