@@ -371,3 +371,21 @@ async fn atomic_sink_into_a_missing_directory_is_an_io_error() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn on_error_resume_skips_exactly_the_bad_lines_and_counts_them() {
+    use millrace::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.txt");
+    std::fs::write(&path, b"a\n\xc3\x28\nbbbbbbbbbbbbbbbbbbbb\nc\r\n\nd").unwrap();
+    let lines = fs::lines(&path)
+        .max_line_length(10)
+        .on_error(Supervision::Resume);
+    let skipped = lines.skip_counter();
+    let good: Vec<Line> = lines.map(Result::unwrap).collect().await;
+    assert_eq!(
+        good,
+        [line(1, "a"), line(4, "c"), line(5, ""), line(6, "d")]
+    );
+    assert_eq!(skipped.get(), 2);
+}

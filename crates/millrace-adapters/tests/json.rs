@@ -167,3 +167,49 @@ fn stages_and_streams_are_send_and_sync() {
     assert_send_sync(&json::decode_lines::<Event, _>(fs::lines("x")));
     assert_send_sync(&json::encode_items(stream::iter([1])));
 }
+
+#[tokio::test]
+async fn a_pipeline_resumes_past_malformed_lines_and_writes_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let output = dir.path().join("out.jsonl");
+    let mut content = String::new();
+    for i in 0..100u64 {
+        if i % 25 == 7 {
+            content.push_str("{\"id\": broken\n");
+        } else {
+            content.push_str(&format!("{{\"id\":{i},\"kind\":\"k{i}\"}}\n"));
+        }
+    }
+    std::fs::write(&input, content).unwrap();
+
+    let mut bad_lines = Vec::new();
+    let decoded = fs::lines(&input)
+        .wrap(json::decode::<Event>())
+        .filter_map(|item| {
+            let keep = match item {
+                Ok(d) => Some(d.value),
+                Err(e) => {
+                    bad_lines.push(e.line().unwrap());
+                    None
+                }
+            };
+            async move { keep }
+        })
+        .map(|mut e| {
+            e.kind.make_ascii_uppercase();
+            e
+        })
+        .wrap(json::encode())
+        .on_error(Supervision::Resume);
+    let written = fs::try_write_lines_atomic(&output, decoded).await.unwrap();
+    assert_eq!(written, 96);
+    assert_eq!(bad_lines, [8, 33, 58, 83]);
+    let first = fs::lines(&output)
+        .wrap(json::decode::<Event>())
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.value, ev(0, "K0"));
+}

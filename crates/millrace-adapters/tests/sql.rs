@@ -272,6 +272,59 @@ macro_rules! scenarios {
             }
 
             #[tokio::test]
+            async fn commit_each_after_batch_hands_on_durable_batches_and_reruns_cleanly() {
+                use millrace::prelude::*;
+                use millrace::adapters::sql::{BatchOutcome, Committed};
+                let Some((_guard, pool)) = pool().await else { return };
+                let table = unique("commit_each");
+                sqlx::query(&format!(
+                    "CREATE TABLE {table} (id BIGINT NOT NULL, name TEXT NOT NULL CHECK (name <> 'poison'))"
+                ))
+                .execute(&pool)
+                .await
+                .unwrap();
+                let sink = BatchInsert::new(pool.clone(), &table, format!("INSERT INTO {table} (id, name) "))
+                    .ledger_table(format!("{table}_batches"));
+                let rows = |poison: bool| {
+                    stream::iter(0..95_i64)
+                        .map(move |i| (i, if poison && i == 34 { "poison".to_owned() } else { format!("n{i}") }))
+                        .batch(10)
+                };
+
+                // Run 1: batch 3 (rows 30..40) violates the CHECK; the stream yields the three
+                // durable batches, then the error, then ends.
+                let items: Vec<_> = sink.clone().commit_each(rows(true)).collect().await;
+                assert_eq!(items.len(), 4);
+                for (seq, item) in items[..3].iter().enumerate() {
+                    let Committed { seq: got, outcome, rows } = item.as_ref().unwrap();
+                    assert_eq!(*got, seq as u64);
+                    assert_eq!(*outcome, BatchOutcome::Committed { rows_inserted: 10 });
+                    assert_eq!(rows[0].0, seq as i64 * 10);
+                }
+                let err = items[3].as_ref().unwrap_err();
+                assert!(matches!(err, InsertError::Batch { seq: 3, .. }), "{err:?}");
+                assert_eq!(err.report().batches_committed, 3);
+                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 30);
+
+                // Run 2, the retry with the source fixed.
+                let mut commits = sink.commit_each(rows(false));
+                let mut outcomes = Vec::new();
+                while let Some(item) = commits.next().await {
+                    outcomes.push(item.unwrap().outcome);
+                }
+                assert_eq!(outcomes[..3], [BatchOutcome::AlreadyCommitted; 3]);
+                assert_eq!(outcomes[9], BatchOutcome::Committed { rows_inserted: 5 });
+                let report = commits.report();
+                assert_eq!(
+                    (report.batches_committed, report.batches_skipped, report.rows_inserted, report.next_seq),
+                    (7, 3, 65, 10)
+                );
+                assert!(commits.is_terminated());
+                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 95);
+                assert_eq!(count(&pool, &format!("SELECT COUNT(DISTINCT id) FROM {table}")).await, 95);
+            }
+
+            #[tokio::test]
             async fn the_sink_runs_on_a_spawned_task_fed_by_a_pipeline() {
                 let Some((_guard, pool)) = pool().await else { return };
                 let table = unique("spawned");

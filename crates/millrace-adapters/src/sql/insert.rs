@@ -912,12 +912,15 @@ where
     /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
     /// sqlx::query("CREATE TABLE t (id INTEGER)").execute(&pool).await.unwrap();
     /// let sink = BatchInsert::new(pool, "t", "INSERT INTO t (id) ");
-    /// let acked: Vec<u64> = sink
+    /// let acked: Vec<(u64, BatchOutcome)> = sink
     ///     .commit_each(stream::iter([vec![(1_i64,)], vec![(2,), (3,)]]))
-    ///     .map(|c| c.unwrap().seq)
+    ///     .map(|c| c.map(|c| (c.seq, c.outcome)).unwrap())
     ///     .collect()
     ///     .await;
-    /// assert_eq!(acked, [0, 1]);
+    /// assert_eq!(acked, [
+    ///     (0, BatchOutcome::Committed { rows_inserted: 1 }),
+    ///     (1, BatchOutcome::Committed { rows_inserted: 2 }),
+    /// ]);
     /// # }
     /// ```
     ///
