@@ -368,7 +368,9 @@ pub const DEFAULT_LEDGER_TABLE: &str = "millrace_batches";
 /// [`InsertReport::rows_ignored`].
 ///
 /// Works on [`Backend`]s: SQLite (the embedded default: a file or `sqlite::memory:`) and
-/// PostgreSQL. The table names and SQL fragments are pasted into the statements as they are:
+/// PostgreSQL. On PostgreSQL, sinks with the same name may run concurrently (a second claim of
+/// a key waits for the first transaction and then skips). SQLite has one writer per file: run
+/// one sink per database file at a time, or expect `database is locked` errors. The table names and SQL fragments are pasted into the statements as they are:
 /// pass trusted text, never user input.
 ///
 /// # Examples
