@@ -20,6 +20,8 @@ pub mod json;
 pub mod sql;
 // END modules: data
 // BEGIN modules: http
+#[cfg(feature = "http")]
+pub mod http;
 // END modules: http
 // BEGIN modules: redis
 // END modules: redis
