@@ -16,6 +16,8 @@
 // BEGIN modules: http
 // END modules: http
 // BEGIN modules: redis
+#[cfg(feature = "redis")]
+pub mod redis;
 // END modules: redis
 // BEGIN modules: progress
 // END modules: progress
