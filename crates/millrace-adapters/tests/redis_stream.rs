@@ -27,7 +27,13 @@ fn key(name: &str) -> String {
 }
 
 async fn conn(client: &Client) -> redis::aio::MultiplexedConnection {
-    client.get_multiplexed_async_connection().await.unwrap()
+    client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .unwrap()
 }
 
 async fn pending(client: &Client, stream: &str, group: &str) -> u64 {
