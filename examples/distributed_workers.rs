@@ -31,7 +31,8 @@
 //! Options: `--redis-url URL` (default `$MILLRACE_REDIS_URL`, else `redis://127.0.0.1:6379/`),
 //! `--stream KEY`, `--group NAME`, `--results KEY`, `--count N` (producer), `--name NAME`
 //! (worker; default `worker-<pid>`), `--claim-idle-ms MS` (default 5000), `--drained-ms MS`
-//! (default 3000), `--role producer|worker|report|reset`.
+//! (default 3000), `--sink hash|none` (worker; `none` only acks, for benchmarks),
+//! `--role producer|worker|report|reset`.
 
 #[cfg(feature = "redis")]
 mod app {
@@ -52,6 +53,7 @@ mod app {
         name: String,
         claim_idle: Duration,
         drained: Duration,
+        sink: bool,
     }
 
     pub(crate) fn parse() -> Result<Args, String> {
@@ -66,6 +68,7 @@ mod app {
             name: format!("worker-{}", std::process::id()),
             claim_idle: Duration::from_secs(5),
             drained: Duration::from_secs(3),
+            sink: true,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -85,6 +88,13 @@ mod app {
                 "--name" => a.name = value()?,
                 "--claim-idle-ms" => a.claim_idle = ms(value()?)?,
                 "--drained-ms" => a.drained = ms(value()?)?,
+                "--sink" => {
+                    a.sink = match value()?.as_str() {
+                        "hash" => true,
+                        "none" => false,
+                        other => return Err(format!("--sink hash|none, not {other}")),
+                    }
+                }
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -151,7 +161,12 @@ mod app {
             .prefetch(1024)
             .ready_chunks(1024);
         let (mut inserted, mut duplicates, mut malformed) = (0, 0, 0);
+        let mut first: Option<Instant> = None;
+        let mut last = Instant::now();
+        let mut entries = 0u64;
         while let Some(batch) = batches.next().await {
+            first.get_or_insert_with(Instant::now);
+            entries += batch.len() as u64;
             let mut rows = Vec::with_capacity(batch.len());
             let mut tokens = Vec::with_capacity(batch.len());
             let mut bad = Vec::new();
@@ -173,11 +188,22 @@ mod app {
                     }
                 }
             }
-            let report = sink.put_batch(rows).await?; // commit …
-            dead_letters.put_batch(bad).await?;
+            if a.sink {
+                let report = sink.put_batch(rows).await?; // commit …
+                dead_letters.put_batch(bad).await?;
+                inserted += report.inserted;
+                duplicates += report.duplicates;
+            }
             acker.ack(tokens).await?; // … then ack
-            inserted += report.inserted;
-            duplicates += report.duplicates;
+            last = Instant::now();
+        }
+        if let Some(first) = first {
+            let busy = last.duration_since(first).as_secs_f64();
+            println!(
+                "{}: {entries} entries in {busy:.3} s from first delivery to last ack: {:.0} entries/s",
+                a.name,
+                entries as f64 / busy.max(1e-9)
+            );
         }
         println!(
             "{}: {inserted} results written, {duplicates} redeliveries deduplicated, {malformed} dead-lettered, in {:?}",
