@@ -23,6 +23,34 @@ const XACK_CHUNK: usize = 4096;
 ///
 /// Cheap to clone (one reference count), `Send + Sync`; it uses its own connection, never the
 /// reader's blocking one.
+///
+/// ```
+/// use futures::StreamExt;
+/// use millrace::adapters::redis::{client::Client, RedisStreamSink, RedisStreamSource};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let Some(url) = millrace::adapters::redis::test_server_url() else { return Ok(()) };
+/// # let stream = format!("doc-{}-{}", std::process::id(), line!());
+/// let client = Client::open(url)?;
+/// let mut producer = RedisStreamSink::connect(&client, &stream).await?;
+/// producer.send_batch((0..5).map(|n| [("n", n)])).await?;
+/// let source = RedisStreamSource::builder(client.clone(), &stream, "doc", "c1")
+///     .connect(|entry| entry.parse::<u32>("n"))
+///     .await?;
+/// let acker = source.acker();
+/// // Commit five entries somewhere, then ack them in one round trip.
+/// let batch: Vec<_> = source.take(5).collect().await;
+/// let tokens: Vec<_> = batch
+///     .into_iter()
+///     .map(|item| item.map(|d| d.into_parts().1))
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(acker.ack(tokens).await?, 5);
+/// # let mut c = client.get_multiplexed_async_connection().await?;
+/// # let _: () = millrace::adapters::redis::client::cmd("DEL").arg(&stream).query_async(&mut c).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Acker {
     inner: Arc<Inner>,
@@ -94,6 +122,19 @@ impl Acker {
             async move { pipe.query_async(&mut c).await }
         })
         .await?;
+        // Give the capacity back per source in one call (one lock) rather than per token.
+        let mut tokens = tokens;
+        let mut start = 0;
+        while start < tokens.len() {
+            let shared = tokens[start].shared().clone();
+            let mut end = start;
+            while end < tokens.len() && Arc::ptr_eq(tokens[end].shared(), &shared) {
+                tokens[end].disarm();
+                end += 1;
+            }
+            shared.release(end - start);
+            start = end;
+        }
         drop(tokens);
         Ok(counts.iter().sum())
     }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Semaphore;
 
@@ -150,6 +151,18 @@ pub(crate) struct Shared {
     /// it is dropped (after the ack, or unacknowledged).
     pub(crate) permits: Semaphore,
     pub(crate) capacity: usize,
+    /// Tokens alive (delivered, neither acknowledged nor dropped).
+    pub(crate) live: AtomicUsize,
+}
+
+impl Shared {
+    /// Gives back the capacity of `n` tokens that are gone.
+    pub(crate) fn release(&self, n: usize) {
+        if n > 0 {
+            self.live.fetch_sub(n, Ordering::Relaxed);
+            self.permits.add_permits(n);
+        }
+    }
 }
 
 /// Proof of delivery of one entry: the entry id plus the stream and group it was read from.
@@ -160,14 +173,49 @@ pub(crate) struct Shared {
 /// another consumer (or this one) reclaims it after the claim idle time — never lost.
 ///
 /// Costs one reference-count increment, no allocation.
+///
+/// ```
+/// use futures::StreamExt;
+/// use millrace::adapters::redis::{client::Client, RedisStreamSink, RedisStreamSource};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let Some(url) = millrace::adapters::redis::test_server_url() else { return Ok(()) };
+/// # let stream = format!("doc-{}-{}", std::process::id(), line!());
+/// let client = Client::open(url)?;
+/// RedisStreamSink::connect(&client, &stream).await?.send_batch([[("n", 7)]]).await?;
+/// let mut source = RedisStreamSource::builder(client.clone(), &stream, "doc", "c1")
+///     .connect(|entry| entry.parse::<u32>("n"))
+///     .await?;
+/// let (value, token) = source.next().await.unwrap()?.into_parts();
+/// assert_eq!((value, token.stream(), token.group()), (7, stream.as_str(), "doc"));
+/// assert_eq!(source.outstanding(), 1); // the token holds one unit of capacity
+/// drop(token); // not acked: the entry stays pending and will be reclaimed
+/// assert_eq!(source.outstanding(), 0);
+/// # let mut c = client.get_multiplexed_async_connection().await?;
+/// # let _: () = millrace::adapters::redis::client::cmd("DEL").arg(&stream).query_async(&mut c).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct AckToken {
     id: EntryId,
     shared: Arc<Shared>,
+    /// Cleared when the acker gives back the capacity of a whole batch at once.
+    armed: bool,
 }
 
 impl AckToken {
     pub(crate) fn new(id: EntryId, shared: Arc<Shared>) -> Self {
-        Self { id, shared }
+        Self {
+            id,
+            shared,
+            armed: true,
+        }
+    }
+
+    /// The caller takes over giving back this token's capacity (in bulk).
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
     }
 
     /// The entry id.
@@ -192,7 +240,9 @@ impl AckToken {
 
 impl Drop for AckToken {
     fn drop(&mut self) {
-        self.shared.permits.add_permits(1);
+        if self.armed {
+            self.shared.release(1);
+        }
     }
 }
 
@@ -208,6 +258,29 @@ impl fmt::Debug for AckToken {
 
 /// An item of [`RedisStreamSource`](super::RedisStreamSource): the decoded value and the
 /// [`AckToken`] of its entry.
+///
+/// ```
+/// use futures::StreamExt;
+/// use millrace::adapters::redis::{client::Client, RedisStreamSink, RedisStreamSource};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let Some(url) = millrace::adapters::redis::test_server_url() else { return Ok(()) };
+/// # let stream = format!("doc-{}-{}", std::process::id(), line!());
+/// let client = Client::open(url)?;
+/// RedisStreamSink::connect(&client, &stream).await?.send_batch([[("n", 7)]]).await?;
+/// let mut source = RedisStreamSource::builder(client.clone(), &stream, "doc", "c1")
+///     .connect(|entry| entry.parse::<u32>("n"))
+///     .await?;
+/// let delivery = source.next().await.unwrap()?.map(|n| n * 6);
+/// assert_eq!(*delivery.value(), 42);
+/// assert_eq!(delivery.id(), delivery.token().id());
+/// source.acker().ack([delivery.into_parts().1]).await?;
+/// # let mut c = client.get_multiplexed_async_connection().await?;
+/// # let _: () = millrace::adapters::redis::client::cmd("DEL").arg(&stream).query_async(&mut c).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Delivery<T> {
     value: T,

@@ -14,6 +14,29 @@ use super::error::RedisStreamError;
 ///
 /// A failed batch is reported and not retried (a retry could append entries twice); the
 /// caller decides. Feed it batches from `batch(n)` / `ready_chunks(n)`.
+///
+/// ```
+/// use futures::{stream, StreamExt};
+/// use millrace::prelude::*;
+/// use millrace::adapters::redis::{client::Client, RedisStreamSink};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let Some(url) = millrace::adapters::redis::test_server_url() else { return Ok(()) };
+/// # let stream = format!("doc-{}-{}", std::process::id(), line!());
+/// let client = Client::open(url)?;
+/// let mut sink = RedisStreamSink::connect(&client, &stream).await?.maxlen_approx(10_000);
+/// let mut batches = stream::iter(0..1000u32).map(|n| [("n", n)]).batch(100);
+/// let mut appended = 0;
+/// while let Some(batch) = batches.next().await {
+///     appended += sink.send_batch(batch).await?; // one round trip per 100 entries
+/// }
+/// assert_eq!(appended, 1000);
+/// # let mut c = client.get_multiplexed_async_connection().await?;
+/// # let _: () = millrace::adapters::redis::client::cmd("DEL").arg(&stream).query_async(&mut c).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct RedisStreamSink {
     conn: ConnectionManager,
@@ -112,6 +135,25 @@ impl RedisStreamSink {
 /// twice keeps the first value, so at-least-once delivery keyed by entry id gives an
 /// exactly-once effect. (With SQL the same pattern is `INSERT … ON CONFLICT (entry_id) DO
 /// NOTHING` in the transaction that commits the batch.)
+///
+/// ```
+/// use millrace::adapters::redis::{client::Client, PutReport, RedisHashSink};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let Some(url) = millrace::adapters::redis::test_server_url() else { return Ok(()) };
+/// # let stream = format!("doc-{}-{}", std::process::id(), line!());
+/// let client = Client::open(url)?;
+/// let mut sink = RedisHashSink::connect(&client, &stream).await?;
+/// let first = sink.put_batch([("1-0", 10), ("2-0", 20)]).await?;
+/// let again = sink.put_batch([("2-0", 99), ("3-0", 30)]).await?; // 2-0 redelivered
+/// assert_eq!(first, PutReport { inserted: 2, duplicates: 0 });
+/// assert_eq!(again, PutReport { inserted: 1, duplicates: 1 });
+/// # let mut c = client.get_multiplexed_async_connection().await?;
+/// # let _: () = millrace::adapters::redis::client::cmd("DEL").arg(&stream).query_async(&mut c).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct RedisHashSink {
     conn: ConnectionManager,

@@ -148,6 +148,7 @@ impl RedisStreamSourceBuilder {
             group: self.group.clone(),
             permits: tokio::sync::Semaphore::new(self.capacity),
             capacity: self.capacity,
+            live: std::sync::atomic::AtomicUsize::new(0),
         });
         let acker = Acker::new(ctl_conn.clone(), self.reconnect);
         let (tx, rx) = mpsc::channel(2);
@@ -465,6 +466,9 @@ where
 
     async fn deliver(&mut self, entries: reply::Entries, held: &mut Held<'_>) -> Step {
         let mut chunk = Vec::with_capacity(entries.len());
+        self.shared
+            .live
+            .fetch_add(entries.len(), std::sync::atomic::Ordering::Relaxed);
         for (id, fields) in entries {
             debug_assert!(held.n > 0, "never more entries than COUNT");
             held.n -= 1;
@@ -516,6 +520,46 @@ fn malformed(
 ///
 /// Dropping the source aborts its reader task; entries it had delivered and that were not
 /// acknowledged stay pending (and are reclaimed later).
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::StreamExt;
+/// use millrace::adapters::redis::{client::Client, RedisStreamSink, RedisStreamSource};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let Some(url) = millrace::adapters::redis::test_server_url() else { return Ok(()) };
+/// # let stream = format!("doc-{}-{}", std::process::id(), line!());
+/// let client = Client::open(url)?;
+/// let mut producer = RedisStreamSink::connect(&client, &stream).await?;
+/// producer.send_batch([[("n", "1")], [("n", "two")], [("n", "3")]]).await?;
+///
+/// let mut source = RedisStreamSource::builder(client.clone(), &stream, "doc", "c1")
+///     .capacity(2) // at most 2 entries delivered and not yet acked
+///     .end_when_drained(Duration::from_millis(100))
+///     .connect(|entry| entry.parse::<u32>("n"))
+///     .await?;
+/// let acker = source.acker();
+/// let mut good = Vec::new();
+/// while let Some(item) = source.next().await {
+///     match item {
+///         Ok(delivery) => {
+///             good.push(*delivery.value());
+///             acker.ack([delivery.into_parts().1]).await?;
+///         }
+///         Err(e) => {
+///             // A malformed entry: its id is in the error; dead-letter it, then ack it.
+///             assert!(e.to_string().contains("does not parse as u32"));
+///             acker.ack(e.into_ack_token()).await?;
+///         }
+///     }
+/// }
+/// assert_eq!(good, [1, 3]);
+/// # let mut c = client.get_multiplexed_async_connection().await?;
+/// # let _: () = millrace::adapters::redis::client::cmd("DEL").arg(&stream).query_async(&mut c).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct RedisStreamSource<T> {
     rx: mpsc::Receiver<Vec<Item<T>>>,
@@ -560,12 +604,7 @@ impl<T> RedisStreamSource<T> {
 
     /// Entries delivered (by this source) and not yet acknowledged or dropped.
     pub fn outstanding(&self) -> usize {
-        self.shared.capacity
-            - self
-                .shared
-                .permits
-                .available_permits()
-                .min(self.shared.capacity)
+        self.shared.live.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -578,6 +617,7 @@ impl<T> fmt::Debug for RedisStreamSource<T> {
             .field("stream", &self.shared.stream)
             .field("group", &self.shared.group)
             .field("buffered", &self.buf.len())
+            .field("capacity", &self.shared.capacity)
             .field("outstanding", &self.outstanding())
             .field("done", &self.done)
             .finish()
