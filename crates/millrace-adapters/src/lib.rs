@@ -14,6 +14,8 @@
 // BEGIN modules: data
 // END modules: data
 // BEGIN modules: http
+#[cfg(feature = "http")]
+pub mod http;
 // END modules: http
 // BEGIN modules: redis
 #[cfg(feature = "redis")]
