@@ -460,7 +460,52 @@ async fn server_restart_mid_read_loses_nothing() {
             .expect("acks retry across the restart");
     }
     assert!(restarted);
+    let reconnects = chunks.get_ref().reconnects();
+    assert!(
+        reconnects >= 1,
+        "the reader saw the restart ({reconnects} reconnects)"
+    );
     assert_eq!(committed, (0..N).collect::<BTreeSet<_>>(), "nothing lost");
     assert!(deliveries >= u64::from(N));
     assert_eq!(pending(&client, stream, "g").await, 0);
+}
+
+#[tokio::test]
+async fn a_panicking_decoder_reaches_the_consumer() {
+    let Some(client) = server() else { return };
+    let stream = key("panic");
+    xadd(&client, &stream, &[("n", "1")]).await;
+    let source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
+        .connect(|_entry| -> Result<u32, millrace::adapters::redis::DecodeError> { panic!("boom") })
+        .await
+        .unwrap();
+    let consumer = tokio::spawn(async move { source.count().await });
+    let err = consumer
+        .await
+        .expect_err("the decoder's panic ends the consumer");
+    let payload = err.into_panic();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    cleanup(&client, &[&stream]).await;
+}
+
+#[tokio::test]
+async fn source_acker_and_tokens_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_sync<T: Sync>(_: &T) {}
+    let Some(client) = server() else { return };
+    let stream = key("send");
+    xadd(&client, &stream, &[("n", "1")]).await;
+    let mut source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
+        .connect(|e| e.parse::<u32>("n"))
+        .await
+        .unwrap();
+    let acker = source.acker();
+    assert_send(&source);
+    assert_send(&acker);
+    assert_sync(&acker);
+    let delivery = source.next().await.unwrap().unwrap();
+    assert_send(&delivery);
+    assert_sync(delivery.token());
+    assert_eq!(acker.ack([delivery.into_parts().1]).await.unwrap(), 1);
+    cleanup(&client, &[&stream]).await;
 }

@@ -153,6 +153,8 @@ pub(crate) struct Shared {
     pub(crate) capacity: usize,
     /// Tokens alive (delivered, neither acknowledged nor dropped).
     pub(crate) live: AtomicUsize,
+    /// Transient read failures recovered from (each followed by a backoff and a reconnect).
+    pub(crate) reconnects: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {

@@ -149,6 +149,7 @@ impl RedisStreamSourceBuilder {
             permits: tokio::sync::Semaphore::new(self.capacity),
             capacity: self.capacity,
             live: std::sync::atomic::AtomicUsize::new(0),
+            reconnects: std::sync::atomic::AtomicU64::new(0),
         });
         let acker = Acker::new(ctl_conn.clone(), self.reconnect);
         let (tx, rx) = mpsc::channel(2);
@@ -273,6 +274,9 @@ where
                     // The reply may have been lost after the server delivered entries to us:
                     // re-read our own pending list once the connection is back.
                     self.history = Some(EntryId::new(0, 0));
+                    self.shared
+                        .reconnects
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= self.cfg.reconnect.give_up() {
                         let _ = self
@@ -600,6 +604,14 @@ impl<T> RedisStreamSource<T> {
     /// The handle that acknowledges this source's entries (cheap to clone, `Send + Sync`).
     pub fn acker(&self) -> Acker {
         self.acker.clone()
+    }
+
+    /// How many times reading failed with a network error and was retried after a backoff
+    /// (a restart of the server counts once per failed attempt).
+    pub fn reconnects(&self) -> u64 {
+        self.shared
+            .reconnects
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Entries delivered (by this source) and not yet acknowledged or dropped.
