@@ -12,6 +12,12 @@
 #![doc(test(attr(deny(warnings))))]
 
 // BEGIN modules: data
+#[cfg(feature = "fs")]
+pub mod fs;
+#[cfg(feature = "json")]
+pub mod json;
+#[cfg(feature = "sql")]
+pub mod sql;
 // END modules: data
 // BEGIN modules: http
 #[cfg(feature = "http")]
