@@ -24,6 +24,8 @@ pub mod sql;
 pub mod http;
 // END modules: http
 // BEGIN modules: redis
+#[cfg(feature = "redis")]
+pub mod redis;
 // END modules: redis
 // BEGIN modules: progress
 // END modules: progress
