@@ -628,8 +628,10 @@ pub(crate) struct Report {
     pub(crate) catalog_restarts: u64,
     /// Catalog source switches to the mirror.
     pub(crate) catalog_fallbacks: u64,
-    /// Batch lookups sent, and how many the mirror answered.
+    /// Batch lookups sent.
     pub(crate) lookups: u64,
+    /// The lookup limits: `(in flight, per second)`.
+    pub(crate) lookup_limits: (usize, u32),
     /// Batch lookups answered by the mirror.
     pub(crate) lookup_fallbacks: u64,
     /// What the catalog service saw (requests, injected faults, peak concurrency).
@@ -872,6 +874,7 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
         catalog_restarts: counters.catalog_restarts.load(Ordering::Relaxed),
         catalog_fallbacks: counters.catalog_fallbacks.load(Ordering::Relaxed),
         lookups: counters.lookups.load(Ordering::Relaxed),
+        lookup_limits: (config.in_flight, config.lookups_per_second),
         lookup_fallbacks: counters.lookup_fallbacks.load(Ordering::Relaxed),
         server: server.stats(),
         interrupted: !read_all && fatal.is_none(),
@@ -899,12 +902,17 @@ fn spawn_progress(
             tick.tick().await;
             let secs = started.elapsed().as_secs_f64();
             let mut line = format!("[{secs:5.1}s]");
-            for s in metrics.snapshot() {
+            let stages = metrics.snapshot();
+            for s in &stages {
                 let unit = match s.name.as_str() {
                     "enriched" | "committed" => " batches",
                     _ => "",
                 };
                 line.push_str(&format!("  {} {}{unit}", s.name, thousands(s.items)));
+            }
+            if let Some(read) = stages.iter().find(|s| s.name == "read") {
+                let rate = read.items as f64 / secs.max(1e-3);
+                line.push_str(&format!("  | {} lines/s", thousands(rate as u64)));
             }
             if resumed_after > 0 {
                 line.push_str(&format!(
@@ -1003,12 +1011,14 @@ impl fmt::Display for Report {
             f,
             "http: {} requests retried with backoff; catalog source restarted {} times from its \
              checkpoint, fell back to the mirror {} times; {} batch lookups ({} answered by \
-             the mirror)",
+             the mirror; limits: {} in flight, {}/s)",
             self.request_retries,
             self.catalog_restarts,
             self.catalog_fallbacks,
             self.lookups,
             self.lookup_fallbacks,
+            self.lookup_limits.0,
+            self.lookup_limits.1,
         )?;
         writeln!(
             f,
