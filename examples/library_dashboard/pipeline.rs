@@ -26,7 +26,7 @@ use millrace::adapters::http::{
 use millrace::adapters::json::{self, Decoded, JsonLineError};
 use millrace::adapters::sql::{BatchInsert, InsertError, InsertRow, RowValues};
 use millrace::adapters::{fs, fs::LineError};
-use millrace::policy::Invalid;
+use millrace::policy::{ExponentialBuilder, Invalid};
 use millrace::prelude::*;
 use millrace::{PagePosition, StageSnapshot};
 use serde::Deserialize;
@@ -431,7 +431,14 @@ async fn load_popular(
             .options(o.clone())
             .with_positions()
     })
-    .retry(RetryPolicy::fixed(Duration::from_millis(20), 2));
+    // Two restarts, 20 ms then about 40 ms apart (exponential, with jitter).
+    .retry(RetryPolicy::new(
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(20))
+            .with_max_delay(Duration::from_millis(200))
+            .with_max_times(2)
+            .with_jitter(),
+    ));
     let restarts = primary.stats();
 
     let (c, fallback_counters) = (client.clone(), Arc::clone(counters));
