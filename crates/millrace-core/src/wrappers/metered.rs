@@ -3,25 +3,28 @@
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 
 use crate::Stage;
-use crate::metrics::{Metrics, StageMetrics};
+use crate::metrics::{Metrics, Observable, StageMetrics, timed_poll};
 
 /// How a [`Metered`] stage classifies items as errors.
 ///
-/// Rust has no specialisation, so error counting is a type-level choice: [`IgnoreErrors`]
-/// (the default, works for every item type and costs nothing) or [`CountErrors`] (for
-/// `Result` items, chosen by [`Metered::count_errors`]).
+/// [`IgnoreErrors`] (the default, works for every item type and costs nothing),
+/// [`CountErrors`] (for `Result` items, chosen by [`Metered::count_errors`]) or
+/// [`ClassifyErrors`] (errors counted per kind, chosen by [`Metered::count_errors_by`]).
+/// The choice is a type parameter because Rust has no specialisation: only a stage over
+/// `Result`s can count errors.
 pub trait ErrorCounting<I> {
     /// Whether this choice counts errors at all (shown as `Some` in the snapshot).
     const COUNTS: bool;
 
-    /// Whether `item` counts as an error.
-    fn is_error(item: &I) -> bool;
+    /// Counts `item` into `stage` if it is an error.
+    fn count(&self, item: &I, stage: &StageMetrics);
 }
 
 /// Items are never counted as errors (the default of [`Metered`]).
@@ -48,34 +51,79 @@ pub struct IgnoreErrors;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CountErrors;
 
+/// `Err` items are counted, and counted per kind by a classifier (see
+/// [`Metered::count_errors_by`]).
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::wrappers::{ClassifyErrors, Metered};
+/// use futures::stream;
+///
+/// let _s: Metered<_, ClassifyErrors<_>> = stream::iter([Err::<u8, u8>(1)])
+///     .metered("r")
+///     .count_errors_by(|e: &u8| if *e > 0 { "positive" } else { "zero" });
+/// ```
+#[derive(Clone, Copy)]
+pub struct ClassifyErrors<F> {
+    classify: F,
+}
+
+impl<F> fmt::Debug for ClassifyErrors<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassifyErrors").finish_non_exhaustive()
+    }
+}
+
 impl<I> ErrorCounting<I> for IgnoreErrors {
     const COUNTS: bool = false;
 
     #[inline(always)]
-    fn is_error(_: &I) -> bool {
-        false
-    }
+    fn count(&self, _: &I, _: &StageMetrics) {}
 }
 
 impl<T, E> ErrorCounting<Result<T, E>> for CountErrors {
     const COUNTS: bool = true;
 
     #[inline(always)]
-    fn is_error(item: &Result<T, E>) -> bool {
-        item.is_err()
+    fn count(&self, item: &Result<T, E>, stage: &StageMetrics) {
+        if item.is_err() {
+            stage.on_error();
+        }
+    }
+}
+
+impl<T, E, F, R> ErrorCounting<Result<T, E>> for ClassifyErrors<F>
+where
+    F: Fn(&E) -> R,
+    R: AsRef<str>,
+{
+    const COUNTS: bool = true;
+
+    #[inline(always)]
+    fn count(&self, item: &Result<T, E>, stage: &StageMetrics) {
+        if let Err(e) = item {
+            stage.on_error_kind((self.classify)(e).as_ref());
+        }
     }
 }
 
 pin_project! {
     /// Stream for the [`metered`](crate::PipelineExt::metered) and
     /// [`metered_in`](crate::PipelineExt::metered_in) methods.
+    ///
+    /// See the [`metrics`](crate::metrics) module for what it counts and what that costs.
     #[must_use = "streams do nothing unless polled"]
     pub struct Metered<S, K = IgnoreErrors> {
         #[pin]
         stream: S,
         metrics: StageMetrics,
+        counting: K,
+        // Timing on, or the tracing span enabled: one branch per poll for both.
+        slow: bool,
         timed: bool,
-        _counting: std::marker::PhantomData<fn() -> K>,
+        // Timing only: when the consumer started waiting for the next item.
+        waiting_since: Option<Instant>,
+        span: tracing::Span,
     }
 }
 
@@ -88,6 +136,7 @@ where
             .field("stream", &self.stream)
             .field("metrics", &self.metrics)
             .field("timed", &self.timed)
+            .field("span", &self.span)
             .finish()
     }
 }
@@ -104,7 +153,7 @@ impl<S: Stream> Metered<S> {
     /// assert_eq!(s.metrics().snapshot().items, 0);
     /// ```
     pub fn new(stream: S, name: impl Into<String>) -> Self {
-        Self::with_metrics(stream, StageMetrics::new(name.into()))
+        Self::with_metrics(stream, StageMetrics::new(name.into()), IgnoreErrors)
     }
 
     /// Meters `stream` as a new stage called `name` registered in `metrics`.
@@ -119,15 +168,42 @@ impl<S: Stream> Metered<S> {
     /// assert_eq!(metrics.snapshot()[0].name, "one");
     /// ```
     pub fn new_in(stream: S, metrics: &Metrics, name: impl Into<String>) -> Self {
-        Self::with_metrics(stream, metrics.register(name.into()))
+        Self::with_metrics(stream, metrics.register(name.into()), IgnoreErrors)
     }
+}
 
-    fn with_metrics(stream: S, metrics: StageMetrics) -> Self {
+impl<S: Stream, K> Metered<S, K> {
+    fn with_metrics(stream: S, metrics: StageMetrics, counting: K) -> Self {
+        if let (lower, Some(upper)) = stream.size_hint()
+            && lower == upper
+        {
+            metrics.set_expected(lower as u64);
+        }
+        // Built once: with no subscriber (or none wanting TRACE spans) this is
+        // `Span::none()` and costs nothing per poll.
+        let span = tracing::trace_span!("stage", stage = %metrics.name());
         Metered {
             stream,
+            slow: !span.is_disabled(),
             metrics,
+            counting,
             timed: false,
-            _counting: std::marker::PhantomData,
+            waiting_since: None,
+            span,
+        }
+    }
+}
+
+impl<S, K> Metered<S, K> {
+    fn recount<K2>(self, counting: K2) -> Metered<S, K2> {
+        Metered {
+            stream: self.stream,
+            metrics: self.metrics,
+            counting,
+            slow: self.slow,
+            timed: self.timed,
+            waiting_since: self.waiting_since,
+            span: self.span,
         }
     }
 
@@ -150,23 +226,94 @@ impl<S: Stream> Metered<S> {
         S: Stream<Item = Result<T, E>>,
     {
         self.metrics.set_counts_errors();
-        Metered {
-            stream: self.stream,
-            metrics: self.metrics,
-            timed: self.timed,
-            _counting: std::marker::PhantomData,
-        }
+        self.recount(CountErrors)
     }
-}
 
-impl<S, K> Metered<S, K> {
-    /// Also measures the time spent inside the upstream's `poll_next`, in
-    /// [`StageSnapshot::busy`](crate::metrics::StageSnapshot::busy).
+    /// Counts `Err` items, and counts them per kind in
+    /// [`StageSnapshot::errors_by_kind`](crate::metrics::StageSnapshot::errors_by_kind):
+    /// `classify` names the kind of each error (e.g. an enum's variant name, an HTTP status
+    /// class, `io::ErrorKind`'s `Debug`).
+    ///
+    /// Counting a kind takes a lock (errors are the exceptional path); `Ok` items cost the
+    /// same as with [`count_errors`](Self::count_errors). Kinds are listed in first-seen
+    /// order; keep the number of distinct kinds small (they are labels, not messages).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// #[derive(Debug)]
+    /// enum FetchError { Timeout, NotFound(String) }
+    ///
+    /// impl FetchError {
+    ///     fn kind(&self) -> &'static str {
+    ///         match self { FetchError::Timeout => "timeout", FetchError::NotFound(_) => "not_found" }
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let items = [Ok(1), Err(FetchError::Timeout), Err(FetchError::NotFound("a".into())), Err(FetchError::Timeout)];
+    /// let s = stream::iter(items).metered("fetch").count_errors_by(FetchError::kind);
+    /// let m = s.metrics();
+    /// let _: Vec<_> = s.collect().await;
+    /// let snap = m.snapshot();
+    /// assert_eq!(snap.errors, Some(3));
+    /// assert_eq!(snap.errors_by_kind, [("timeout".to_owned(), 2), ("not_found".to_owned(), 1)]);
+    /// # }
+    /// ```
+    pub fn count_errors_by<T, E, F, R>(self, classify: F) -> Metered<S, ClassifyErrors<F>>
+    where
+        S: Stream<Item = Result<T, E>>,
+        F: Fn(&E) -> R,
+        R: AsRef<str>,
+    {
+        self.metrics.set_counts_errors();
+        self.recount(ClassifyErrors { classify })
+    }
+
+    /// Adopts the event counters of the wrapper being metered: the retries of a
+    /// [`Retry`](crate::wrappers::Retry), the fallbacks of a
+    /// [`Recover`](crate::wrappers::Recover) or the skipped errors of a
+    /// [`Supervise`](crate::wrappers::Supervise) show in this stage's snapshot.
+    ///
+    /// Place `.metered(..)` directly after the wrapper (the metered stream must *be* the
+    /// wrapper); elsewhere, use [`StageMetrics::track_retries`] & co. with the wrapper's handle.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let s = stream::iter([Ok(1), Err("bad"), Ok(3), Err("worse")])
+    ///     .on_error(Supervision::Resume)
+    ///     .metered("parse")
+    ///     .with_events();
+    /// let m = s.metrics();
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(3)]);
+    /// let snap = m.snapshot();
+    /// assert_eq!((snap.items, snap.skipped), (2, Some(2)));
+    /// # }
+    /// ```
+    pub fn with_events(self) -> Self
+    where
+        S: Observable,
+    {
+        self.stream.observe_into(&self.metrics);
+        self
+    }
+
+    /// Also measures time: the time spent inside the upstream's `poll_next`
+    /// ([`busy`](crate::metrics::StageSnapshot::busy), and
+    /// [`self_busy`](crate::metrics::StageSnapshot::self_busy) without the timed stages
+    /// nested inside) and the per-item latency histogram
+    /// ([`latency`](crate::metrics::StageSnapshot::latency), p50/p90/p99/max).
     ///
     /// Off by default: it reads `std::time::Instant` twice per poll, which costs more than all
     /// the counters together (tens of nanoseconds). The clock is the real one, not tokio's
-    /// (paused) clock: this is the CPU time the upstream took to answer, including the stages
-    /// nested inside it, not the time it spent waiting.
+    /// (paused) clock: `busy` is the CPU time the upstream took to answer, not the time it
+    /// spent waiting; latency includes the waiting.
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -177,11 +324,14 @@ impl<S, K> Metered<S, K> {
     /// let s = stream::iter(0..3).metered("timed").with_timing();
     /// let m = s.metrics();
     /// let _: Vec<i32> = s.collect().await;
-    /// assert!(m.snapshot().busy.is_some());
+    /// let snap = m.snapshot();
+    /// assert!(snap.busy.is_some());
+    /// assert_eq!(snap.latency.unwrap().count, 3);
     /// # }
     /// ```
     pub fn with_timing(mut self) -> Self {
         self.timed = true;
+        self.slow = true;
         self.metrics.set_timed();
         self
     }
@@ -217,19 +367,23 @@ where
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = self.project();
-        let polled = if *this.timed {
-            let start = std::time::Instant::now();
-            let p = this.stream.poll_next(cx);
-            this.metrics.add_busy(start.elapsed());
-            p
+        let polled = if *this.slow {
+            slow_poll(
+                this.stream,
+                cx,
+                this.metrics,
+                *this.timed,
+                this.waiting_since,
+                this.span,
+            )
         } else {
             this.stream.poll_next(cx)
         };
         match &polled {
             Poll::Ready(Some(item)) => {
                 this.metrics.on_item();
-                if K::is_error(item) {
-                    this.metrics.on_error();
+                if K::COUNTS {
+                    this.counting.count(item, this.metrics);
                 }
             }
             Poll::Pending => this.metrics.on_pending(),
@@ -241,6 +395,32 @@ where
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.stream.size_hint()
     }
+}
+
+/// The poll with timing and/or the tracing span: out of line so the fast path stays small.
+#[inline(never)]
+fn slow_poll<S: Stream>(
+    stream: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    metrics: &StageMetrics,
+    timed: bool,
+    waiting_since: &mut Option<Instant>,
+    span: &tracing::Span,
+) -> Poll<Option<S::Item>> {
+    let _entered = (!span.is_disabled()).then(|| span.enter());
+    if !timed {
+        return stream.poll_next(cx);
+    }
+    let since = *waiting_since.get_or_insert_with(Instant::now);
+    let (polled, total, own) = timed_poll(|| stream.poll_next(cx));
+    metrics.add_busy(total, own);
+    if polled.is_ready() {
+        *waiting_since = None;
+        if matches!(polled, Poll::Ready(Some(_))) {
+            metrics.record_latency(since.elapsed());
+        }
+    }
+    polled
 }
 
 impl<S, K> FusedStream for Metered<S, K>
@@ -277,7 +457,7 @@ pub struct MeteredStage<K = IgnoreErrors> {
     name: String,
     registry: Option<Metrics>,
     timed: bool,
-    _counting: std::marker::PhantomData<fn() -> K>,
+    counting: K,
 }
 
 impl MeteredStage {
@@ -297,7 +477,7 @@ impl MeteredStage {
             name: name.into(),
             registry: None,
             timed: false,
-            _counting: std::marker::PhantomData,
+            counting: IgnoreErrors,
         }
     }
 
@@ -317,16 +497,40 @@ impl MeteredStage {
     /// # }
     /// ```
     pub fn count_errors(self) -> MeteredStage<CountErrors> {
-        MeteredStage {
-            name: self.name,
-            registry: self.registry,
-            timed: self.timed,
-            _counting: std::marker::PhantomData,
-        }
+        self.recount(CountErrors)
+    }
+
+    /// Counts `Err` items per kind; see [`Metered::count_errors_by`].
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::MeteredStage;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let stage = MeteredStage::new("r").count_errors_by(|e: &&str| e.len().to_string());
+    /// let s = stream::iter([Err::<(), _>("abc")]).wrap(stage);
+    /// let m = s.metrics();
+    /// let _: Vec<_> = s.collect().await;
+    /// assert_eq!(m.snapshot().errors_by_kind, [("3".to_owned(), 1)]);
+    /// # }
+    /// ```
+    pub fn count_errors_by<F>(self, classify: F) -> MeteredStage<ClassifyErrors<F>> {
+        self.recount(ClassifyErrors { classify })
     }
 }
 
 impl<K> MeteredStage<K> {
+    fn recount<K2>(self, counting: K2) -> MeteredStage<K2> {
+        MeteredStage {
+            name: self.name,
+            registry: self.registry,
+            timed: self.timed,
+            counting,
+        }
+    }
+
     /// Registers the stage in `metrics` when it wraps a stream.
     ///
     /// ```
@@ -344,7 +548,7 @@ impl<K> MeteredStage<K> {
         self
     }
 
-    /// Measures time spent in the upstream; see [`Metered::with_timing`].
+    /// Measures time spent in the upstream and latency; see [`Metered::with_timing`].
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -377,18 +581,10 @@ where
             Some(registry) => registry.register(self.name),
             None => StageMetrics::new(self.name),
         };
-        if <K as ErrorCounting<S::Item>>::COUNTS {
+        if K::COUNTS {
             metrics.set_counts_errors();
         }
-        let mut m = Metered {
-            stream: upstream,
-            metrics,
-            timed: false,
-            _counting: std::marker::PhantomData,
-        };
-        if self.timed {
-            m = m.with_timing();
-        }
-        m
+        let m = Metered::with_metrics(upstream, metrics, self.counting);
+        if self.timed { m.with_timing() } else { m }
     }
 }

@@ -37,7 +37,9 @@ mod metered;
 mod paginate;
 mod scoped;
 
-pub use self::metered::{CountErrors, ErrorCounting, IgnoreErrors, Metered, MeteredStage};
+pub use self::metered::{
+    ClassifyErrors, CountErrors, ErrorCounting, IgnoreErrors, Metered, MeteredStage,
+};
 pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
 pub use self::scoped::Scoped;
 // END wrappers: resources
