@@ -18,4 +18,6 @@
 // BEGIN modules: redis
 // END modules: redis
 // BEGIN modules: progress
+#[cfg(feature = "progress")]
+pub mod progress;
 // END modules: progress

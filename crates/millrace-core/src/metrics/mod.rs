@@ -370,7 +370,6 @@ impl StageMetrics {
     /// of requests a concurrent stage has started and not finished). Gauges added up.
     ///
     /// ```
-    /// use millrace::prelude::*;
     /// use millrace::Metrics;
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicU64, Ordering};
@@ -574,7 +573,7 @@ impl FallbackCounter {
 ///
 /// ```
 /// use millrace::prelude::*;
-/// use millrace::metrics::{Observable, StageMetrics};
+/// use millrace::metrics::Observable;
 /// use futures::stream;
 ///
 /// let s = stream::iter([Ok::<u8, &str>(1)]).on_error(Supervision::Resume);

@@ -243,17 +243,17 @@ impl<S, K> Metered<S, K> {
     /// use futures::{stream, StreamExt};
     ///
     /// #[derive(Debug)]
-    /// enum FetchError { Timeout, NotFound(String) }
+    /// enum FetchError { Timeout, NotFound }
     ///
     /// impl FetchError {
     ///     fn kind(&self) -> &'static str {
-    ///         match self { FetchError::Timeout => "timeout", FetchError::NotFound(_) => "not_found" }
+    ///         match self { FetchError::Timeout => "timeout", FetchError::NotFound => "not_found" }
     ///     }
     /// }
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let items = [Ok(1), Err(FetchError::Timeout), Err(FetchError::NotFound("a".into())), Err(FetchError::Timeout)];
+    /// let items = [Ok(1), Err(FetchError::Timeout), Err(FetchError::NotFound), Err(FetchError::Timeout)];
     /// let s = stream::iter(items).metered("fetch").count_errors_by(FetchError::kind);
     /// let m = s.metrics();
     /// let _: Vec<_> = s.collect().await;

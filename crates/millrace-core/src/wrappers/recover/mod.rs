@@ -228,8 +228,9 @@ where
                 }
                 Some(Err(error)) => match (this.f)(&error, this.checkpointer.checkpoint()) {
                     Some(fallback) => {
+                        let count = this.fallbacks.bump();
                         tracing::warn!(
-                            fallback = this.fallbacks.bump(),
+                            fallback = count,
                             error = %error,
                             "millrace recover_with: stream failed, switching to a fallback that resumes from the checkpoint"
                         );
