@@ -28,8 +28,16 @@ async fn retries_are_exact_under_a_flaky_source() {
     assert_eq!(out, (0..6).map(Ok).collect::<Vec<_>>());
     let snap = &metrics.snapshot()[0];
     assert_eq!(snap.items, 6);
-    assert_eq!(snap.errors, Some(0), "retried errors never reach the consumer");
-    assert_eq!(snap.retries, Some(4), "two failure points, each failing twice");
+    assert_eq!(
+        snap.errors,
+        Some(0),
+        "retried errors never reach the consumer"
+    );
+    assert_eq!(
+        snap.retries,
+        Some(4),
+        "two failure points, each failing twice"
+    );
     assert_eq!(flaky.failures(), 4);
     assert_eq!((snap.fallbacks, snap.skipped), (None, None));
     assert!(snap.finished);
@@ -386,7 +394,10 @@ async fn json_output_parses_back_to_the_snapshot() {
     assert_eq!(stages[0]["errors"], 0);
     assert_eq!(stages[0]["latency_seconds"], serde_json::Value::Null);
     assert_eq!(stages[0]["expected"], serde_json::Value::Null);
-    assert_eq!(stages[1]["errors_by_kind"], serde_json::json!({"too small": 1}));
+    assert_eq!(
+        stages[1]["errors_by_kind"],
+        serde_json::json!({"too small": 1})
+    );
     assert_eq!(stages[1]["latency_seconds"]["count"], 5);
     assert!(stages[1]["busy_seconds"].as_f64().unwrap() >= 0.0);
     assert_eq!(stages[2]["skipped"], 1);
@@ -423,9 +434,7 @@ mod capture {
     }
 
     /// Captures this thread's events at `level` and above while the guard lives.
-    pub(crate) fn capture(
-        level: tracing_subscriber::filter::LevelFilter,
-    ) -> (Capture, impl Sized) {
+    pub(crate) fn capture(level: tracing_subscriber::filter::LevelFilter) -> (Capture, impl Sized) {
         use tracing_subscriber::util::SubscriberInitExt;
         let capture = Capture::default();
         let subscriber = tracing_subscriber::fmt()
@@ -446,7 +455,8 @@ async fn events_carry_the_stage_span_and_structured_fields() {
     let f = flaky.clone();
     let s = restartable(move |cp: &Checkpoint<u64>| f.open(cp.delivered))
         .retry(fixed(10, 2))
-        .metered("fetch");
+        .metered("fetch")
+        .traced();
     // Drive it here (not on a spawned task) so the thread-local subscriber sees it.
     let out: Vec<_> = s.collect().await;
     assert_eq!(out.len(), 2);
@@ -480,8 +490,10 @@ async fn fallback_and_skip_events_name_their_stage() {
             (calls == 1).then(|| stream::iter([Ok(2), Err("bad")]))
         })
         .metered("mirror")
+        .traced()
         .on_error(Supervision::Resume)
-        .metered("tolerant");
+        .metered("tolerant")
+        .traced();
     assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(2)]);
     let text = events.text();
     let lines: Vec<&str> = text.lines().collect();
@@ -513,7 +525,8 @@ async fn without_a_trace_subscriber_events_have_no_stage_span() {
     let (events, _guard) = capture::capture(LevelFilter::WARN);
     let s = stream::iter([Ok(1), Err("bad")])
         .on_error(Supervision::Resume)
-        .metered("quiet");
+        .metered("quiet")
+        .traced();
     assert_eq!(s.collect::<Vec<_>>().await, [Ok(1)]);
     let text = events.text();
     assert_eq!(text.lines().count(), 1, "{text}");

@@ -68,7 +68,11 @@ async fn finish_draws_a_final_frame_and_the_report() {
         frame.ends_with(" [####################] 100% done"),
         "{frame}"
     );
-    assert_eq!(&text[frame.len() + 1..], report, "the report follows the frame");
+    assert_eq!(
+        &text[frame.len() + 1..],
+        report,
+        "the report follows the frame"
+    );
 }
 
 #[test]
@@ -106,7 +110,10 @@ fn plain_dashboards_redraw_periodically_and_stop_on_drop() {
         after.lines().all(|l| l.ends_with("s idle 0 items 0.0/s")),
         "{after}"
     );
-    assert!(!after.contains("stage"), "dropping prints no report: {after}");
+    assert!(
+        !after.contains("stage"),
+        "dropping prints no report: {after}"
+    );
 }
 
 #[test]

@@ -287,7 +287,11 @@ impl Draw for Bars {
     type Out = Box<dyn Write + Send>;
 
     fn frame(&mut self, at: Duration, stages: &[StageSnapshot]) {
-        let width = stages.iter().map(|s| s.name.chars().count()).max().unwrap_or(0);
+        let width = stages
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0);
         let rates = self.render.rates(at, stages);
         for (i, s) in stages.iter().enumerate() {
             if self.bars.get(i).is_none_or(|(name, _)| *name != s.name) {

@@ -215,26 +215,24 @@ impl Metrics {
         let stages = self.snapshot();
         let names = unique_names(&stages);
         let mut out = String::new();
-        let mut family = |name: &str,
-                          kind: &str,
-                          help: &str,
-                          value: &dyn Fn(&StageSnapshot) -> Option<f64>| {
-            let samples: Vec<(usize, f64)> = stages
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| value(s).map(|v| (i, v)))
-                .collect();
-            if samples.is_empty() {
-                return;
-            }
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (i, v) in samples {
-                let _ = write!(out, "{name}{{stage=");
-                label(&mut out, &names[i]);
-                let _ = writeln!(out, "}} {v}");
-            }
-        };
+        let mut family =
+            |name: &str, kind: &str, help: &str, value: &dyn Fn(&StageSnapshot) -> Option<f64>| {
+                let samples: Vec<(usize, f64)> = stages
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| value(s).map(|v| (i, v)))
+                    .collect();
+                if samples.is_empty() {
+                    return;
+                }
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                for (i, v) in samples {
+                    let _ = write!(out, "{name}{{stage=");
+                    label(&mut out, &names[i]);
+                    let _ = writeln!(out, "}} {v}");
+                }
+            };
         let int = |v: u64| Some(v as f64);
         family(
             "millrace_stage_items_total",
