@@ -1,7 +1,7 @@
 //! Per-stage metrics readable live from a [`Metrics`] handle, exported as JSON or Prometheus
 //! text, and summarised in a [`Report`].
 //!
-//! A [`Metered`](crate::wrappers::Metered) stage (built by
+//! A [`Metered`] stage (built by
 //! [`metered`](crate::PipelineExt::metered), [`metered_in`](crate::PipelineExt::metered_in) or
 //! [`Metrics::meter`]) counts what passes through it into a [`StageMetrics`]: atomics behind an
 //! `Arc`, written by the stage and read by anyone, at any time, without a lock.

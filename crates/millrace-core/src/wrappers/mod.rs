@@ -38,7 +38,8 @@ mod paginate;
 mod scoped;
 
 pub use self::metered::{
-    ClassifyErrors, CountErrors, ErrorCounting, IgnoreErrors, Metered, MeteredStage,
+    ClassifyErrors, CountErrors, Counted, ErrorCounting, IgnoreErrors, MeterMode, Metered,
+    MeteredStage, Observed,
 };
 pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
 pub use self::scoped::Scoped;
