@@ -12,10 +12,20 @@
 #![doc(test(attr(deny(warnings))))]
 
 // BEGIN modules: data
+#[cfg(feature = "fs")]
+pub mod fs;
+#[cfg(feature = "json")]
+pub mod json;
+#[cfg(feature = "sql")]
+pub mod sql;
 // END modules: data
 // BEGIN modules: http
+#[cfg(feature = "http")]
+pub mod http;
 // END modules: http
 // BEGIN modules: redis
+#[cfg(feature = "redis")]
+pub mod redis;
 // END modules: redis
 // BEGIN modules: progress
 #[cfg(feature = "progress")]
