@@ -384,7 +384,10 @@ impl StageMetrics {
     }
 
     /// Adds a gauge read at snapshot time into [`StageSnapshot::in_flight`] (e.g. the number
-    /// of requests a concurrent stage has started and not finished). Gauges added up.
+    /// of requests a concurrent stage has started and not finished). Gauges are added up.
+    ///
+    /// The gauge runs while the stage's snapshot holds its (cold-path) lock: keep it a cheap
+    /// read of an atomic, and do not snapshot this same stage from inside it.
     ///
     /// ```
     /// use millrace::Metrics;
