@@ -753,9 +753,16 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
         .map_err(RunError::Io)?;
     let client = reqwest::Client::new();
 
-    let progress = config
-        .progress
-        .then(|| spawn_progress(metrics.clone(), started, resumed_after));
+    if config.progress && resumed_after > 0 {
+        eprintln!("resuming after line {}", thousands(resumed_after));
+    }
+    // The live per-stage dashboard (bars on a terminal, plain lines otherwise), on its own
+    // thread so a busy runtime never freezes it; dropping the handle stops it.
+    let progress = config.progress.then(|| {
+        millrace::adapters::progress::Dashboard::new(&metrics)
+            .interval(Duration::from_millis(500))
+            .start()
+    });
 
     let popular = load_popular(&client, &server, &metrics, &counters)
         .await
@@ -844,7 +851,7 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
     let insert = commits.as_ref().get_ref().get_ref().report();
     let elapsed = started.elapsed();
     if let Some(progress) = progress {
-        progress.abort();
+        drop(progress);
         eprintln!();
     }
     if let Some(e) = insert_error {
@@ -893,48 +900,6 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
 // ---------------------------------------------------------------------------------------------
 // Live progress and the final report
 // ---------------------------------------------------------------------------------------------
-
-/// Prints one status line per stage group every 500 ms to stderr (overwriting itself on a
-/// terminal), from the live `Metrics` snapshot. Aborted by the caller when the run ends.
-fn spawn_progress(
-    metrics: Metrics,
-    started: Instant,
-    resumed_after: u64,
-) -> tokio::task::JoinHandle<()> {
-    use std::io::IsTerminal as _;
-    let terminal = io::stderr().is_terminal();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            tick.tick().await;
-            let secs = started.elapsed().as_secs_f64();
-            let mut line = format!("[{secs:5.1}s]");
-            let stages = metrics.snapshot();
-            for s in &stages {
-                let unit = match s.name.as_str() {
-                    "enriched" | "committed" => " batches",
-                    _ => "",
-                };
-                line.push_str(&format!("  {} {}{unit}", s.name, thousands(s.items)));
-            }
-            if let Some(read) = stages.iter().find(|s| s.name == "read") {
-                let rate = read.items as f64 / secs.max(1e-3);
-                line.push_str(&format!("  | {} lines/s", thousands(rate as u64)));
-            }
-            if resumed_after > 0 {
-                line.push_str(&format!(
-                    "  (resumed after line {})",
-                    thousands(resumed_after)
-                ));
-            }
-            if terminal {
-                eprint!("\r\x1b[K{line}");
-            } else {
-                eprintln!("{line}");
-            }
-        }
-    })
-}
 
 /// `1234567` as `1,234,567`.
 pub(crate) fn thousands(n: u64) -> String {
