@@ -66,6 +66,7 @@ pub mod prelude {
     pub use crate::{Checkpoint, Checkpointer, checkpoint_with, restartable};
     // END prelude: errors
     // BEGIN prelude: concurrency (map_concurrent, map_blocking, rate_limit)
+    pub use crate::policy::{Rate, RateLimiter};
     // END prelude: concurrency
     // BEGIN prelude: flow (batch, prefetch, timeout, stop_on)
     pub use crate::wrappers::TimeoutError;

@@ -12,4 +12,6 @@ pub use backon::{BackoffBuilder, ConstantBuilder, ExponentialBuilder, FibonacciB
 // END policy: errors
 
 // BEGIN policy: concurrency
+mod rate;
+pub use self::rate::{Rate, RateLimiter};
 // END policy: concurrency

@@ -17,6 +17,14 @@ pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
 // END wrappers: errors
 
 // BEGIN wrappers: concurrency
+mod map_blocking;
+pub(crate) mod map_concurrent;
+mod rate_limit;
+pub use self::map_blocking::{MapBlocking, MapBlockingStage};
+pub use self::map_concurrent::{
+    MapConcurrent, MapConcurrentLocal, MapConcurrentStage, TryMapConcurrent, TryMapConcurrentStage,
+};
+pub use self::rate_limit::{RateLimit, RateLimitStage};
 // END wrappers: concurrency
 
 // BEGIN wrappers: flow

@@ -1,0 +1,231 @@
+//! Fail-fast mode: the first `Err` aborts every sibling, like a task group.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
+use pin_project_lite::pin_project;
+
+use super::spawned::MapConcurrent;
+use crate::error::ConfigError;
+
+pin_project! {
+    /// Stream for the [`try_map_concurrent`](crate::PipelineExt::try_map_concurrent) and
+    /// [`try_map_concurrent_unordered`](crate::PipelineExt::try_map_concurrent_unordered) methods.
+    ///
+    /// Runs like [`MapConcurrent`] (same limits, spawned mode). As soon as any future returns
+    /// `Err` (in the ordered variant: even one behind a slower earlier item), every other
+    /// future in flight is aborted, held results are dropped, the upstream is no longer
+    /// pulled, the `Err` is yielded and the stream ends. The `Ok` values yielded before it are
+    /// a prefix of the input order (ordered) or of the completion order (unordered).
+    ///
+    /// Accessors delegate to the inner [`MapConcurrent`], whose upstream is the pinned field.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let out: Vec<Result<u32, String>> = stream::iter([1u32, 2, 0, 4])
+    ///     .try_map_concurrent(2, |x| async move {
+    ///         if x == 0 { Err("zero".to_string()) } else { Ok(10 / x) }
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, [Ok(10), Ok(5), Err("zero".to_string())]);
+    /// # }
+    /// ```
+    #[must_use = "streams do nothing unless polled"]
+    pub struct TryMapConcurrent<S, F, Fut>
+    where
+        Fut: Future,
+    {
+        #[pin]
+        inner: MapConcurrent<S, F, Fut>,
+    }
+}
+
+impl<S, F, Fut> fmt::Debug for TryMapConcurrent<S, F, Fut>
+where
+    S: fmt::Debug,
+    Fut: Future,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryMapConcurrent")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+fn is_err<U, E>(out: &Result<U, E>) -> bool {
+    out.is_err()
+}
+
+impl<S, F, Fut, U, E> TryMapConcurrent<S, F, Fut>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> Fut,
+    Fut: Future<Output = Result<U, E>> + Send + 'static,
+    U: Send + 'static,
+    E: Send + 'static,
+{
+    /// Ordered fail-fast, at most `limit` in flight.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0 (see [`try_new`](Self::try_new)).
+    pub fn new(upstream: S, limit: usize, f: F) -> Self {
+        crate::error::built(Self::try_new(upstream, limit, f))
+    }
+
+    /// Ordered fail-fast, or a [`ConfigError`] if `limit` is 0.
+    ///
+    /// ```
+    /// use millrace::wrappers::TryMapConcurrent;
+    /// use futures::stream;
+    ///
+    /// let res = TryMapConcurrent::try_new(stream::iter([1]), 0, |x| async move { Ok::<_, ()>(x) });
+    /// assert_eq!(
+    ///     res.unwrap_err().to_string(),
+    ///     "`try_map_concurrent`: `limit` must be at least 1, got 0; pass a non-zero value"
+    /// );
+    /// ```
+    pub fn try_new(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
+        Self::build(upstream, limit, f, true, "try_map_concurrent")
+    }
+
+    /// Unordered fail-fast, at most `limit` in flight.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0 (see [`try_new_unordered`](Self::try_new_unordered)).
+    pub fn new_unordered(upstream: S, limit: usize, f: F) -> Self {
+        crate::error::built(Self::try_new_unordered(upstream, limit, f))
+    }
+
+    /// Unordered fail-fast, or a [`ConfigError`] if `limit` is 0.
+    ///
+    /// ```
+    /// use millrace::wrappers::TryMapConcurrent;
+    /// use futures::stream;
+    ///
+    /// let res = TryMapConcurrent::try_new_unordered(stream::iter([1]), 0, |x| async move {
+    ///     Ok::<_, ()>(x)
+    /// });
+    /// assert!(res.is_err());
+    /// ```
+    pub fn try_new_unordered(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
+        Self::build(upstream, limit, f, false, "try_map_concurrent_unordered")
+    }
+
+    fn build(
+        upstream: S,
+        limit: usize,
+        f: F,
+        ordered: bool,
+        stage: &'static str,
+    ) -> Result<Self, ConfigError> {
+        let mut inner = MapConcurrent::build(upstream, limit, f, ordered, stage)?;
+        inner.set_fail_check(is_err::<U, E>);
+        Ok(TryMapConcurrent { inner })
+    }
+}
+
+impl<S, F, Fut: Future> TryMapConcurrent<S, F, Fut> {
+    /// Sets the output buffer; see [`MapConcurrent::with_output_buffer`].
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let out: Vec<Result<i32, ()>> = stream::iter([1, 2])
+    ///     .try_map_concurrent(2, |x| async move { Ok(x) })
+    ///     .with_output_buffer(0)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, [Ok(1), Ok(2)]);
+    /// # }
+    /// ```
+    pub fn with_output_buffer(self, m: usize) -> Self {
+        TryMapConcurrent {
+            inner: self.inner.with_output_buffer(m),
+        }
+    }
+
+    /// Acquires a reference to the upstream stream.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = stream::iter([1, 2]).try_map_concurrent(2, |x| async move { Ok::<_, ()>(x) });
+    /// assert_eq!(s.get_ref().size_hint(), (2, Some(2)));
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        self.inner.get_ref()
+    }
+
+    /// Acquires a mutable reference to the upstream stream.
+    ///
+    /// Pulling items from it directly bypasses this wrapper.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.inner.get_mut()
+    }
+
+    /// Acquires a pinned mutable reference to the upstream stream.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().inner.get_pin_mut()
+    }
+
+    /// Consumes this wrapper, returning the upstream stream (aborting work in flight).
+    pub fn into_inner(self) -> S {
+        self.inner.into_inner()
+    }
+}
+
+impl<S, F, Fut, U, E> Stream for TryMapConcurrent<S, F, Fut>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> Fut,
+    Fut: Future<Output = Result<U, E>> + Send + 'static,
+    U: Send + 'static,
+    E: Send + 'static,
+{
+    type Item = Result<U, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<U, E>>> {
+        let mut inner = self.project().inner;
+        match ready!(inner.as_mut().poll_next(cx)) {
+            Some(Err(e)) => {
+                inner.stop();
+                Poll::Ready(Some(Err(e)))
+            }
+            other => Poll::Ready(other),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let (lo, hi) = self.inner.size_hint();
+        // An `Err` may end the stream early, but something comes out if anything is left.
+        (lo.min(1), hi)
+    }
+}
+
+impl<S, F, Fut, U, E> FusedStream for TryMapConcurrent<S, F, Fut>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> Fut,
+    Fut: Future<Output = Result<U, E>> + Send + 'static,
+    U: Send + 'static,
+    E: Send + 'static,
+{
+    fn is_terminated(&self) -> bool {
+        self.inner.is_finished()
+    }
+}

@@ -1,0 +1,329 @@
+//! Local mode: the futures run inside the stream's own `poll_next`, never spawned.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
+use futures_util::stream::FuturesUnordered;
+use pin_project_lite::pin_project;
+
+use crate::error::{ConfigError, nonzero};
+
+/// A pending future, still in the box it was first polled in, tagged with the input
+/// position of its item.
+struct Indexed<Fut> {
+    fut: Pin<Box<Option<Fut>>>,
+    seq: u64,
+}
+
+impl<Fut: Future> Future for Indexed<Fut> {
+    type Output = (u64, Fut::Output);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self
+            .fut
+            .as_mut()
+            .as_pin_mut()
+            .expect("polled after completion");
+        let out = ready!(fut.poll(cx));
+        self.fut.set(None);
+        Poll::Ready((self.seq, out))
+    }
+}
+
+pin_project! {
+    /// Stream for the [`map_concurrent_local`](crate::PipelineExt::map_concurrent_local) and
+    /// [`map_concurrent_local_unordered`](crate::PipelineExt::map_concurrent_local_unordered)
+    /// methods.
+    ///
+    /// Same limits and order semantics as [`MapConcurrent`](super::MapConcurrent): at most `n`
+    /// futures in flight, at most `n + m` items outstanding (`m` = output buffer, default `n`).
+    /// In the unordered variant a result is yielded as soon as it is seen, so nothing waits
+    /// and `m` has no effect. The futures need not be `Send` or `'static`. As in spawned mode,
+    /// each future is polled once inline when created; only a pending one is kept (boxed, in
+    /// a `FuturesUnordered`) to be polled again.
+    ///
+    /// # Futurelock
+    ///
+    /// The futures are polled only while this stream is polled. If the consumer stops polling
+    /// (it awaits something else between items, or holds a lock the futures need), the work
+    /// in flight makes **no progress** and may deadlock. Pick the spawned
+    /// [`map_concurrent`](crate::PipelineExt::map_concurrent) whenever the work is
+    /// `Send + 'static`; pick this one for `!Send` or borrowing futures, or to keep all work
+    /// on the consumer's task.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::rc::Rc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let base = Rc::new(100); // !Send: spawned mode could not capture it
+    /// let out: Vec<i32> = stream::iter(1..=3)
+    ///     .map_concurrent_local(2, |x| {
+    ///         let base = Rc::clone(&base);
+    ///         async move { *base + x }
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, [101, 102, 103]);
+    /// # }
+    /// ```
+    #[must_use = "streams do nothing unless polled"]
+    pub struct MapConcurrentLocal<S, F, Fut>
+    where
+        Fut: Future,
+    {
+        #[pin]
+        upstream: S,
+        f: F,
+        running: FuturesUnordered<Indexed<Fut>>,
+        // Reusable pinned storage for the inline first poll: a future that is ready at once
+        // costs no allocation; a pending one keeps its box and joins `running`.
+        cache: Option<Pin<Box<Option<Fut>>>>,
+        // Ordered: one entry per outstanding item, oldest first; `None` while it runs.
+        done: VecDeque<Option<Fut::Output>>,
+        next_seq: u64,
+        ordered: bool,
+        limit: usize,
+        window: usize,
+        upstream_done: bool,
+        finished: bool,
+    }
+}
+
+impl<S, F, Fut> fmt::Debug for MapConcurrentLocal<S, F, Fut>
+where
+    S: fmt::Debug,
+    Fut: Future,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapConcurrentLocal")
+            .field("upstream", &self.upstream)
+            .field("ordered", &self.ordered)
+            .field("limit", &self.limit)
+            .field("in_flight", &self.running.len())
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, Fut> MapConcurrentLocal<S, F, Fut>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> Fut,
+    Fut: Future,
+{
+    /// Ordered, at most `limit` in flight.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0 (see [`try_new`](Self::try_new)).
+    pub fn new(upstream: S, limit: usize, f: F) -> Self {
+        crate::error::built(Self::try_new(upstream, limit, f))
+    }
+
+    /// Ordered, or a [`ConfigError`] if `limit` is 0.
+    ///
+    /// ```
+    /// use millrace::wrappers::MapConcurrentLocal;
+    /// use futures::stream;
+    ///
+    /// let res = MapConcurrentLocal::try_new(stream::iter([1]), 0, |x| async move { x });
+    /// assert_eq!(
+    ///     res.unwrap_err().to_string(),
+    ///     "`map_concurrent_local`: `limit` must be at least 1, got 0; pass a non-zero value"
+    /// );
+    /// ```
+    pub fn try_new(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
+        Self::build(upstream, limit, f, true, "map_concurrent_local")
+    }
+
+    /// Unordered, at most `limit` in flight.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0 (see [`try_new_unordered`](Self::try_new_unordered)).
+    pub fn new_unordered(upstream: S, limit: usize, f: F) -> Self {
+        crate::error::built(Self::try_new_unordered(upstream, limit, f))
+    }
+
+    /// Unordered, or a [`ConfigError`] if `limit` is 0.
+    ///
+    /// ```
+    /// use millrace::wrappers::MapConcurrentLocal;
+    /// use futures::stream;
+    ///
+    /// let res = MapConcurrentLocal::try_new_unordered(stream::iter([1]), 0, |x| async move { x });
+    /// assert!(res.is_err());
+    /// ```
+    pub fn try_new_unordered(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
+        Self::build(upstream, limit, f, false, "map_concurrent_local_unordered")
+    }
+
+    fn build(
+        upstream: S,
+        limit: usize,
+        f: F,
+        ordered: bool,
+        stage: &'static str,
+    ) -> Result<Self, ConfigError> {
+        let limit = nonzero(stage, "limit", limit)?.get();
+        Ok(MapConcurrentLocal {
+            upstream,
+            f,
+            running: FuturesUnordered::new(),
+            cache: None,
+            done: VecDeque::new(),
+            next_seq: 0,
+            ordered,
+            limit,
+            window: limit.saturating_mul(2),
+            upstream_done: false,
+            finished: false,
+        })
+    }
+}
+
+impl<S, F, Fut: Future> MapConcurrentLocal<S, F, Fut> {
+    delegate_access_inner!(upstream, S);
+
+    /// Sets the output buffer `m` (ordered variant): at most `n + m` items outstanding.
+    /// Default `m = n`; `m = 0` behaves like `buffered(n)`.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let out: Vec<i32> = stream::iter(0..3)
+    ///     .map_concurrent_local(2, |x| async move { x })
+    ///     .with_output_buffer(0)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, [0, 1, 2]);
+    /// # }
+    /// ```
+    pub fn with_output_buffer(mut self, m: usize) -> Self {
+        self.window = self.limit.saturating_add(m);
+        self
+    }
+
+    fn held(&self) -> usize {
+        if self.ordered {
+            self.done.len()
+        } else {
+            self.running.len()
+        }
+    }
+}
+
+impl<S, F, Fut> Stream for MapConcurrentLocal<S, F, Fut>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> Fut,
+    Fut: Future,
+{
+    type Item = Fut::Output;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
+        let mut this = self.project();
+        if *this.finished {
+            return Poll::Ready(None);
+        }
+        loop {
+            while !*this.upstream_done && this.running.len() < *this.limit && {
+                let held = if *this.ordered {
+                    this.done.len()
+                } else {
+                    this.running.len()
+                };
+                held < *this.window
+            } {
+                match this.upstream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(item)) => {
+                        let fut = (this.f)(item);
+                        let seq = *this.next_seq;
+                        *this.next_seq += 1;
+                        let cell = this.cache.get_or_insert_with(|| Box::pin(None));
+                        cell.set(Some(fut));
+                        let polled = cell
+                            .as_mut()
+                            .as_pin_mut()
+                            .expect("future was just stored")
+                            .poll(cx);
+                        match polled {
+                            Poll::Ready(out) => {
+                                cell.set(None);
+                                if !*this.ordered || this.done.is_empty() {
+                                    return Poll::Ready(Some(out));
+                                }
+                                this.done.push_back(Some(out));
+                            }
+                            Poll::Pending => {
+                                let fut = this.cache.take().expect("cache was just filled");
+                                this.running.push(Indexed { fut, seq });
+                                if *this.ordered {
+                                    this.done.push_back(None);
+                                }
+                            }
+                        }
+                    }
+                    Poll::Ready(None) => *this.upstream_done = true,
+                    Poll::Pending => break,
+                }
+            }
+            if let Some(Some(_)) = this.done.front() {
+                return Poll::Ready(this.done.pop_front().flatten());
+            }
+            match Pin::new(&mut *this.running).poll_next(cx) {
+                Poll::Ready(Some((seq, out))) => {
+                    if !*this.ordered {
+                        return Poll::Ready(Some(out));
+                    }
+                    let head = *this.next_seq - this.done.len() as u64;
+                    this.done[(seq - head) as usize] = Some(out);
+                }
+                Poll::Ready(None) if *this.upstream_done => {
+                    *this.finished = true;
+                    return Poll::Ready(None);
+                }
+                // Nothing in flight and the upstream is pending: it has our waker.
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.finished {
+            return (0, Some(0));
+        }
+        let held = self.held();
+        let (lo, hi) = if self.upstream_done {
+            (0, Some(0))
+        } else {
+            self.upstream.size_hint()
+        };
+        (
+            lo.saturating_add(held),
+            hi.and_then(|h| h.checked_add(held)),
+        )
+    }
+}
+
+impl<S, F, Fut> FusedStream for MapConcurrentLocal<S, F, Fut>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> Fut,
+    Fut: Future,
+{
+    fn is_terminated(&self) -> bool {
+        self.finished
+    }
+}
