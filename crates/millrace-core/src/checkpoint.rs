@@ -31,9 +31,27 @@ pub trait Checkpointer<T> {
     type Checkpoint;
 
     /// Records one item that was delivered to the consumer.
+    ///
+    /// ```
+    /// use millrace::{Checkpoint, Checkpointer};
+    ///
+    /// let mut cp = Checkpoint::default();
+    /// cp.record(&"a");
+    /// cp.record(&"b");
+    /// assert_eq!((cp.delivered, cp.last), (2, Some("b")));
+    /// ```
     fn record(&mut self, item: &T);
 
     /// The checkpoint as of the last recorded item.
+    ///
+    /// ```
+    /// use millrace::{checkpoint_with, Checkpointer};
+    ///
+    /// let mut max_id = checkpoint_with(0u64, |max: &mut u64, id: &u64| *max = (*max).max(*id));
+    /// max_id.record(&7);
+    /// max_id.record(&3);
+    /// assert_eq!(*max_id.checkpoint(), 7);
+    /// ```
     fn checkpoint(&self) -> &Self::Checkpoint;
 }
 
@@ -91,6 +109,16 @@ impl<T: Clone> Checkpointer<T> for Checkpoint<T> {
 /// A user-defined checkpoint: a state `C` updated by `U` for every delivered item.
 ///
 /// Built with [`checkpoint_with`]; see there.
+///
+/// ```
+/// use millrace::{checkpoint_with, Checkpointer};
+/// use millrace::checkpoint::CustomCheckpoint;
+///
+/// let mut cursor: CustomCheckpoint<String, _> =
+///     checkpoint_with(String::new(), |c: &mut String, id: &&str| *c = id.to_string());
+/// cursor.record(&"row-42");
+/// assert_eq!(cursor.checkpoint(), "row-42");
+/// ```
 #[derive(Clone)]
 pub struct CustomCheckpoint<C, U> {
     state: C,

@@ -35,6 +35,13 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// The error for a parameter that must be non-zero but was zero.
+    ///
+    /// ```
+    /// use millrace::ConfigError;
+    ///
+    /// let e = ConfigError::zero("batch", "size");
+    /// assert!(e.to_string().starts_with("`batch`: `size` must be at least 1, got 0"));
+    /// ```
     pub fn zero(stage: &'static str, param: &'static str) -> Self {
         ConfigError::OutOfRange {
             stage,
@@ -45,6 +52,16 @@ impl ConfigError {
     }
 
     /// The error for any out-of-range value.
+    ///
+    /// ```
+    /// use millrace::ConfigError;
+    ///
+    /// let e = ConfigError::out_of_range("rate_limit", "burst", 100_000, "at most 65536");
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "`rate_limit`: `burst` must be at most 65536, got 100000; pass a value in that range"
+    /// );
+    /// ```
     pub fn out_of_range(
         stage: &'static str,
         param: &'static str,
@@ -84,7 +101,6 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Checks that `value` is non-zero, naming the stage and parameter otherwise.
-#[allow(dead_code)] // until the first wrapper checks a limit
 pub(crate) fn nonzero(
     stage: &'static str,
     param: &'static str,
@@ -97,7 +113,6 @@ pub(crate) fn nonzero(
 ///
 /// The `PipelineExt` methods use this so that `s.prefetch(0)` fails at the call site with a
 /// message that names the stage, the parameter, the value and the fix.
-#[allow(dead_code)] // until the first wrapper checks a limit
 #[track_caller]
 pub(crate) fn built<T>(result: Result<T, ConfigError>) -> T {
     match result {

@@ -2,7 +2,6 @@
 
 /// Generates `get_ref`, `get_mut`, `get_pin_mut` and `into_inner` for a wrapper whose
 /// upstream stream lives in the pinned field `$field` of type `$inner`.
-#[allow(unused_macros)] // until the first wrapper uses it
 macro_rules! delegate_access_inner {
     ($field:ident, $inner:ty) => {
         /// Acquires a reference to the upstream stream this wrapper pulls from.

@@ -55,6 +55,18 @@ pub trait Stage<S> {
     type Output;
 
     /// Wraps `upstream`.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::BatchStage;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let batched = BatchStage::new(2).wrap(stream::iter([1, 2, 3]));
+    /// assert_eq!(batched.collect::<Vec<_>>().await, [vec![1, 2], vec![3]]);
+    /// # }
+    /// ```
     fn wrap(self, upstream: S) -> Self::Output;
 }
 
@@ -105,6 +117,20 @@ pub struct Stack<Inner, Outer> {
 
 impl<Inner, Outer> Stack<Inner, Outer> {
     /// Applies `inner` first, then `outer`.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::Stack;
+    /// use millrace::wrappers::{BatchStage, PrefetchStage};
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let segment = Stack::new(PrefetchStage::new(4), BatchStage::new(2));
+    /// let out: Vec<Vec<u8>> = stream::iter(0..3u8).wrap(segment).collect().await;
+    /// assert_eq!(out, [vec![0, 1], vec![2]]);
+    /// # }
+    /// ```
     pub fn new(inner: Inner, outer: Outer) -> Self {
         Stack { inner, outer }
     }
@@ -146,7 +172,19 @@ pub struct StageBuilder<L> {
 }
 
 impl StageBuilder<Identity> {
-    /// An empty segment.
+    /// An empty segment: wrapping with it returns the upstream unchanged.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::StageBuilder;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let out: Vec<i32> = stream::iter([1, 2]).wrap(StageBuilder::new()).collect().await;
+    /// assert_eq!(out, [1, 2]);
+    /// # }
+    /// ```
     pub fn new() -> Self {
         StageBuilder { stage: Identity }
     }
@@ -159,14 +197,36 @@ impl Default for StageBuilder<Identity> {
 }
 
 impl<L> StageBuilder<L> {
-    /// Adds `next` after the stages already in the segment.
+    /// Adds `next` after the stages already in the segment (further from the source).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::StageBuilder;
+    /// use millrace::wrappers::BatchStage;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pairs_of_pairs = StageBuilder::new().then(BatchStage::new(2)).then(BatchStage::new(2));
+    /// let out: Vec<Vec<Vec<i32>>> = stream::iter(1..=4).wrap(pairs_of_pairs).collect().await;
+    /// assert_eq!(out, [vec![vec![1, 2], vec![3, 4]]]);
+    /// # }
+    /// ```
     pub fn then<N>(self, next: N) -> StageBuilder<Stack<L, N>> {
         StageBuilder {
             stage: Stack::new(self.stage, next),
         }
     }
 
-    /// Returns the composed stage.
+    /// Returns the composed stage, e.g. to store it in a struct field.
+    ///
+    /// ```
+    /// use millrace::{Stack, StageBuilder, Identity};
+    /// use millrace::wrappers::BatchStage;
+    ///
+    /// let stage: Stack<Identity, BatchStage> = StageBuilder::new().then(BatchStage::new(8)).into_stage();
+    /// # let _ = stage;
+    /// ```
     pub fn into_stage(self) -> L {
         self.stage
     }
@@ -181,6 +241,18 @@ impl<S, L: Stage<S>> Stage<S> for StageBuilder<L> {
 }
 
 /// A stage made from a closure `FnOnce(S) -> O`; see [`stage_fn`].
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::stage::FnStage;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let evens: FnStage<_> = stage_fn(|s: stream::Iter<std::ops::Range<u8>>| s.filter(|x| std::future::ready(x % 2 == 0)));
+/// assert_eq!(stream::iter(0..5u8).wrap(evens).collect::<Vec<_>>().await, [0, 2, 4]);
+/// # }
+/// ```
 #[derive(Clone, Copy)]
 pub struct FnStage<F> {
     f: F,
