@@ -70,6 +70,14 @@ fn even(x: &u32) -> Result<(), &'static str> {
     if x % 2 == 0 { Ok(()) } else { Err("odd") }
 }
 
+fn double(x: u32) -> std::future::Ready<u32> {
+    std::future::ready(x * 2)
+}
+
+fn try_double(x: u32) -> std::future::Ready<Result<u32, String>> {
+    std::future::ready(Ok(x * 2))
+}
+
 #[derive(Debug)]
 struct RowErr;
 impl From<Invalid<u32, &'static str>> for RowErr {
@@ -122,6 +130,13 @@ fn every_wrapper_is_send_sync_unpin_over_send_sync_unpin_inputs() {
         "WithPositions": paginate(0u32, |_c| async { Ok::<_, String>(Page::<u32, u32>::last(vec![1])) }).with_positions() => PAGINATE;
         "Metered": src().metered("m") => SSU;
         "Metered (count_errors)": res().metered("m").count_errors() => SSU;
+        "MapConcurrent": src().map_concurrent(2, double) => SSU;
+        "MapConcurrent (unordered)": src().map_concurrent_unordered(2, double) => SSU;
+        "MapConcurrentLocal": src().map_concurrent_local(2, double) => SSU;
+        "MapConcurrentLocal (unordered)": src().map_concurrent_local_unordered(2, double) => SSU;
+        "TryMapConcurrent": src().try_map_concurrent(2, try_double) => SSU;
+        "MapBlocking": src().map_blocking(2, |x| x + 1) => SSU;
+        "RateLimit": src().rate_limit(Rate::per_second(10)) => SSU;
     };
     println!("auto traits checked for {n} wrapper configurations");
 }
@@ -172,6 +187,9 @@ fn wrappers_lose_send_sync_over_a_not_send_upstream() {
         "Supervise": rc_src().map(Ok::<u32, String>).on_error(Supervision::Resume) => not_ss;
         "Recover": rc_src().map(Ok::<u32, String>).recover_with(|_, _: &Checkpoint<u32>| None::<stream::Empty<R>>) => not_ss;
         "Metered": rc_src().metered("m") => not_ss;
+        "MapConcurrentLocal": rc_src().map_concurrent_local(2, double) => not_ss;
+        "RateLimit": rc_src().rate_limit(Rate::per_second(10)) => not_ss;
+        "MapConcurrent (work is Send, upstream is not)": rc_src().map_concurrent(2, double) => not_ss;
     };
     println!("!Send inheritance checked for {n} wrappers");
 }
@@ -189,6 +207,9 @@ fn wrappers_lose_unpin_over_a_not_unpin_upstream() {
         "Supervise": pinned().map(Ok::<u32, String>).on_error(Supervision::Resume) => (true, false, false);
         "Recover": pinned().map(Ok::<u32, String>).recover_with(|_, _: &Checkpoint<u32>| None::<stream::Empty<R>>) => not_unpin;
         "Metered": pinned().metered("m") => not_unpin;
+        "MapConcurrent": pinned().map_concurrent(2, double) => not_unpin;
+        "MapConcurrentLocal": pinned().map_concurrent_local(2, double) => not_unpin;
+        "RateLimit": pinned().rate_limit(Rate::per_second(10)) => not_unpin;
         // Prefetch never pins its upstream in place: it holds it unpinned until the first
         // poll moves it into the producer task, then keeps only a channel. `Unpin` whatever
         // the upstream (documented in `prefetch.rs`).

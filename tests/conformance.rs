@@ -68,7 +68,7 @@ fn oks(v: impl IntoIterator<Item = u32>) -> Vec<R> {
 }
 
 /// The number of stages checked below (printed, and asserted by `count_of_checked_stages`).
-const STAGES: usize = 42;
+const STAGES: usize = 57;
 
 #[tokio::test(start_paused = true)]
 async fn flow_stages() {
@@ -551,6 +551,158 @@ impl From<Invalid<u32, ()>> for NestErr {
     fn from(e: Invalid<u32, ()>) -> Self {
         NestErr(format!("invalid #{}", e.index))
     }
+}
+
+/// Work that takes `[7, 5, 1, 9, 2][x]` ms (so completions overtake each other) and holds a
+/// token until it is done or dropped.
+fn work(c: &DropCounter) -> impl FnMut(u32) -> WorkFut + Send + 'static + use<> {
+    let t = c.token();
+    move |x| {
+        let t = t.clone();
+        Box::pin(async move {
+            tokio::time::sleep(MS * [7, 5, 1, 9, 2][x as usize % 5]).await;
+            drop(t);
+            x * 10
+        })
+    }
+}
+
+type WorkFut = std::pin::Pin<Box<dyn Future<Output = u32> + Send>>;
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_stages() {
+    use millrace::wrappers::{
+        MapBlockingStage, MapConcurrentStage, RateLimitStage, TryMapConcurrentStage,
+    };
+    let tens: Vec<u32> = (0..5).map(|x| x * 10).collect();
+    check_stage(
+        "map_concurrent(2)",
+        |c| src(c).map_concurrent(2, work(c)),
+        tens.clone(),
+        1,
+    )
+    .await;
+    check_stage(
+        "map_concurrent(1)",
+        |c| src(c).map_concurrent(1, work(c)),
+        tens.clone(),
+        1,
+    )
+    .await;
+    check_stage(
+        "map_concurrent(3).with_output_buffer(1)",
+        |c| src(c).map_concurrent(3, work(c)).with_output_buffer(1),
+        tens.clone(),
+        1,
+    )
+    .await;
+    // Completion order: 0 (t=0, 7 ms) ends at 7; 1 (t=10, 5 ms) and 2 (t=10, 1 ms) fill the
+    // two slots; 2 ends at 11 and 3 starts (9 ms → 20); 1 ends at 15 and 4 starts (2 ms → 17).
+    check_stage(
+        "map_concurrent_unordered(2)",
+        |c| src(c).map_concurrent_unordered(2, work(c)),
+        vec![0, 20, 10, 40, 30],
+        1,
+    )
+    .await;
+    check_stage(
+        "map_concurrent_local(2)",
+        |c| src(c).map_concurrent_local(2, work(c)),
+        tens.clone(),
+        1,
+    )
+    .await;
+    check_stage(
+        "map_concurrent_local_unordered(2)",
+        |c| src(c).map_concurrent_local_unordered(2, work(c)),
+        vec![0, 20, 10, 40, 30],
+        1,
+    )
+    .await;
+    check_stage(
+        "wrap(MapConcurrentStage::new(2, f))",
+        |c| src(c).wrap(MapConcurrentStage::new(2, work(c))),
+        tens.clone(),
+        1,
+    )
+    .await;
+    let fallible = |c: &DropCounter| {
+        let mut w = work(c);
+        move |x: u32| {
+            let fut = w(x);
+            async move {
+                let y = fut.await;
+                if y == 30 { Err("thirty") } else { Ok(y) }
+            }
+        }
+    };
+    check_stage(
+        "try_map_concurrent(2) fail-fast",
+        |c| src(c).try_map_concurrent(2, fallible(c)),
+        vec![Ok(0), Ok(10), Ok(20), Err("thirty")],
+        1,
+    )
+    .await;
+    check_stage(
+        "wrap(TryMapConcurrentStage::new(2, f))",
+        |c| src(c).wrap(TryMapConcurrentStage::new(2, fallible(c))),
+        vec![Ok(0), Ok(10), Ok(20), Err("thirty")],
+        1,
+    )
+    .await;
+    check_stage(
+        "map_blocking(2)",
+        |c| {
+            let t = c.token();
+            src(c).map_blocking(2, move |x| {
+                let _keep = &t;
+                x + 1
+            })
+        },
+        (1..6).collect(),
+        1,
+    )
+    .await;
+    check_stage(
+        "wrap(MapBlockingStage::new(2, f))",
+        |c| src(c).wrap(MapBlockingStage::new(2, |x: u32| x + 1)),
+        (1..6).collect(),
+        1,
+    )
+    .await;
+    check_stage(
+        "rate_limit(per_second(100))",
+        |c| src(c).rate_limit(Rate::per_second(100)),
+        (0..5).collect(),
+        2,
+    )
+    .await;
+    check_stage(
+        "rate_limit(per_second(10).burst(3))",
+        |c| src(c).rate_limit(Rate::per_second(10).burst(3)),
+        (0..5).collect(),
+        2,
+    )
+    .await;
+    check_stage(
+        "wrap(RateLimitStage::new(rate))",
+        |c| src(c).wrap(RateLimitStage::new(Rate::per_second(50))),
+        (0..5).collect(),
+        2,
+    )
+    .await;
+    check_stage(
+        "rate_limit → map_concurrent → prefetch",
+        |c| {
+            src(c)
+                .rate_limit(Rate::per_second(1000))
+                .map_concurrent(2, work(c))
+                .prefetch(2)
+        },
+        tens,
+        1,
+    )
+    .await;
 }
 
 /// Every stage at once: the contract must survive composition too.
