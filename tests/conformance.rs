@@ -469,16 +469,9 @@ async fn resource_stages() {
     )
     .await;
 
-    fn fetch(
-        c: &DropCounter,
-    ) -> impl FnMut(
-        u32,
-    ) -> std::pin::Pin<
-        Box<dyn Future<Output = Result<Page<u32, u32>, &'static str>> + Send>,
-    >
-    + Send
-    + 'static
-    + use<> {
+    type PageFut =
+        std::pin::Pin<Box<dyn Future<Output = Result<Page<u32, u32>, &'static str>> + Send>>;
+    fn fetch(c: &DropCounter) -> impl FnMut(u32) -> PageFut + Send + 'static + use<> {
         let t = c.token();
         move |page: u32| {
             let t = t.clone();
