@@ -25,6 +25,49 @@ apt_install() {
 }
 
 # BEGIN services: postgres
+# PostgreSQL binaries directory (newest installed major version), or nothing.
+postgres_bindir() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then echo "$dir"; fi
+}
+
+# Runs a command as the `postgres` user when we are root (the server refuses to run as root).
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Starts a throwaway PostgreSQL cluster on a free 127.0.0.1 port (trust auth, no fsync: test
+# data only) and exports MILLRACE_TEST_POSTGRES_URL for the adapters' SQL tests.
+start_postgres() {
+  local bindir dir port
+  bindir=$(postgres_bindir)
+  if [ -z "$bindir" ]; then
+    echo "start_postgres: installing postgresql from apt" >&2
+    apt_install postgresql
+    bindir=$(postgres_bindir)
+    if [ -z "$bindir" ]; then
+      echo "start_postgres: no initdb/pg_ctl under /usr/lib/postgresql/*/bin after install" >&2
+      return 1
+    fi
+  fi
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --user-group --no-create-home --shell /usr/sbin/nologin postgres
+  fi
+  dir=$(mktemp -d /tmp/millrace-postgres.XXXXXX)
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
+  port=$(free_port)
+  as_postgres "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync \
+    >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+  # -k: the Unix socket goes to our temp dir, not /var/run/postgresql; -F: no fsync.
+  as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -F" start >/dev/null \
+    || { cat "$dir/server.log" >&2; return 1; }
+  SERVICES_STOP+=("as_postgres '$bindir/pg_ctl' -D '$dir/data' -m fast -w stop >/dev/null; rm -rf '$dir'")
+  as_postgres "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres millrace_test
+  export MILLRACE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/millrace_test"
+  echo "start_postgres: PostgreSQL $("$bindir/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port (data in $dir)" >&2
+}
 # END services: postgres
 # BEGIN services: redis
 # END services: redis

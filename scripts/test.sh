@@ -15,6 +15,12 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "test services (installed from apt when missing, on free 127.0.0.1 ports)"
+# shellcheck source=services.sh
+source scripts/services.sh
+trap services_stop EXIT
+start_postgres
+
 step "cargo test (all features, including doc tests and trybuild)"
 cargo test --workspace --all-features
 

@@ -19,7 +19,7 @@
 //! ```
 //!
 //! The crates behind this facade: `millrace-core` (wrappers, [`Stage`], [`PipelineExt`],
-//! [`testing`]), `millrace-macros` (`#[stream_stage]`, `pipeline!`) and `millrace-adapters`
+//! [`testing`]), `millrace-macros` ([`stream_stage`], [`pipeline!`]) and `millrace-adapters`
 //! (files, JSON lines, HTTP, SQL, Redis Streams, progress; each behind a cargo feature of the
 //! same name, `full` enables all).
 #![doc(test(attr(deny(warnings))))]
@@ -29,8 +29,254 @@ pub use millrace_core::*;
 /// Adapters: ready sources and sinks, each behind a feature of this crate.
 pub use millrace_adapters as adapters;
 
+pub use millrace_macros::stream_stage;
+
+/// Everything a pipeline author needs in scope: `use millrace::prelude::*;`.
+///
+/// The core prelude (`Stream`, `FusedStream`, `PipelineExt`, `Stage`, `stage_fn`, …) plus the
+/// macros: [`stream_stage`], [`pipeline!`], [`yield_!`], [`yield_all!`].
+pub mod prelude {
+    pub use millrace_core::prelude::*;
+
+    pub use crate::stream_stage;
+    pub use crate::{pipeline, yield_, yield_all};
+}
+
+/// Builds a pipeline that reads top to bottom like the data flows.
+///
+/// - `source => f(args)` calls `f(source, args)` (pipe-first); `=> f` calls `f(upstream)`;
+/// - `=> .m(args)` calls `upstream.m(args)` (any `StreamExt`/`PipelineExt` method);
+/// - starting with `_` (or `_: UpstreamType`) instead of a source builds a reusable [`Stage`]
+///   (through [`stage_fn`]).
+///
+/// The expansion is plain nested calls: no boxing, no extra cost. Every stage is named from its
+/// tokens (`enrich`, `prefetch`, …) for metrics labels; every stage must produce a `Stream`, and
+/// a stage that cannot take its upstream is reported at that stage.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// #[stream_stage(item = u32)]
+/// async fn add(numbers: impl Stream<Item = u32> + Send, n: u32) {
+///     #[for_await]
+///     for x in numbers {
+///         yield_!(x + n);
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let out: Vec<Vec<u32>> = pipeline! {
+///     stream::iter(1..=5u32)
+///     => add(10)                // add(upstream, 10)
+///     => .filter(|x| futures::future::ready(x % 2 == 1))
+///     => .chunks(2)
+/// }
+/// .collect()
+/// .await;
+/// assert_eq!(out, vec![vec![11, 13], vec![15]]);
+///
+/// // A reusable segment, applied to two sources (of the same type).
+/// let plus_one_twice = pipeline! { _ => add(1) => add(1) };
+/// let a: Vec<u32> = stream::iter(vec![1u32]).wrap(plus_one_twice).collect().await;
+/// let b: Vec<u32> = stream::iter(vec![5u32]).wrap(plus_one_twice).collect().await;
+/// assert_eq!((a, b), (vec![3], vec![7]));
+/// # }
+/// ```
+///
+/// In a `_` pipeline the upstream's type is only known when the stage is applied, but a method
+/// stage (`.m(args)`) needs it where it is written: name it with `_: Type`.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// type Numbers = stream::Iter<std::vec::IntoIter<u32>>;
+/// let tripled = pipeline! { _: Numbers => .map(|x| x * 3) => .take(2) };
+/// let out: Vec<u32> = stream::iter(vec![1, 2, 3]).wrap(tripled).collect().await;
+/// assert_eq!(out, [3, 6]);
+/// # }
+/// ```
+///
+/// `pipeline!` works through re-exports of millrace (it passes its own `$crate` path on).
+#[macro_export]
+macro_rules! pipeline {
+    ($($t:tt)*) => {
+        $crate::__private::pipeline_impl! { crate = $crate; $($t)* }
+    };
+}
+
+/// Emits one item from a [`stream_stage`] body: `yield_!(value)`.
+///
+/// Outside a `#[stream_stage]` function (or inside a closure or async block in one) it is a
+/// compile error; the attribute rewrites it before it expands.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::StreamExt;
+///
+/// #[stream_stage(item = &'static str)]
+/// async fn greetings() {
+///     yield_!("hello");
+///     yield_!("world");
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(greetings().collect::<Vec<_>>().await, ["hello", "world"]);
+/// # }
+/// ```
+#[macro_export]
+macro_rules! yield_ {
+    ($($t:tt)*) => {
+        ::core::compile_error!(
+            "`yield_!` can only be used inside a `#[stream_stage]` function, directly in its body (not in a closure or a nested async block)"
+        )
+    };
+}
+
+/// Emits every item of a stream from a [`stream_stage`] body: `yield_all!(stream)`, like
+/// Python's `yield from`.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// #[stream_stage(item = u32)]
+/// async fn twice(numbers: impl Stream<Item = u32> + Send) {
+///     #[for_await]
+///     for x in numbers {
+///         yield_all!(stream::iter([x, x]));
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let out: Vec<u32> = twice(stream::iter([1, 2])).collect().await;
+/// assert_eq!(out, [1, 1, 2, 2]);
+/// # }
+/// ```
+#[macro_export]
+macro_rules! yield_all {
+    ($($t:tt)*) => {
+        ::core::compile_error!(
+            "`yield_all!` can only be used inside a `#[stream_stage]` function, directly in its body (not in a closure or a nested async block)"
+        )
+    };
+}
+
 /// Not public API: paths used by the code that millrace's macros generate.
 #[doc(hidden)]
 pub mod __private {
     pub use millrace_core;
+
+    pub use ::async_stream;
+    pub use ::core::marker::PhantomData;
+    pub use ::core::pin::Pin;
+    pub use ::core::task::{Context, Poll};
+    pub use ::core::{fmt, option::Option};
+    pub use ::futures_core::{Stream, stream::FusedStream};
+    pub use ::pin_project_lite::pin_project;
+    pub use ::std::boxed::Box;
+    pub use millrace_macros::pipeline_impl;
+
+    /// The per-stage hook of `pipeline!`: an identity that carries the stage's name (for
+    /// metrics labels, to be connected to `metered`) and checks that the stage is a stream.
+    #[inline(always)]
+    pub fn stage<S: PipelineStream>(name: &'static str, stream: S) -> S {
+        let _ = name;
+        stream
+    }
+
+    /// The next item of a pinned stream (`#[for_await]` and `yield_all!` on the general path).
+    #[inline]
+    pub fn next<'a, S: Stream + ?Sized>(
+        stream: &'a mut Pin<&mut S>,
+    ) -> impl ::core::future::Future<Output = Option<S::Item>> + 'a {
+        ::core::future::poll_fn(move |cx| stream.as_mut().poll_next(cx))
+    }
+
+    pin_project! {
+        /// The live state of a fast-path `#[stream_stage]`: the pinned upstream and the
+        /// configuration values, held in one `Option` so that `poll_next` checks a single
+        /// discriminant per poll and finishing drops both at once.
+        pub struct Live<S, C> {
+            #[pin]
+            upstream: S,
+            config: C,
+        }
+    }
+
+    impl<S, C> Live<S, C> {
+        /// The state.
+        #[inline(always)]
+        pub fn new(upstream: S, config: C) -> Self {
+            Live { upstream, config }
+        }
+
+        /// The pinned upstream and the configuration.
+        #[inline(always)]
+        pub fn parts(self: Pin<&mut Self>) -> (Pin<&mut S>, &mut C) {
+            let this = self.project();
+            (this.upstream, this.config)
+        }
+
+        /// The upstream.
+        #[inline(always)]
+        pub fn upstream(&self) -> &S {
+            &self.upstream
+        }
+    }
+
+    impl<S, C> fmt::Debug for Live<S, C> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Live").finish_non_exhaustive()
+        }
+    }
+
+    /// What every stage of a `pipeline!` must be.
+    #[diagnostic::on_unimplemented(
+        message = "this `pipeline!` stage produces `{Self}`, which is not a `Stream`",
+        label = "not a stream",
+        note = "every stage of `pipeline!` must produce a `Stream`; `=> f(args)` calls `f(upstream, args)` and `=> .m(args)` calls `upstream.m(args)`"
+    )]
+    pub trait PipelineStream: Stream {}
+    // `do_not_recommend`: report "not a stream" in our words instead of listing every
+    // `Stream` implementor (a list that grows with each wrapper and would churn UI snapshots).
+    #[diagnostic::do_not_recommend]
+    impl<S: Stream> PipelineStream for S {}
+
+    /// Emitted beside the errors of `#[stream_stage]` in place of the function's stream, so
+    /// that calling code does not pile up follow-up errors. Never yields.
+    #[derive(Debug)]
+    pub struct Stub<T>(PhantomData<fn() -> T>);
+
+    impl<T> Stub<T> {
+        /// The stub.
+        pub fn new() -> Self {
+            Stub(PhantomData)
+        }
+    }
+
+    impl<T> Default for Stub<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl<T> Stream for Stub<T> {
+        type Item = T;
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<T>> {
+            Poll::Ready(None)
+        }
+    }
+
+    impl<T> FusedStream for Stub<T> {
+        fn is_terminated(&self) -> bool {
+            true
+        }
+    }
 }

@@ -12,8 +12,16 @@
 #![doc(test(attr(deny(warnings))))]
 
 // BEGIN modules: data
+#[cfg(feature = "fs")]
+pub mod fs;
+#[cfg(feature = "json")]
+pub mod json;
+#[cfg(feature = "sql")]
+pub mod sql;
 // END modules: data
 // BEGIN modules: http
+#[cfg(feature = "http")]
+pub mod http;
 // END modules: http
 // BEGIN modules: redis
 // END modules: redis

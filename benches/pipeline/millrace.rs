@@ -1,0 +1,224 @@
+//! millrace variants: the rows whose targets PERFORMANCE.md sets. Add a variant here, and
+//! only here: write `fn name(n: u64) -> u64` running the workload with millrace, add one
+//! row to `VARIANTS` with its `Target`, and `scripts/bench.sh` measures and judges it.
+//!
+//! Helpers to reuse: the sink `fold_sum!(stream)` (a macro so that every variant gets its own
+//! monomorphized loop; never wrap it in a shared generic fn), `crate::handwritten::{stages,
+//! sum}`, `crate::combinators::{stages, result_source, result_stages}`,
+//! `crate::memory::six_stages`, `crate::io::{work, ITEMS}`, `crate::registry::runtime()`.
+//! Drive a row with the same executor as the anchor it is compared with.
+
+// STILL TO ADD when the APIs land on `main` (not on `main` at 2026-11-22, e623257).
+// name                  group     what it runs                                  -> target row
+//
+// stream_stage          Pipeline  the 3 stages as `#[stream_stage]` fns whose bodies are one
+//                                 `#[for_await]` loop, summed with `handwritten::sum`
+//                                 -> Target::Ratio { of: "handwritten", max: 1.5 }
+// pipeline_macro        Pipeline  `pipeline! { stream::iter(0..n) => .map(..) => .filter(..)
+//                                 => .map(..) }` then `fold_sum!`
+//                                 -> Target::Ratio { of: "combinators_fold", max: 1.1 }
+// stream_stage_general  Pipeline  `#[stream_stage]` bodies doing the same per-item
+//                                 `ready(..).await` as `async_stream_await`
+//                                 -> Target::Ratio { of: "async_stream_await", max: 1.3 }
+// (stream6_millrace is in, with 6 wrappers on `main`; map_concurrent / metered could be
+//  swapped in for a wider mix.)
+//
+// `rate_limit(r)` (r·10 ± 1 items over 10 s of paused time, never more than the burst in any
+// instant) is a correctness property measured in paused time: it belongs in
+// tests/rate_limit.rs, not in this instruction/wall-clock harness.
+
+use std::time::Duration;
+
+use futures::executor::block_on;
+use futures::stream::{self, Stream};
+use millrace::prelude::*;
+
+use crate::combinators::{BenchError, result_source, result_stages, stages};
+use crate::registry::{Target, Variant, runtime};
+
+/// millrace rows; see the list above for what is still to add.
+pub(crate) const VARIANTS: &[Variant] = &[
+    // Landed on `main` (flow and error wrappers, 2026-11-22):
+    pipeline("prefetch", prefetch, Target::Instr { max: 40.0 }),
+    pipeline("retry_ok", retry_ok, bare()),
+    pipeline("recover_ok", recover_ok, bare()),
+    pipeline("on_error_ok", on_error_ok, bare()),
+    pipeline("retry_ok_tokio", retry_ok_tokio, bare_tokio()),
+    pipeline("recover_ok_tokio", recover_ok_tokio, bare_tokio()),
+    pipeline("on_error_ok_tokio", on_error_ok_tokio, bare_tokio()),
+    // Concurrency wrappers (landed 2026-11-22):
+    pipeline(
+        "map_concurrent_ready",
+        map_concurrent_ready,
+        Target::Ratio {
+            of: "buffered16_tokio",
+            max: 0.5,
+        },
+    ),
+    // Local (unspawned) mode, same executor as `buffered16`; no target of its own in
+    // PERFORMANCE.md, shown for comparison.
+    pipeline(
+        "map_concurrent_local_ready",
+        map_concurrent_local_ready,
+        Target::Anchor,
+    ),
+    Variant {
+        name: "map_concurrent",
+        group: crate::registry::Group::Io,
+        run: map_concurrent_io,
+        target: Target::IoWithin { pct: 5.0 },
+    },
+    Variant {
+        name: "stream6_millrace",
+        group: crate::registry::Group::Memory,
+        run: stream6_millrace,
+        target: Target::RssRatio { max: 1.1 },
+    },
+];
+
+const fn pipeline(name: &'static str, run: fn(u64) -> u64, target: Target) -> Variant {
+    Variant {
+        name,
+        group: crate::registry::Group::Pipeline,
+        run,
+        target,
+    }
+}
+
+/// "retry/recover/supervise on the no-error path: ≤ 5 instr/item each over the bare stream".
+const fn over(bare: &'static str) -> Target {
+    Target::Over {
+        of: bare,
+        extra: 5.0,
+    }
+}
+
+/// [`over`] the `futures::executor::block_on` anchor.
+const fn bare() -> Target {
+    over("result_bare")
+}
+
+/// [`over`] the tokio `current_thread` anchor.
+const fn bare_tokio() -> Target {
+    over("result_bare_tokio")
+}
+
+/// Buffer size of the `prefetch` row: as big as the `mpsc(1024)` anchor's channel.
+const PREFETCH_CAPACITY: usize = 1024;
+
+/// `0..n → prefetch(1024)` (producer on its own task) `→` the 3 stages `→ fold`.
+fn prefetch(n: u64) -> u64 {
+    runtime().block_on(fold_sum!(stages(
+        stream::iter(0..n).prefetch(PREFETCH_CAPACITY),
+    )))
+}
+
+// The no-error rows run twice: on `futures::executor::block_on` like `result_bare`, and on a
+// tokio `current_thread` runtime like `result_bare_tokio`. The executor changes how LLVM
+// inlines the whole pipeline future (result_bare: 7 vs 19.5 instr/item), and a wrapper's
+// overhead moves with it, so a wrapper meets "≤ 5 over the bare stream" only if it does so
+// under both. Without an error none of these wrappers touches tokio.
+
+/// `restartable(..).retry(..)` around the `Ok`-only source; no error, so no re-open, no sleep.
+fn retry_stream(n: u64) -> impl Stream<Item = Result<u64, BenchError>> {
+    restartable(move |cp: &Checkpoint<u64>| ok_from(cp.delivered, n))
+        .retry(RetryPolicy::fixed(Duration::from_millis(10), 3))
+}
+
+/// `recover_with` whose fallback is never needed.
+fn recover_stream(n: u64) -> impl Stream<Item = Result<u64, BenchError>> {
+    result_source(n).recover_with(|_: &BenchError, _: &Checkpoint<u64>| None::<Never>)
+}
+
+/// `on_error(Supervision::Resume)` over a stream that never fails.
+fn on_error_stream(n: u64) -> impl Stream<Item = Result<u64, BenchError>> {
+    result_source(n).on_error(Supervision::Resume)
+}
+
+fn retry_ok(n: u64) -> u64 {
+    block_on(fold_sum!(result_stages(retry_stream(n))))
+}
+
+fn recover_ok(n: u64) -> u64 {
+    block_on(fold_sum!(result_stages(recover_stream(n))))
+}
+
+fn on_error_ok(n: u64) -> u64 {
+    block_on(fold_sum!(result_stages(on_error_stream(n))))
+}
+
+fn retry_ok_tokio(n: u64) -> u64 {
+    runtime().block_on(fold_sum!(result_stages(retry_stream(n))))
+}
+
+fn recover_ok_tokio(n: u64) -> u64 {
+    runtime().block_on(fold_sum!(result_stages(recover_stream(n))))
+}
+
+fn on_error_ok_tokio(n: u64) -> u64 {
+    runtime().block_on(fold_sum!(result_stages(on_error_stream(n))))
+}
+
+/// The `Ok` source resumed after `from` delivered items.
+fn ok_from(from: u64, n: u64) -> impl Stream<Item = Result<u64, BenchError>> {
+    use futures::StreamExt as _;
+    stream::iter(from..n).map(Ok)
+}
+
+/// The (never built) fallback type of `recover_ok`.
+type Never = stream::Empty<Result<u64, BenchError>>;
+
+/// Memory row: `n` items through 6 millrace wrappers (prefetch, stop_on, batch, recover_with,
+/// on_error, timeout_each; plus futures' flatten/map between them). Peak RSS must not grow
+/// with `n`.
+fn stream6_millrace(n: u64) -> u64 {
+    use futures::StreamExt as _;
+    runtime().block_on(async move {
+        let token = CancellationToken::new();
+        let s = stream::iter(0..n)
+            .prefetch(PREFETCH_CAPACITY)
+            .stop_on(token.clone())
+            .batch(256)
+            .flat_map(stream::iter)
+            .map(Ok::<u64, BenchError>)
+            .recover_with(|_: &BenchError, _: &Checkpoint<u64>| None::<Never>)
+            .on_error(Supervision::Resume)
+            .timeout_each(Duration::from_secs(3600))
+            .map(|r| match r {
+                Ok(Ok(x)) => x,
+                Ok(Err(e)) => panic!("{e}"),
+                Err(e) => panic!("{e}"),
+            });
+        fold_sum!(s).await
+    })
+}
+
+/// Concurrency of the ready-future rows: as `buffered16`.
+const CONCURRENCY: usize = 16;
+
+/// `map_concurrent(16, |x| ready(x * 3))` (spawned mode) in place of `buffered16`'s first stage.
+fn map_concurrent_ready(n: u64) -> u64 {
+    use futures::StreamExt as _;
+    let s = stream::iter(0..n)
+        .map_concurrent(CONCURRENCY, |x| std::future::ready(x * 3))
+        .filter(|x| std::future::ready(x % 2 == 0))
+        .map(|x| x + 1);
+    runtime().block_on(fold_sum!(s))
+}
+
+/// `map_concurrent_local(16, ..)`: the futures stay in the stage, like `buffered16`.
+fn map_concurrent_local_ready(n: u64) -> u64 {
+    use futures::StreamExt as _;
+    let s = stream::iter(0..n)
+        .map_concurrent_local(CONCURRENCY, |x| std::future::ready(x * 3))
+        .filter(|x| std::future::ready(x % 2 == 0))
+        .map(|x| x + 1);
+    block_on(fold_sum!(s))
+}
+
+/// I/O row: `ITEMS` items each awaiting `io::work` (a real 10 ms sleep), `c` at a time.
+fn map_concurrent_io(c: u64) -> u64 {
+    runtime().block_on(fold_sum!(
+        stream::iter(0..crate::io::ITEMS).map_concurrent(c as usize, crate::io::work)
+    ))
+}

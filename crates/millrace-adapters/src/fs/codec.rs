@@ -1,0 +1,172 @@
+//! The line decoder behind [`Lines`](super::Lines): a `tokio_util::codec::Decoder` that never
+//! fails on bad input, so the framed stream keeps going after a bad line.
+//!
+//! `tokio_util::codec::LinesCodec` is not used because a decoder error (over-long line, invalid
+//! UTF-8) ends a `FramedRead` for good, while our contract is that the stream continues with the
+//! next line. Bad lines are therefore *frames* here, and only I/O errors are errors.
+
+use std::io;
+
+use tokio_util::bytes::{Buf, BytesMut};
+use tokio_util::codec::Decoder;
+
+/// One decoded frame: a line, or the reason a line was skipped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Frame {
+    Text(String),
+    TooLong { len_at_least: usize },
+    InvalidUtf8 { valid_up_to: usize },
+}
+
+#[derive(Debug)]
+pub(crate) struct LineCodec {
+    pub(crate) max: usize,
+    /// Where to resume the newline scan in the buffer, so a long line is scanned once.
+    next_index: usize,
+    /// Inside an over-long line that was already reported: drop bytes up to its newline.
+    pub(crate) discarding: bool,
+}
+
+impl LineCodec {
+    pub(crate) fn new(max: usize) -> Self {
+        LineCodec {
+            max,
+            next_index: 0,
+            discarding: false,
+        }
+    }
+
+    fn frame(&self, mut content: &[u8]) -> Frame {
+        if let [rest @ .., b'\r'] = content {
+            content = rest;
+        }
+        if content.len() > self.max {
+            return Frame::TooLong {
+                len_at_least: content.len(),
+            };
+        }
+        match std::str::from_utf8(content) {
+            // The one allocation per line: the `String` handed to the user.
+            Ok(text) => Frame::Text(text.to_owned()),
+            Err(e) => Frame::InvalidUtf8 {
+                valid_up_to: e.valid_up_to(),
+            },
+        }
+    }
+}
+
+impl Decoder for LineCodec {
+    type Item = Frame;
+    type Error = io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Frame>> {
+        loop {
+            let start = self.next_index.min(buf.len());
+            let newline = buf[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| start + i);
+            if self.discarding {
+                match newline {
+                    Some(nl) => {
+                        buf.advance(nl + 1);
+                        self.next_index = 0;
+                        self.discarding = false;
+                        continue;
+                    }
+                    None => {
+                        buf.clear();
+                        self.next_index = 0;
+                        return Ok(None);
+                    }
+                }
+            }
+            return Ok(match newline {
+                Some(nl) => {
+                    let line = buf.split_to(nl + 1);
+                    self.next_index = 0;
+                    Some(self.frame(&line[..nl]))
+                }
+                // At least `max + 2` bytes without a newline: the content (which may end in one
+                // `\r` of a `\r\n`) is over the limit. Report now, skip the rest as it arrives.
+                None if buf.len() > self.max.saturating_add(1) => {
+                    let len_at_least = buf.len() - usize::from(buf.last() == Some(&b'\r'));
+                    buf.clear();
+                    self.next_index = 0;
+                    self.discarding = true;
+                    Some(Frame::TooLong { len_at_least })
+                }
+                None => {
+                    self.next_index = buf.len();
+                    None
+                }
+            });
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<Frame>> {
+        if let Some(frame) = self.decode(buf)? {
+            return Ok(Some(frame));
+        }
+        self.next_index = 0;
+        if self.discarding {
+            buf.clear();
+            self.discarding = false;
+            return Ok(None);
+        }
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        // The last line, without a final newline.
+        let line = buf.split();
+        Ok(Some(self.frame(&line)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(max: usize, chunks: &[&[u8]]) -> Vec<Frame> {
+        let mut codec = LineCodec::new(max);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            while let Some(f) = codec.decode(&mut buf).unwrap() {
+                out.push(f);
+            }
+        }
+        while let Some(f) = codec.decode_eof(&mut buf).unwrap() {
+            out.push(f);
+        }
+        out
+    }
+
+    #[test]
+    fn splits_across_chunks_and_skips_long_lines() {
+        let out = decode_all(4, &[b"ab", b"c\r\nabcdefgh", b"ij\nxy\r", b"\n\nlast"]);
+        assert_eq!(
+            out,
+            vec![
+                Frame::Text("abc".into()),
+                Frame::TooLong { len_at_least: 8 },
+                Frame::Text("xy".into()),
+                Frame::Text(String::new()),
+                Frame::Text("last".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn exact_limit_with_crlf_is_accepted() {
+        let out = decode_all(3, &[b"abc\r", b"\nabcd\n"]);
+        assert_eq!(
+            out,
+            vec![
+                Frame::Text("abc".into()),
+                Frame::TooLong { len_at_least: 4 }
+            ]
+        );
+    }
+}

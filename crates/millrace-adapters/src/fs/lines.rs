@@ -1,0 +1,349 @@
+//! The async lines source: [`lines`], [`lines_from`] and the [`Lines`] stream.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_util::stream::{FusedStream, Stream};
+use millrace_core::ConfigError;
+use pin_project_lite::pin_project;
+use tokio::io::AsyncRead;
+use tokio::task::JoinHandle;
+use tokio_util::codec::FramedRead;
+
+use super::codec::{Frame, LineCodec};
+use super::error::LineError;
+
+/// The default maximum line length: 1 MiB. A source reading untrusted input must not buffer an
+/// endless line; raise it with [`Lines::max_line_length`].
+///
+/// ```
+/// assert_eq!(millrace::adapters::fs::DEFAULT_MAX_LINE_LENGTH, 1 << 20);
+/// ```
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 1024 * 1024;
+
+/// The read buffer's capacity: 64 KiB, so a file is read in few, large reads (each read of a
+/// `tokio::fs::File` is a trip to the blocking pool).
+///
+/// ```
+/// assert_eq!(millrace::adapters::fs::READ_BUFFER, 65_536);
+/// ```
+pub const READ_BUFFER: usize = 64 * 1024;
+
+/// One line of text with its 1-based line number, without its `\n` or `\r\n`.
+///
+/// ```
+/// use millrace::adapters::fs::{self, Line};
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut lines = fs::lines_from(&b"first\r\nsecond"[..]);
+/// let first: Line = lines.next().await.unwrap().unwrap();
+/// assert_eq!(first, Line { number: 1, text: "first".to_owned() });
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Line {
+    /// The line number, starting at 1. Skipped (bad) lines keep their number, so the numbers
+    /// always match the input.
+    pub number: u64,
+    /// The text of the line, without the line terminator.
+    pub text: String,
+}
+
+/// Reads the file at `path` line by line: a stream of `Result<Line, LineError>`.
+///
+/// The file is opened on the first poll (so the call itself needs no runtime and can be used
+/// in a `restartable` factory); a failure to open is one [`LineError::Open`] item, then the
+/// stream ends.
+///
+/// Lines end at `\n`; a `\r` before it is removed; the last line may lack a newline; empty
+/// lines are kept (and numbered). A line longer than the maximum (default
+/// [`DEFAULT_MAX_LINE_LENGTH`], set with [`Lines::max_line_length`]) or not valid UTF-8 is one
+/// error item naming the line, and the stream **continues** with the next line, so
+/// `on_error(Resume)` skips exactly that line. An I/O error is the last item.
+/// Memory stays bounded by the maximum line length plus the read buffer ([`READ_BUFFER`]).
+///
+/// # Examples
+///
+/// ```
+/// use millrace::adapters::fs;
+/// use futures::TryStreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("in.txt");
+/// std::fs::write(&path, "alpha\r\n\nomega").unwrap();
+///
+/// let texts: Vec<(u64, String)> = fs::lines(&path)
+///     .map_ok(|line| (line.number, line.text))
+///     .try_collect()
+///     .await
+///     .unwrap();
+/// assert_eq!(texts, [(1, "alpha".into()), (2, String::new()), (3, "omega".into())]);
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// Polling panics outside a tokio runtime (the file is opened on the blocking pool).
+pub fn lines(path: impl AsRef<Path>) -> Lines<tokio::fs::File> {
+    Lines {
+        state: State::Start {
+            path: path.as_ref().to_owned(),
+            convert: tokio::fs::File::from_std,
+        },
+        max: DEFAULT_MAX_LINE_LENGTH,
+        number: 0,
+    }
+}
+
+/// Reads lines from any [`AsyncRead`] (a socket, a child's stdout, a byte slice, a
+/// decompressor): the same stream and rules as [`lines`].
+///
+/// ```
+/// use millrace::adapters::fs::{self, LineError};
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let input: &[u8] = b"short\nthis one is too long\nok";
+/// let items: Vec<_> = fs::lines_from(input).max_line_length(8).collect().await;
+/// assert_eq!(items.len(), 3);
+/// assert!(matches!(
+///     items[1],
+///     Err(LineError::TooLong { line: 2, len_at_least: 20, max: 8 })
+/// ));
+/// assert_eq!(items[2].as_ref().unwrap().number, 3);
+/// # }
+/// ```
+pub fn lines_from<R: AsyncRead>(reader: R) -> Lines<R> {
+    Lines {
+        state: State::Reading {
+            framed: FramedRead::with_capacity(
+                reader,
+                LineCodec::new(DEFAULT_MAX_LINE_LENGTH),
+                READ_BUFFER,
+            ),
+        },
+        max: DEFAULT_MAX_LINE_LENGTH,
+        number: 0,
+    }
+}
+
+pin_project! {
+    /// Stream for the [`lines`] and [`lines_from`] sources.
+    ///
+    /// There are no `get_ref`/`into_inner` accessors: a source opened from a path has no
+    /// reader until its first poll.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Lines<R> {
+        #[pin]
+        state: State<R>,
+        max: usize,
+        // Number of the last line yielded (or skipped).
+        number: u64,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<R> {
+        Start { path: PathBuf, convert: fn(std::fs::File) -> R },
+        Opening {
+            path: PathBuf,
+            convert: fn(std::fs::File) -> R,
+            open: JoinHandle<io::Result<std::fs::File>>,
+        },
+        Reading { #[pin] framed: FramedRead<R, LineCodec> },
+        Done,
+    }
+}
+
+impl<R> Lines<R> {
+    /// Sets the maximum line length in bytes, not counting the `\n` or `\r\n` (default
+    /// [`DEFAULT_MAX_LINE_LENGTH`]).
+    ///
+    /// ```
+    /// use millrace::adapters::fs;
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let items: Vec<_> = fs::lines_from(&b"1234\n12345\n"[..]).max_line_length(4).collect().await;
+    /// assert!(items[0].is_ok());
+    /// assert!(items[1].is_err());
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Panics if `max` is 0, with the message of
+    /// [`try_max_line_length`](Self::try_max_line_length)'s error.
+    #[track_caller]
+    pub fn max_line_length(self, max: usize) -> Self {
+        match self.try_max_line_length(max) {
+            Ok(lines) => lines,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Sets the maximum line length, or returns a [`ConfigError`] if `max` is 0.
+    ///
+    /// ```
+    /// use millrace::adapters::fs;
+    ///
+    /// let err = fs::lines("in.txt").try_max_line_length(0).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "`lines`: `max_line_length` must be at least 1, got 0; pass a non-zero value"
+    /// );
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] if `max` is 0.
+    pub fn try_max_line_length(mut self, max: usize) -> Result<Self, ConfigError> {
+        if max == 0 {
+            return Err(ConfigError::zero("lines", "max_line_length"));
+        }
+        self.max = max;
+        if let State::Reading { framed } = &mut self.state {
+            framed.decoder_mut().max = max;
+        }
+        Ok(self)
+    }
+
+    /// The number of the last line yielded or skipped (0 before the first line).
+    ///
+    /// ```
+    /// use millrace::adapters::fs;
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut lines = fs::lines_from(&b"a\nb\n"[..]);
+    /// assert_eq!(lines.line_number(), 0);
+    /// lines.next().await;
+    /// assert_eq!(lines.line_number(), 1);
+    /// # }
+    /// ```
+    pub fn line_number(&self) -> u64 {
+        self.number
+    }
+}
+
+impl<R: fmt::Debug> fmt::Debug for Lines<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Start { .. } => "not opened",
+            State::Opening { .. } => "opening",
+            State::Reading { .. } => "reading",
+            State::Done => "done",
+        };
+        f.debug_struct("Lines")
+            .field("state", &state)
+            .field("max_line_length", &self.max)
+            .field("line_number", &self.number)
+            .finish()
+    }
+}
+
+impl<R: AsyncRead> Stream for Lines<R> {
+    type Item = Result<Line, LineError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Start { path, convert } => {
+                    let (path, convert) = (std::mem::take(path), *convert);
+                    let open_path = path.clone();
+                    let open = tokio::task::spawn_blocking(move || std::fs::File::open(open_path));
+                    this.state.set(State::Opening {
+                        path,
+                        convert,
+                        open,
+                    });
+                }
+                StateProj::Opening {
+                    path,
+                    convert,
+                    open,
+                } => {
+                    let result = match ready!(Pin::new(open).poll(cx)) {
+                        Ok(result) => result,
+                        Err(join) if join.is_panic() => {
+                            std::panic::resume_unwind(join.into_panic())
+                        }
+                        Err(join) => Err(io::Error::other(join)),
+                    };
+                    match result {
+                        Ok(file) => {
+                            let reader = convert(file);
+                            let framed = FramedRead::with_capacity(
+                                reader,
+                                LineCodec::new(*this.max),
+                                READ_BUFFER,
+                            );
+                            this.state.set(State::Reading { framed });
+                        }
+                        Err(source) => {
+                            let path = std::mem::take(path);
+                            this.state.set(State::Done);
+                            return Poll::Ready(Some(Err(LineError::Open { path, source })));
+                        }
+                    }
+                }
+                StateProj::Reading { mut framed } => {
+                    let item = ready!(framed.as_mut().poll_next(cx));
+                    let max = *this.max;
+                    return Poll::Ready(match item {
+                        Some(Ok(frame)) => {
+                            *this.number += 1;
+                            let line = *this.number;
+                            Some(match frame {
+                                Frame::Text(text) => Ok(Line { number: line, text }),
+                                Frame::TooLong { len_at_least } => Err(LineError::TooLong {
+                                    line,
+                                    len_at_least,
+                                    max,
+                                }),
+                                Frame::InvalidUtf8 { valid_up_to } => {
+                                    Err(LineError::InvalidUtf8 { line, valid_up_to })
+                                }
+                            })
+                        }
+                        Some(Err(source)) => {
+                            // Inside an over-long line that was already reported, the error
+                            // belongs to that line; otherwise to the next one.
+                            let line = if framed.decoder().discarding {
+                                *this.number
+                            } else {
+                                *this.number + 1
+                            };
+                            this.state.set(State::Done);
+                            Some(Err(LineError::Io { line, source }))
+                        }
+                        None => {
+                            this.state.set(State::Done);
+                            None
+                        }
+                    });
+                }
+                StateProj::Done => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+impl<R: AsyncRead> FusedStream for Lines<R> {
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+}

@@ -1,0 +1,797 @@
+//! [`paginated`]: a source that walks the pages of a JSON API and yields their items.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
+use millrace_core::wrappers::Paginate;
+use millrace_core::{Page, PagePosition, paginate_from};
+use reqwest::header::LINK;
+use reqwest::{Client, Url};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::request::{self, Fetched};
+use super::{HttpError, HttpOptions};
+
+/// How a JSON API splits its collection into pages, and so how [`paginated`] finds the next one.
+///
+/// Every style ends at the first page without a next page; a page that fails (after its
+/// retries) ends the stream after its error item, since the next page cannot be known.
+///
+/// ```
+/// use millrace::adapters::http::PageStyle;
+///
+/// let by_number = PageStyle::page("page", 1);                 // ?page=1, ?page=2, … until []
+/// let by_cursor = PageStyle::cursor("cursor", "/next", "/items");
+/// let by_link = PageStyle::LinkHeader;                       // Link: <…>; rel="next"
+/// assert_ne!(by_number, by_link);
+/// # let _ = by_cursor;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PageStyle {
+    /// Numbered pages: the query parameter `param` is set to `start`, `start + 1`, …; the body
+    /// is a JSON array of items and the first empty array ends the stream. Other query
+    /// parameters of the URL (e.g. `per_page=50`) are kept.
+    Page {
+        /// The page-number query parameter, e.g. `"page"`.
+        param: Cow<'static, str>,
+        /// The number of the first page, usually 0 or 1.
+        start: u64,
+    },
+    /// Cursor pages: the body is a JSON object; the items are the array at the JSON pointer
+    /// `items_field` (`""` for a body that is the array itself) and the next cursor is the
+    /// value at `next_field`. The first request is the URL as given; each later one sets the
+    /// query parameter `param` to the cursor (a string, or a number rendered in decimal). A
+    /// missing, `null` or empty cursor ends the stream.
+    Cursor {
+        /// The cursor query parameter, e.g. `"cursor"`.
+        param: Cow<'static, str>,
+        /// JSON pointer (RFC 6901) to the next cursor, e.g. `"/next"` or `"/meta/next_cursor"`.
+        next_field: Cow<'static, str>,
+        /// JSON pointer to the array of items, e.g. `"/items"`.
+        items_field: Cow<'static, str>,
+    },
+    /// The next page's URL is the `rel="next"` target of the response's `Link` header
+    /// (RFC 8288, as used by GitHub's API), resolved against the page's URL; the body is a
+    /// JSON array of items. No `rel="next"` ends the stream.
+    LinkHeader,
+}
+
+impl PageStyle {
+    /// [`PageStyle::Page`]: numbered pages from `start`, ending at the first empty page.
+    ///
+    /// ```
+    /// use millrace::adapters::http::PageStyle;
+    ///
+    /// assert_eq!(PageStyle::page("page", 1), PageStyle::Page { param: "page".into(), start: 1 });
+    /// ```
+    pub fn page(param: impl Into<Cow<'static, str>>, start: u64) -> Self {
+        PageStyle::Page {
+            param: param.into(),
+            start,
+        }
+    }
+
+    /// [`PageStyle::Cursor`]: items at the JSON pointer `items_field`, next cursor at
+    /// `next_field`, sent back as the query parameter `param`.
+    ///
+    /// ```
+    /// use millrace::adapters::http::PageStyle;
+    ///
+    /// let style = PageStyle::cursor("after", "/paging/next", "/data");
+    /// # let _ = style;
+    /// ```
+    pub fn cursor(
+        param: impl Into<Cow<'static, str>>,
+        next_field: impl Into<Cow<'static, str>>,
+        items_field: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        PageStyle::Cursor {
+            param: param.into(),
+            next_field: next_field.into(),
+            items_field: items_field.into(),
+        }
+    }
+}
+
+/// A source of every item of a paginated JSON API, page after page, decoded as `T`.
+///
+/// `url` is the first page (query parameters such as `per_page=100` are kept on every page);
+/// `style` says how to find the next page. Each page is one request with the per-request
+/// timeout and the retries of [`HttpOptions`] (set with [`Paginated::options`]): transient
+/// failures (5xx, timeouts, broken connections) are retried, so the output is complete and
+/// in order as long as each page eventually succeeds.
+///
+/// Items are decoded one by one: an item that does not match `T` becomes an
+/// [`HttpError::Decode`] item and the stream goes on with the next one (skip it with the core
+/// `on_error(Resume)` stage). A page that fails after its retries, or whose body does not have
+/// the shape of the style, becomes one error item and ends the stream; its
+/// [`position`](Paginated::position) then names that page, and [`paginated_from`] resumes there
+/// (on the same service or, with the URL rebased, on a mirror).
+///
+/// Built on the core [`paginate`](millrace_core::paginate) with the page URL as the cursor.
+/// Pages are fetched one at a time, when the consumer has taken every item of the previous
+/// page, unless [`prefetch_next_page`](Paginated::prefetch_next_page) is set.
+///
+/// # Panics
+///
+/// Polling the stream outside a tokio runtime panics (reqwest needs one).
+///
+/// # Examples
+///
+/// ```
+/// use millrace::adapters::http::testserver::{Book, TestServer};
+/// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+/// use futures::TryStreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = TestServer::builder().items(25).start().await.unwrap();
+/// let client = reqwest::Client::new();
+///
+/// let books: Vec<Book> =
+///     paginated(client, server.url("/pages?per_page=10"), PageStyle::page("page", 1))
+///         .try_collect()
+///         .await
+///         .unwrap();
+/// assert_eq!(books.len(), 25);
+/// assert_eq!(books[24].id, 24);
+/// # }
+/// ```
+pub fn paginated<T>(client: Client, url: impl AsRef<str>, style: PageStyle) -> Paginated<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    let url = url.as_ref();
+    let start = Url::parse(url)
+        .map(|first| {
+            PagePosition::start(match &style {
+                PageStyle::Page { param, start } => with_param(&first, param, &start.to_string()),
+                PageStyle::Cursor { .. } | PageStyle::LinkHeader => first,
+            })
+        })
+        .map_err(|source| HttpError::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        });
+    Paginated::configure(client, start, style)
+}
+
+/// Resumes a [`paginated`] source at `position` (from [`Paginated::position`]): fetches the
+/// page at `position.cursor` (a full page URL), skips its first `position.offset` items and
+/// goes on from there, so no item is lost or repeated as long as the service returns the same
+/// page for the same URL.
+///
+/// # Examples
+///
+/// A source that failed for good on page 2 resumes there, on the fault-free mirror:
+///
+/// ```
+/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace::adapters::http::{paginated, paginated_from, reqwest, HttpOptions, PageStyle};
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let faults = Faults::none().script("/pages?per_page=3&page=2", [Fault::Status(503); 9]);
+/// let server = TestServer::builder().items(7).faults(faults).start().await.unwrap();
+/// let client = reqwest::Client::new();
+/// let style = PageStyle::page("page", 1);
+///
+/// let mut primary = paginated::<Book>(client.clone(), server.url("/pages?per_page=3"), style.clone())
+///     .options(HttpOptions::new().retries(0));
+/// let mut ids = Vec::new();
+/// while let Some(item) = primary.next().await {
+///     match item {
+///         Ok(book) => ids.push(book.id),
+///         Err(err) => assert!(err.is_transient()), // page 2 answered 503
+///     }
+/// }
+/// let mut position = primary.position().unwrap();
+/// position.cursor.set_path("/mirror/pages");
+/// let rest: Vec<_> = paginated_from::<Book>(client, position, style).collect().await;
+/// ids.extend(rest.into_iter().map(|r| r.unwrap().id));
+/// assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6]);
+/// # }
+/// ```
+pub fn paginated_from<T>(
+    client: Client,
+    position: PagePosition<Url>,
+    style: PageStyle,
+) -> Paginated<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    Paginated::configure(client, Ok(position), style)
+}
+
+/// The future of one page fetch: `Page<item, next page URL>`.
+// One allocation per page (the fetch is an `async` state machine whose type cannot be
+// named); items are not boxed.
+type PageFuture<T> =
+    Pin<Box<dyn Future<Output = Result<Page<Result<T, HttpError>, Url>, HttpError>> + Send>>;
+/// The page fetcher handed to the core `paginate`, boxed so that its type can be named.
+type FetchPage<T> = Box<dyn FnMut(Url) -> PageFuture<T> + Send>;
+/// The core stream underneath; the page URL is its cursor.
+type Pages<T> = Paginate<Url, FetchPage<T>, PageFuture<T>, Result<T, HttpError>, HttpError>;
+
+struct Config {
+    client: Client,
+    start: Result<PagePosition<Url>, HttpError>,
+    style: PageStyle,
+    options: HttpOptions,
+    prefetch: bool,
+}
+
+// `Running` is the state that lives while items flow; boxing it instead would add an
+// indirection to every poll to save memory in the short-lived other states.
+#[allow(clippy::large_enum_variant)]
+enum State<T> {
+    /// Built but not yet polled: options may still change.
+    Configuring(Box<Config>),
+    /// Walking the pages.
+    Running(Pages<T>),
+    /// The start URL was invalid: yield its error once, then end.
+    Invalid(Option<HttpError>),
+}
+
+/// Stream for [`paginated`] and [`paginated_from`].
+///
+/// A source, not a wrapper: there is no upstream, hence no `get_ref`/`into_inner`;
+/// [`position`](Paginated::position) tells where it stands.
+#[must_use = "streams do nothing unless polled"]
+pub struct Paginated<T> {
+    state: State<T>,
+}
+
+impl<T> Paginated<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    fn configure(
+        client: Client,
+        start: Result<PagePosition<Url>, HttpError>,
+        style: PageStyle,
+    ) -> Self {
+        Paginated {
+            state: State::Configuring(Box::new(Config {
+                client,
+                start,
+                style,
+                options: HttpOptions::default(),
+                prefetch: false,
+            })),
+        }
+    }
+
+    /// Replaces the request options (timeout, retries, backoff). Call before the first poll;
+    /// later calls have no effect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use millrace::adapters::http::testserver::{Book, TestServer};
+    /// use millrace::adapters::http::{paginated, reqwest, HttpOptions, PageStyle};
+    /// use futures::TryStreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TestServer::builder().items(3).start().await.unwrap();
+    /// let books: Vec<Book> = paginated(reqwest::Client::new(), server.url("/linked"), PageStyle::LinkHeader)
+    ///     .options(HttpOptions::new().timeout(Duration::from_secs(2)).retries(5))
+    ///     .try_collect()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(books.len(), 3);
+    /// # }
+    /// ```
+    pub fn options(mut self, options: HttpOptions) -> Self {
+        if let State::Configuring(config) = &mut self.state {
+            config.options = options;
+        }
+        self
+    }
+
+    /// Sets only the per-request timeout (see [`HttpOptions::timeout`]). Call before the first
+    /// poll.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    ///
+    /// let source = paginated::<u32>(reqwest::Client::new(), "http://127.0.0.1:9/pages", PageStyle::page("page", 0))
+    ///     .timeout(Duration::from_millis(500));
+    /// # drop(source);
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        if let State::Configuring(config) = &mut self.state {
+            config.options = config.options.clone().timeout(timeout);
+        }
+        self
+    }
+
+    /// Fetches the next page while the consumer works on the current one (at most two pages
+    /// held); see the core `Paginate::prefetch_next_page`. Call before the first poll.
+    ///
+    /// The next page's request is driven when this stream is polled; its per-request timeout
+    /// runs on the real clock meanwhile, so a consumer that holds on to one item longer than the
+    /// timeout turns the page fetched ahead into a (retried) timeout.
+    ///
+    /// ```
+    /// use millrace::adapters::http::testserver::{Book, TestServer};
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    /// use futures::TryStreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TestServer::builder().items(30).start().await.unwrap();
+    /// let books: Vec<Book> =
+    ///     paginated(reqwest::Client::new(), server.url("/linked"), PageStyle::LinkHeader)
+    ///         .prefetch_next_page()
+    ///         .try_collect()
+    ///         .await
+    ///         .unwrap();
+    /// assert_eq!(books.len(), 30);
+    /// # }
+    /// ```
+    pub fn prefetch_next_page(mut self) -> Self {
+        if let State::Configuring(config) = &mut self.state {
+            config.prefetch = true;
+        }
+        self
+    }
+
+    /// Where the stream stands: the URL of the page being delivered (or the next one) and how
+    /// many of its items were delivered; `None` when the start URL was invalid. After a page
+    /// failed for good it names that page, ready for [`paginated_from`].
+    ///
+    /// ```
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    ///
+    /// let source = paginated::<u32>(reqwest::Client::new(), "http://127.0.0.1:9/p?n=5", PageStyle::page("page", 1));
+    /// let start = source.position().unwrap();
+    /// assert_eq!(start.cursor.as_str(), "http://127.0.0.1:9/p?n=5&page=1");
+    /// assert_eq!(start.offset, 0);
+    /// ```
+    pub fn position(&self) -> Option<PagePosition<Url>> {
+        match &self.state {
+            State::Configuring(config) => config.start.as_ref().ok().cloned(),
+            State::Running(pages) => Some(pages.position()),
+            State::Invalid(_) => None,
+        }
+    }
+
+    /// Yields each item with the position right after it, `Ok((item, position))`: what a
+    /// checkpoint records so that a retry or a fallback resumes exactly there (see the core
+    /// `checkpoint_with`, `restartable(..).retry(..)` and `recover_with`). It clones the page
+    /// URL once per item.
+    ///
+    /// # Examples
+    ///
+    /// The primary service goes down for good on page 2; the pipeline falls back to the mirror
+    /// and resumes from the last delivered position: no book lost, none twice.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::PagePosition;
+    /// use millrace::adapters::http::testserver::{Book, Faults, TestServer};
+    /// use millrace::adapters::http::{paginated, paginated_from, reqwest, HttpOptions, PageStyle};
+    /// use millrace::adapters::http::reqwest::Url;
+    /// use futures::TryStreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TestServer::builder().items(9).faults(Faults::none().outage(1, u64::MAX)).start().await.unwrap();
+    /// let client = reqwest::Client::new();
+    /// let style = PageStyle::cursor("cursor", "/next", "/items");
+    ///
+    /// let primary = paginated::<Book>(client.clone(), server.url("/cursor?limit=4"), style.clone())
+    ///     .options(HttpOptions::new().retries(0))
+    ///     .with_positions();
+    /// let start = primary.get_ref().position().unwrap();
+    /// let books: Vec<Book> = primary
+    ///     .checkpoint_with(start, |at, (_book, after): &(Book, PagePosition<Url>)| *at = after.clone())
+    ///     .recover_with(move |_err, at: &PagePosition<Url>| {
+    ///         let mut at = at.clone();
+    ///         at.cursor.set_path("/mirror/cursor");
+    ///         Some(paginated_from(client.clone(), at, style.clone()).with_positions())
+    ///     })
+    ///     .map_ok(|(book, _)| book)
+    ///     .try_collect()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(books.iter().map(|b| b.id).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    /// assert_eq!(server.stats().mirror_requests, 2);
+    /// # }
+    /// ```
+    pub fn with_positions(self) -> PaginatedWithPositions<T> {
+        PaginatedWithPositions { inner: self }
+    }
+
+    fn start(config: Config) -> State<T> {
+        let position = match config.start {
+            Ok(position) => position,
+            Err(err) => return State::Invalid(Some(err)),
+        };
+        let fetcher = Arc::new(Fetcher {
+            client: config.client,
+            style: config.style,
+            options: config.options,
+        });
+        let fetch_page: FetchPage<T> = Box::new(move |url: Url| -> PageFuture<T> {
+            let fetcher = Arc::clone(&fetcher);
+            Box::pin(async move { fetcher.fetch_page(url).await })
+        });
+        let pages = paginate_from(position, fetch_page);
+        State::Running(if config.prefetch {
+            pages.prefetch_next_page()
+        } else {
+            pages
+        })
+    }
+}
+
+/// What every page fetch needs; shared by the page futures.
+struct Fetcher {
+    client: Client,
+    style: PageStyle,
+    options: HttpOptions,
+}
+
+impl Fetcher {
+    /// The page at `url`: its items (each decoded on its own) and the next page's URL.
+    async fn fetch_page<T: DeserializeOwned>(
+        &self,
+        url: Url,
+    ) -> Result<Page<Result<T, HttpError>, Url>, HttpError> {
+        let request = self
+            .client
+            .get(url)
+            .build()
+            .map_err(|source| HttpError::Build { source })?;
+        let Fetched { url, headers, body } =
+            request::send(&self.client, request, &self.options).await?;
+        let mut json: Value =
+            serde_json::from_slice(&body).map_err(|e| HttpError::decode(&url, &body, e))?;
+        let page_error = |reason: String| HttpError::Page {
+            url: url.clone(),
+            reason,
+        };
+
+        let (items, next) = match &self.style {
+            PageStyle::Page { param, .. } => {
+                let items = take_array(&mut json, "").map_err(page_error)?;
+                let next = if items.is_empty() {
+                    None
+                } else {
+                    let this_page = url
+                        .query_pairs()
+                        .find(|(k, _)| k == param.as_ref())
+                        .and_then(|(_, v)| v.parse::<u64>().ok())
+                        .ok_or_else(|| {
+                            page_error(format!("its URL has no numeric {param:?} parameter"))
+                        })?;
+                    Some(with_param(&url, param, &(this_page + 1).to_string()))
+                };
+                (items, next)
+            }
+            PageStyle::Cursor {
+                param,
+                next_field,
+                items_field,
+            } => {
+                let cursor = match json.pointer(next_field) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) if s.is_empty() => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    Some(other) => {
+                        return Err(page_error(format!(
+                            "the cursor at {next_field:?} is {other}, expected a string or a number"
+                        )));
+                    }
+                };
+                let items = take_array(&mut json, items_field).map_err(page_error)?;
+                (items, cursor.map(|c| with_param(&url, param, &c)))
+            }
+            PageStyle::LinkHeader => {
+                let items = take_array(&mut json, "").map_err(page_error)?;
+                let mut next = None;
+                for value in headers.get_all(LINK) {
+                    let value = value
+                        .to_str()
+                        .map_err(|_| page_error("its Link header is not valid ASCII".to_owned()))?;
+                    if let Some(target) = next_link(value) {
+                        next = Some(url.join(target).map_err(|e| {
+                            page_error(format!(
+                                "its rel=\"next\" target {target:?} is not a URL: {e}"
+                            ))
+                        })?);
+                        break;
+                    }
+                }
+                (items, next)
+            }
+        };
+        // Each item goes through a `serde_json::Value` first (one tree per item) so that one
+        // item that does not match `T` costs that item only, not the whole page.
+        let items = items
+            .into_iter()
+            .map(|item| {
+                T::deserialize(&item)
+                    .map_err(|e| HttpError::decode(&url, item.to_string().as_bytes(), e))
+            })
+            .collect();
+        Ok(Page { items, next })
+    }
+}
+
+/// Takes the array at the JSON pointer `pointer` out of `json`.
+fn take_array(json: &mut Value, pointer: &str) -> Result<Vec<Value>, String> {
+    match json.pointer_mut(pointer) {
+        Some(Value::Array(items)) => Ok(std::mem::take(items)),
+        Some(other) => Err(format!(
+            "the value at {pointer:?} is {}, expected an array of items",
+            kind(other)
+        )),
+        None => Err(format!(
+            "there is no value at {pointer:?}, expected an array of items"
+        )),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `url` with the query parameter `param` set to `value` (replacing it if present, keeping
+/// every other parameter and their order).
+fn with_param(url: &Url, param: &str, value: &str) -> Url {
+    let mut out = url.clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != param)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    out.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(param, value);
+    out
+}
+
+/// The target of the first link with relation type `next` in one `Link` header value
+/// (RFC 8288: `<uri>; rel="next"; title="…", <uri2>; rel="prev last"`).
+fn next_link(header: &str) -> Option<&str> {
+    let mut rest = header;
+    loop {
+        let open = rest.find('<')?;
+        let close = open + rest[open..].find('>')?;
+        let target = &rest[open + 1..close];
+        rest = &rest[close + 1..];
+        // The parameters run to the next ',' outside a quoted string.
+        let mut in_quotes = false;
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    in_quotes = !in_quotes;
+                }
+                c == ',' && !in_quotes
+            })
+            .map_or(rest.len(), |(i, _)| i);
+        let params = &rest[..end];
+        rest = &rest[end..];
+        let is_next = params.split(';').any(|param| {
+            let Some((name, value)) = param.split_once('=') else {
+                return false;
+            };
+            name.trim().eq_ignore_ascii_case("rel")
+                && value
+                    .trim()
+                    .trim_matches('"')
+                    .split_ascii_whitespace()
+                    .any(|rel| rel.eq_ignore_ascii_case("next"))
+        });
+        if is_next {
+            return Some(target.trim());
+        }
+    }
+}
+
+impl<T> Stream for Paginated<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    type Item = Result<T, HttpError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let State::Configuring(_) = this.state {
+            let State::Configuring(config) =
+                std::mem::replace(&mut this.state, State::Invalid(None))
+            else {
+                unreachable!("matched just above")
+            };
+            this.state = Self::start(*config);
+        }
+        match &mut this.state {
+            State::Running(pages) => {
+                // The core yields `Ok(item)` per item, where an item is itself `Ok(T)` or a
+                // decode error, and `Err` for a failed page.
+                let item = std::task::ready!(Pin::new(pages).poll_next(cx));
+                Poll::Ready(item.map(|page_item| page_item.and_then(|item| item)))
+            }
+            State::Invalid(err) => Poll::Ready(err.take().map(Err)),
+            State::Configuring(_) => unreachable!("started above"),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.state {
+            State::Running(pages) => pages.size_hint(),
+            State::Invalid(err) => (usize::from(err.is_some()), Some(usize::from(err.is_some()))),
+            // The number of pages is unknown until the last one.
+            State::Configuring(_) => (0, None),
+        }
+    }
+}
+
+impl<T> FusedStream for Paginated<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    fn is_terminated(&self) -> bool {
+        match &self.state {
+            State::Running(pages) => pages.is_terminated(),
+            State::Invalid(err) => err.is_none(),
+            State::Configuring(_) => false,
+        }
+    }
+}
+
+/// Stream for [`Paginated::with_positions`]: `Ok((item, position after it))`.
+#[must_use = "streams do nothing unless polled"]
+pub struct PaginatedWithPositions<T> {
+    inner: Paginated<T>,
+}
+
+impl<T> PaginatedWithPositions<T> {
+    /// The source underneath (e.g. for its [`position`](Paginated::position)).
+    ///
+    /// ```
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    ///
+    /// let s = paginated::<u32>(reqwest::Client::new(), "http://127.0.0.1:9/l", PageStyle::LinkHeader)
+    ///     .with_positions();
+    /// assert_eq!(s.get_ref().position().unwrap().cursor.path(), "/l");
+    /// ```
+    pub fn get_ref(&self) -> &Paginated<T> {
+        &self.inner
+    }
+
+    /// The source underneath, mutably.
+    ///
+    /// ```
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    ///
+    /// let mut s = paginated::<u32>(reqwest::Client::new(), "http://127.0.0.1:9/l", PageStyle::LinkHeader)
+    ///     .with_positions();
+    /// let _source = s.get_mut();
+    /// ```
+    pub fn get_mut(&mut self) -> &mut Paginated<T> {
+        &mut self.inner
+    }
+
+    /// The source underneath, without positions.
+    ///
+    /// ```
+    /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
+    ///
+    /// let s = paginated::<u32>(reqwest::Client::new(), "http://127.0.0.1:9/l", PageStyle::LinkHeader)
+    ///     .with_positions();
+    /// let _plain = s.into_inner();
+    /// ```
+    pub fn into_inner(self) -> Paginated<T> {
+        self.inner
+    }
+}
+
+impl<T> Stream for PaginatedWithPositions<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    type Item = Result<(T, PagePosition<Url>), HttpError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let inner = &mut self.get_mut().inner;
+        let item = std::task::ready!(Pin::new(&mut *inner).poll_next(cx));
+        Poll::Ready(item.map(|r| {
+            r.map(|t| {
+                let position = inner
+                    .position()
+                    .expect("a source that yields items has a position");
+                (t, position)
+            })
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<T> FusedStream for PaginatedWithPositions<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    fn is_terminated(&self) -> bool {
+        self.inner.is_terminated()
+    }
+}
+
+impl<T> fmt::Debug for PaginatedWithPositions<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PaginatedWithPositions")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Paginated<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.state {
+            State::Configuring(config) => f
+                .debug_struct("Paginated")
+                .field("start", &config.start.as_ref().map(|p| p.cursor.as_str()))
+                .field("style", &config.style)
+                .field("options", &config.options)
+                .field("prefetch", &config.prefetch)
+                .finish(),
+            State::Running(pages) => f.debug_struct("Paginated").field("pages", pages).finish(),
+            State::Invalid(err) => f.debug_struct("Paginated").field("invalid", err).finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header_next() {
+        let h = r#"<https://api.example/x?page=1>; rel="first", <https://api.example/x?page=3>; rel="next", <https://api.example/x?page=9>; rel="last""#;
+        assert_eq!(next_link(h), Some("https://api.example/x?page=3"));
+        assert_eq!(
+            next_link(r#"</p2>; title="a, b"; rel="prev next""#),
+            Some("/p2")
+        );
+        assert_eq!(next_link(r#"</p2>; rel=next"#), Some("/p2"));
+        assert_eq!(next_link(r#"</p1>; rel="prev""#), None);
+        assert_eq!(next_link(r#"</p1>; rel="nextish""#), None);
+        assert_eq!(next_link(""), None);
+    }
+
+    #[test]
+    fn with_param_replaces_and_keeps_others() {
+        let url = Url::parse("http://h/p?per_page=5&page=2&x=y").unwrap();
+        assert_eq!(
+            with_param(&url, "page", "3").as_str(),
+            "http://h/p?per_page=5&x=y&page=3"
+        );
+    }
+}

@@ -1,0 +1,626 @@
+//! Newline-delimited JSON (JSON Lines): decode a stream of [`Line`]s into values, encode values
+//! into lines. Feature `json` (which enables `fs`).
+//!
+//! Both come as a function that wraps a stream ([`decode_lines`], [`encode_items`]) and as a
+//! [`Stage`] value ([`decode`], [`encode`]) for `.wrap(…)` and reusable pipeline segments. The
+//! wrapper types are plain `map`-like streams with no buffering of their own.
+//!
+//! ```
+//! use millrace::prelude::*;
+//! use millrace::adapters::{fs, json};
+//! use futures::StreamExt;
+//! use serde::Deserialize;
+//!
+//! #[derive(Debug, Deserialize, PartialEq)]
+//! struct Checkout { book: u32, member: String }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("log.jsonl");
+//! std::fs::write(&path, "{\"book\":1,\"member\":\"ada\"}\n{\"book\":\n{\"book\":2,\"member\":\"bo\"}\n").unwrap();
+//!
+//! let (good, bad): (Vec<_>, Vec<_>) = fs::lines(&path)
+//!     .wrap(json::decode::<Checkout>())
+//!     .collect::<Vec<_>>()
+//!     .await
+//!     .into_iter()
+//!     .partition(Result::is_ok);
+//! assert_eq!(good.len(), 2);
+//! assert_eq!(bad[0].as_ref().unwrap_err().line(), Some(2));
+//! # }
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_util::stream::{FusedStream, Stream};
+use millrace_core::Stage;
+use pin_project_lite::pin_project;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::fs::{Line, LineError};
+
+/// How many characters of a malformed line [`JsonLineError::Malformed`] keeps.
+///
+/// ```
+/// assert_eq!(millrace::adapters::json::SNIPPET_CHARS, 80);
+/// ```
+pub const SNIPPET_CHARS: usize = 80;
+
+/// A decoded value with the number of the line it came from.
+///
+/// ```
+/// use millrace::adapters::json::Decoded;
+///
+/// let d = Decoded { line: 3, value: 42u8 };
+/// assert_eq!(d.into_value(), 42);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Decoded<T> {
+    /// The line number (1-based) in the input.
+    pub line: u64,
+    /// The decoded value.
+    pub value: T,
+}
+
+impl<T> Decoded<T> {
+    /// The value, without its line number.
+    ///
+    /// ```
+    /// use millrace::adapters::json::Decoded;
+    ///
+    /// assert_eq!(Decoded { line: 1, value: "x" }.into_value(), "x");
+    /// ```
+    pub fn into_value(self) -> T {
+        self.value
+    }
+}
+
+/// An error item of [`decode`] / [`decode_lines`].
+///
+/// ```
+/// use millrace::adapters::{fs, json::{self, JsonLineError}};
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let items: Vec<_> = json::decode_lines::<u32, _>(fs::lines_from(&b"1\nnot json\n"[..]))
+///     .collect()
+///     .await;
+/// let err = items[1].as_ref().unwrap_err();
+/// assert!(matches!(err, JsonLineError::Malformed { line: 2, snippet, .. } if snippet == "not json"));
+/// assert_eq!(
+///     err.to_string(),
+///     "line 2 is not valid JSON for this type (expected ident at line 1 column 2): \
+///      `not json`; the line was skipped, fix or remove it"
+/// );
+/// # }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JsonLineError {
+    /// The line is not valid JSON, or not the JSON the target type expects. The stream goes on
+    /// with the next line.
+    Malformed {
+        /// The line number (1-based).
+        line: u64,
+        /// The start of the line (at most [`SNIPPET_CHARS`] characters, `…` appended when cut).
+        snippet: String,
+        /// serde_json's error (its own "line 1 column N" is the column within this line).
+        source: serde_json::Error,
+    },
+    /// The line itself could not be read (see [`LineError`] for which errors end the stream).
+    Line(LineError),
+}
+
+impl JsonLineError {
+    /// The line the error concerns (`None` only for [`LineError::Open`]).
+    ///
+    /// ```
+    /// use millrace::adapters::{fs::LineError, json::JsonLineError};
+    ///
+    /// let err = JsonLineError::Line(LineError::InvalidUtf8 { line: 4, valid_up_to: 0 });
+    /// assert_eq!(err.line(), Some(4));
+    /// ```
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            JsonLineError::Malformed { line, .. } => Some(*line),
+            JsonLineError::Line(e) => e.line(),
+        }
+    }
+}
+
+impl fmt::Display for JsonLineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JsonLineError::Malformed {
+                line,
+                snippet,
+                source,
+            } => write!(
+                f,
+                "line {line} is not valid JSON for this type ({source}): `{snippet}`; the line \
+                 was skipped, fix or remove it"
+            ),
+            JsonLineError::Line(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for JsonLineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JsonLineError::Malformed { source, .. } => Some(source),
+            JsonLineError::Line(e) => Some(e),
+        }
+    }
+}
+
+impl From<LineError> for JsonLineError {
+    fn from(e: LineError) -> Self {
+        JsonLineError::Line(e)
+    }
+}
+
+fn snippet(text: &str) -> String {
+    match text.char_indices().nth(SNIPPET_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The stage that decodes each line as one JSON value of type `T`: apply it with
+/// `.wrap(json::decode::<T>())` to a stream of `Result<Line, LineError>` (from
+/// [`fs::lines`](crate::fs::lines)).
+///
+/// See [`decode_lines`] for the semantics.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::adapters::{fs, json};
+/// use futures::TryStreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let values: Vec<u32> = fs::lines_from(&b"1\n2\n"[..])
+///     .wrap(json::decode::<u32>())
+///     .map_ok(|d| d.value)
+///     .try_collect()
+///     .await
+///     .unwrap();
+/// assert_eq!(values, [1, 2]);
+/// # }
+/// ```
+pub fn decode<T>() -> DecodeStage<T> {
+    DecodeStage {
+        _target: PhantomData,
+    }
+}
+
+/// Decodes each line of `lines` as one JSON value of type `T`.
+///
+/// - A good line becomes `Ok(Decoded { line, value })`.
+/// - A malformed line becomes [`JsonLineError::Malformed`] with its number and a snippet, and
+///   decoding **continues** with the next line (so `on_error(Resume)` skips it).
+/// - A line error passes through as [`JsonLineError::Line`] (and ends the stream where the
+///   lines source ends).
+/// - Blank lines (empty or only whitespace) are skipped, as most JSON Lines writers and
+///   readers do; the numbering of the other lines is unaffected.
+///
+/// ```
+/// use millrace::adapters::{fs, json};
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let input: &[u8] = b"[1,2]\n\n[3]\n";
+/// let out: Vec<_> = json::decode_lines::<Vec<u8>, _>(fs::lines_from(input))
+///     .map(|item| item.unwrap())
+///     .collect()
+///     .await;
+/// assert_eq!(out[0], json::Decoded { line: 1, value: vec![1, 2] });
+/// assert_eq!(out[1], json::Decoded { line: 3, value: vec![3] });
+/// # }
+/// ```
+pub fn decode_lines<T, S>(lines: S) -> Decode<S, T>
+where
+    S: Stream<Item = Result<Line, LineError>>,
+    T: DeserializeOwned,
+{
+    Decode {
+        upstream: lines,
+        _target: PhantomData,
+    }
+}
+
+/// A [`Stage`] that decodes JSON lines into `T`; built by [`decode`].
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::adapters::{fs, json};
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let stage: json::DecodeStage<bool> = json::decode();
+/// let n = fs::lines_from(&b"true\n"[..]).wrap(stage).count().await;
+/// assert_eq!(n, 1);
+/// # }
+/// ```
+pub struct DecodeStage<T> {
+    // `fn() -> T`: the stage is Send + Sync + Copy whatever `T` is; it holds no `T`.
+    _target: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for DecodeStage<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecodeStage")
+            .field("target", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<T> Clone for DecodeStage<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for DecodeStage<T> {}
+
+impl<T> Default for DecodeStage<T> {
+    fn default() -> Self {
+        decode()
+    }
+}
+
+impl<S, T> Stage<S> for DecodeStage<T>
+where
+    S: Stream<Item = Result<Line, LineError>>,
+    T: DeserializeOwned,
+{
+    type Output = Decode<S, T>;
+
+    fn wrap(self, upstream: S) -> Decode<S, T> {
+        decode_lines(upstream)
+    }
+}
+
+pin_project! {
+    /// Stream for [`decode_lines`] and the [`decode`] stage.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Decode<S, T> {
+        #[pin]
+        upstream: S,
+        _target: PhantomData<fn() -> T>,
+    }
+}
+
+impl<S, T> Decode<S, T> {
+    /// The upstream lines.
+    ///
+    /// ```
+    /// use millrace::adapters::{fs, json};
+    ///
+    /// let d = json::decode_lines::<u8, _>(fs::lines_from(&b"1\n"[..]));
+    /// assert_eq!(d.get_ref().line_number(), 0);
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.upstream
+    }
+
+    /// The upstream lines, mutably.
+    ///
+    /// ```
+    /// use millrace::adapters::{fs, json};
+    ///
+    /// let mut d = json::decode_lines::<u8, _>(fs::lines_from(&b"1\n"[..]));
+    /// let _lines: &mut fs::Lines<&[u8]> = d.get_mut();
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.upstream
+    }
+
+    /// The upstream lines, pinned.
+    ///
+    /// ```
+    /// use millrace::adapters::{fs, json};
+    ///
+    /// let mut d = Box::pin(json::decode_lines::<u8, _>(fs::lines_from(&b"1\n"[..])));
+    /// let _lines = d.as_mut().get_pin_mut();
+    /// ```
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().upstream
+    }
+
+    /// The upstream lines, unwrapped.
+    ///
+    /// ```
+    /// use millrace::adapters::{fs, json};
+    ///
+    /// let d = json::decode_lines::<u8, _>(fs::lines_from(&b"1\n"[..]));
+    /// let _lines: fs::Lines<&[u8]> = d.into_inner();
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.upstream
+    }
+}
+
+impl<S: fmt::Debug, T> fmt::Debug for Decode<S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decode")
+            .field("upstream", &self.upstream)
+            .field("target", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<S, T> Stream for Decode<S, T>
+where
+    S: Stream<Item = Result<Line, LineError>>,
+    T: DeserializeOwned,
+{
+    type Item = Result<Decoded<T>, JsonLineError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut upstream = self.project().upstream;
+        loop {
+            let item = match ready!(upstream.as_mut().poll_next(cx)) {
+                None => return Poll::Ready(None),
+                Some(Err(e)) => Err(JsonLineError::Line(e)),
+                Some(Ok(line)) if line.text.trim().is_empty() => continue,
+                Some(Ok(line)) => match serde_json::from_str(&line.text) {
+                    Ok(value) => Ok(Decoded {
+                        line: line.number,
+                        value,
+                    }),
+                    Err(source) => Err(JsonLineError::Malformed {
+                        line: line.number,
+                        snippet: snippet(&line.text),
+                        source,
+                    }),
+                },
+            };
+            return Poll::Ready(Some(item));
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // Blank lines are skipped, so the lower bound is 0.
+        (0, self.upstream.size_hint().1)
+    }
+}
+
+impl<S, T> FusedStream for Decode<S, T>
+where
+    S: FusedStream<Item = Result<Line, LineError>>,
+    T: DeserializeOwned,
+{
+    fn is_terminated(&self) -> bool {
+        self.upstream.is_terminated()
+    }
+}
+
+/// An error item of [`encode`] / [`encode_items`]: the value could not be serialized.
+///
+/// ```
+/// use millrace::adapters::json;
+/// use futures::{stream, StreamExt};
+/// use std::collections::HashMap;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let bad: HashMap<Vec<u8>, u8> = HashMap::from([(vec![1], 1)]);
+/// let out: Vec<_> = json::encode_items(stream::iter([bad])).collect().await;
+/// let err = out[0].as_ref().unwrap_err();
+/// assert_eq!(err.item, 0);
+/// assert!(err.to_string().starts_with("cannot encode item #0 as JSON: key must be a string"));
+/// # }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct EncodeError {
+    /// The position (0-based) of the item in the stream.
+    pub item: u64,
+    /// serde_json's error.
+    pub source: serde_json::Error,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot encode item #{} as JSON: {}; check its `Serialize` impl (JSON map keys must \
+             be strings)",
+            self.item, self.source
+        )
+    }
+}
+
+impl std::error::Error for EncodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The stage that turns every `Serialize` item into one line of compact JSON (no newline
+/// inside, none at the end: pair it with [`write_lines_atomic`](crate::fs::write_lines_atomic)).
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::adapters::json;
+/// use futures::{stream, TryStreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let lines: Vec<String> = stream::iter([(1, "a"), (2, "b")])
+///     .wrap(json::encode())
+///     .try_collect()
+///     .await
+///     .unwrap();
+/// assert_eq!(lines, [r#"[1,"a"]"#, r#"[2,"b"]"#]);
+/// # }
+/// ```
+pub fn encode() -> EncodeStage {
+    EncodeStage { _private: () }
+}
+
+/// Turns every item of `items` into one line of compact JSON; see [`encode`].
+///
+/// ```
+/// use millrace::adapters::json;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut lines = json::encode_items(stream::iter(["x\ny"]));
+/// assert_eq!(lines.next().await.unwrap().unwrap(), r#""x\ny""#);
+/// # }
+/// ```
+pub fn encode_items<S>(items: S) -> Encode<S>
+where
+    S: Stream,
+    S::Item: Serialize,
+{
+    Encode {
+        upstream: items,
+        position: 0,
+    }
+}
+
+/// A [`Stage`] that encodes items as JSON lines; built by [`encode`].
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::adapters::json;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let stage: json::EncodeStage = json::encode();
+/// let n = stream::iter([1, 2, 3]).wrap(stage).count().await;
+/// assert_eq!(n, 3);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EncodeStage {
+    _private: (),
+}
+
+impl<S> Stage<S> for EncodeStage
+where
+    S: Stream,
+    S::Item: Serialize,
+{
+    type Output = Encode<S>;
+
+    fn wrap(self, upstream: S) -> Encode<S> {
+        encode_items(upstream)
+    }
+}
+
+pin_project! {
+    /// Stream for [`encode_items`] and the [`encode`] stage.
+    #[must_use = "streams do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct Encode<S> {
+        #[pin]
+        upstream: S,
+        position: u64,
+    }
+}
+
+impl<S> Encode<S> {
+    /// The upstream items.
+    ///
+    /// ```
+    /// use millrace::adapters::json;
+    /// use futures::stream;
+    ///
+    /// let e = json::encode_items(stream::iter([1]));
+    /// let _ = e.get_ref();
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.upstream
+    }
+
+    /// The upstream items, mutably.
+    ///
+    /// ```
+    /// use millrace::adapters::json;
+    /// use futures::stream;
+    ///
+    /// let mut e = json::encode_items(stream::iter([1]));
+    /// let _ = e.get_mut();
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.upstream
+    }
+
+    /// The upstream items, pinned.
+    ///
+    /// ```
+    /// use millrace::adapters::json;
+    /// use futures::stream;
+    ///
+    /// let mut e = Box::pin(json::encode_items(stream::iter([1])));
+    /// let _ = e.as_mut().get_pin_mut();
+    /// ```
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().upstream
+    }
+
+    /// The upstream items, unwrapped.
+    ///
+    /// ```
+    /// use millrace::adapters::json;
+    /// use futures::stream;
+    ///
+    /// let e = json::encode_items(stream::iter([1]));
+    /// let _ = e.into_inner();
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.upstream
+    }
+}
+
+impl<S> Stream for Encode<S>
+where
+    S: Stream,
+    S::Item: Serialize,
+{
+    type Item = Result<String, EncodeError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let Some(item) = ready!(this.upstream.poll_next(cx)) else {
+            return Poll::Ready(None);
+        };
+        let position = *this.position;
+        *this.position += 1;
+        Poll::Ready(Some(serde_json::to_string(&item).map_err(|source| {
+            EncodeError {
+                item: position,
+                source,
+            }
+        })))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.upstream.size_hint()
+    }
+}
+
+impl<S> FusedStream for Encode<S>
+where
+    S: FusedStream,
+    S::Item: Serialize,
+{
+    fn is_terminated(&self) -> bool {
+        self.upstream.is_terminated()
+    }
+}

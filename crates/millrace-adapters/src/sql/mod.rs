@@ -1,0 +1,45 @@
+//! SQL on sqlx: a streaming cursor source ([`rows`], [`rows_as`]) and a batched-insert sink
+//! ([`BatchInsert`]) with one transaction per batch that never commits a batch twice.
+//! Feature `sql`.
+//!
+//! **SQLite is the embedded default** (a file, or `sqlite::memory:` — no server); PostgreSQL is
+//! the server option. Both come with sqlx's `runtime-tokio` and no TLS. The cursor works on any
+//! sqlx database; the sink on the [`Backend`]s (SQLite, PostgreSQL), whose SQL has
+//! `INSERT … ON CONFLICT DO NOTHING`.
+//!
+//! The sink is a consumer (`run(stream).await`), not a [`Stage`](millrace_core::Stage): it
+//! ends the pipeline and returns a report, like `collect`.
+//!
+//! ```
+//! use millrace::adapters::sql::{self, BatchInsert};
+//! use futures::{stream, StreamExt, TryStreamExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+//! sqlx::query("CREATE TABLE squares (n INTEGER PRIMARY KEY, sq INTEGER)").execute(&pool).await.unwrap();
+//!
+//! let batches = stream::iter(1..=10_i64).map(|n| (n, n * n)).chunks(4);
+//! let report = BatchInsert::new(pool.clone(), "squares", "INSERT INTO squares (n, sq) ")
+//!     .run(batches)
+//!     .await
+//!     .unwrap();
+//! assert_eq!((report.batches_committed, report.rows_inserted), (3, 10));
+//!
+//! let query = sqlx::query("SELECT n, sq FROM squares WHERE sq > 50 ORDER BY n");
+//! let big: Vec<(i64, i64)> = sql::rows_as::<(i64, i64), _, _>(&pool, query)
+//!     .try_collect()
+//!     .await
+//!     .unwrap();
+//! assert_eq!(big, [(8, 64), (9, 81), (10, 100)]);
+//! # }
+//! ```
+
+mod insert;
+mod rows;
+
+pub use self::insert::{
+    Backend, BatchInsert, BatchOutcome, CommitEach, Committed, DEFAULT_LEDGER_TABLE,
+    DEFAULT_ROWS_PER_STATEMENT, InsertError, InsertReport, InsertRow, RowValues,
+};
+pub use self::rows::{Rows, RowsError, rows, rows_as};

@@ -1,0 +1,278 @@
+//! Pass 1 of `pipeline!`: split the input on top-level `=>` and parse every stage, collecting
+//! every bad stage into one error.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Expr, Token};
+
+use crate::error::Errors;
+
+/// The start of a pipeline.
+pub(crate) enum Head {
+    /// `source_expr`
+    Source(Expr),
+    /// `_` or `_: Type`: the pipeline is a reusable stage (of upstreams of that type).
+    Placeholder(Option<syn::Type>),
+}
+
+/// One `=> …` stage.
+pub(crate) enum StageKind {
+    /// `f(args)` -> `f(upstream, args)`.
+    Call {
+        func: Expr,
+        args: Punctuated<Expr, Token![,]>,
+    },
+    /// `f` -> `f(upstream)`.
+    Path(Expr),
+    /// `.m(args)…` -> `upstream.m(args)…`.
+    Method(TokenStream),
+}
+
+pub(crate) struct Stage {
+    pub(crate) kind: StageKind,
+    pub(crate) name: String,
+    pub(crate) span: Span,
+}
+
+pub(crate) struct Pipeline {
+    pub(crate) krate: TokenStream,
+    pub(crate) head: Head,
+    pub(crate) head_name: String,
+    pub(crate) head_span: Span,
+    pub(crate) stages: Vec<Stage>,
+}
+
+const STAGE_FORMS: &str = "a call `f(args)` (called as `f(upstream, args)`), a function path `f` (called as `f(upstream)`) or a method `.m(args)` (called as `upstream.m(args)`)";
+
+fn is_arrow(a: &TokenTree, b: Option<&TokenTree>) -> bool {
+    matches!((a, b), (TokenTree::Punct(p), Some(TokenTree::Punct(q)))
+        if p.as_char() == '=' && p.spacing() == proc_macro2::Spacing::Joint && q.as_char() == '>')
+}
+
+/// Segments between top-level `=>`, each with the span of the `=>` before it.
+fn split(tokens: TokenStream) -> Vec<(Span, Vec<TokenTree>)> {
+    let tts: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = vec![(Span::call_site(), Vec::new())];
+    let mut i = 0;
+    while i < tts.len() {
+        if is_arrow(&tts[i], tts.get(i + 1)) {
+            out.push((tts[i].span(), Vec::new()));
+            i += 2;
+        } else {
+            out.last_mut().expect("non-empty").1.push(tts[i].clone());
+            i += 1;
+        }
+    }
+    out
+}
+
+fn name_of(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Call(c) => name_of(&c.func),
+        Expr::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
+        Expr::MethodCall(m) => Some(m.method.to_string()),
+        Expr::Macro(m) => m.mac.path.segments.last().map(|s| s.ident.to_string()),
+        Expr::Paren(p) => name_of(&p.expr),
+        Expr::Reference(r) => name_of(&r.expr),
+        _ => None,
+    }
+}
+
+/// Parses one expression that must use every token of the segment.
+fn parse_whole(tokens: TokenStream) -> syn::Result<Expr> {
+    let parser = |input: syn::parse::ParseStream<'_>| {
+        let e: Expr = input.parse()?;
+        if !input.is_empty() {
+            let next: TokenTree = input.parse()?;
+            return Err(syn::Error::new(
+                next.span(),
+                format!("expected `=>` between stages, found `{next}`"),
+            ));
+        }
+        Ok(e)
+    };
+    parser.parse2(tokens)
+}
+
+fn parse_stage(tokens: Vec<TokenTree>, arrow: Span) -> syn::Result<Stage> {
+    let Some(first) = tokens.first() else {
+        return Err(syn::Error::new(
+            arrow,
+            format!("expected a stage after `=>`: {STAGE_FORMS}"),
+        ));
+    };
+    let span = first.span();
+    let stream: TokenStream = tokens.iter().cloned().collect();
+    if let TokenTree::Punct(p) = first {
+        if p.as_char() == '.' {
+            // Check that it reads as a method chain on an upstream.
+            let probe: TokenStream = std::iter::once(TokenTree::Ident(proc_macro2::Ident::new(
+                "__millrace_upstream",
+                span,
+            )))
+            .chain(tokens.iter().cloned())
+            .collect();
+            let e = parse_whole(probe)?;
+            let name = match &e {
+                Expr::MethodCall(_) | Expr::Field(_) | Expr::Await(_) | Expr::Try(_) => {
+                    first_method(&e).unwrap_or_else(|| "method".to_owned())
+                }
+                _ => {
+                    return Err(syn::Error::new(
+                        span,
+                        format!(
+                            "expected a method stage like `.prefetch(64)`; stages are {STAGE_FORMS}"
+                        ),
+                    ));
+                }
+            };
+            return Ok(Stage {
+                kind: StageKind::Method(stream),
+                name,
+                span,
+            });
+        }
+    }
+    let e = parse_whole(stream)?;
+    let name = name_of(&e).unwrap_or_else(|| "stage".to_owned());
+    let kind = match e {
+        Expr::Call(c) => StageKind::Call {
+            func: *c.func,
+            args: c.args,
+        },
+        Expr::Path(_) => StageKind::Path(e),
+        other => {
+            let found = match &other {
+                Expr::Lit(_) => "a literal",
+                Expr::Closure(_) => "a closure (call it through a method such as `.map(|x| …)`)",
+                Expr::Block(_) => "a block",
+                Expr::MethodCall(_) => "a method call on a value (method stages start with `.`)",
+                _ => "an expression that is not a call",
+            };
+            return Err(syn::Error::new_spanned(
+                other.to_token_stream(),
+                format!("expected a stage: {STAGE_FORMS}; found {found}"),
+            ));
+        }
+    };
+    Ok(Stage { kind, name, span })
+}
+
+/// The innermost (first) method name of `__millrace_upstream.a(..).b(..)`.
+fn first_method(e: &Expr) -> Option<String> {
+    match e {
+        Expr::MethodCall(m) => match &*m.receiver {
+            Expr::Path(_) => Some(m.method.to_string()),
+            inner => first_method(inner),
+        },
+        Expr::Field(f) => first_method(&f.base),
+        Expr::Await(a) => first_method(&a.base),
+        Expr::Try(t) => first_method(&t.expr),
+        _ => None,
+    }
+}
+
+pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
+    // `crate = <path>;` is always first: the facade's `macro_rules! pipeline` passes `$crate`.
+    let mut tts = input.into_iter().peekable();
+    let mut krate = TokenStream::new();
+    match (tts.next(), tts.next()) {
+        (Some(TokenTree::Ident(k)), Some(TokenTree::Punct(eq)))
+            if k == "crate" && eq.as_char() == '=' =>
+        {
+            for tt in tts.by_ref() {
+                if matches!(&tt, TokenTree::Punct(p) if p.as_char() == ';') {
+                    break;
+                }
+                krate.extend([tt]);
+            }
+        }
+        _ => {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "internal: `pipeline_impl!` expects `crate = <path>;` first; use `millrace::pipeline!`",
+            ));
+        }
+    }
+    let rest: TokenStream = tts.collect();
+    if rest.is_empty() {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "empty pipeline: expected `source => stage => …` or `_ => stage => …`",
+        ));
+    }
+    let mut segments = split(rest).into_iter();
+    let (_, head_tokens) = segments.next().expect("at least one segment");
+    let mut errors = Errors::default();
+
+    let head_span = head_tokens
+        .first()
+        .map_or_else(Span::call_site, TokenTree::span);
+    let mut head_ok = true;
+    let (head, head_name) = match head_tokens.as_slice() {
+        [] => {
+            errors.push(syn::Error::new(
+                Span::call_site(),
+                "expected a source expression or `_` before the first `=>`",
+            ));
+            head_ok = false;
+            (Head::Placeholder(None), String::new())
+        }
+        [TokenTree::Ident(i)] if i == "_" => (Head::Placeholder(None), String::new()),
+        [TokenTree::Ident(i), TokenTree::Punct(colon), rest @ ..]
+            if i == "_" && colon.as_char() == ':' =>
+        {
+            let ty: TokenStream = rest.iter().cloned().collect();
+            match syn::parse2::<syn::Type>(ty) {
+                Ok(ty) => (Head::Placeholder(Some(ty)), String::new()),
+                Err(e) => {
+                    errors.push(syn::Error::new(
+                        e.span(),
+                        format!("expected `_: <upstream type>`: {e}"),
+                    ));
+                    head_ok = false;
+                    (Head::Placeholder(None), String::new())
+                }
+            }
+        }
+        _ => {
+            let tokens: TokenStream = head_tokens.iter().cloned().collect();
+            // `_` followed by more tokens is a user error too, reported by the parser.
+            match parse_whole(tokens) {
+                Ok(e) => {
+                    let name = name_of(&e).unwrap_or_else(|| "source".to_owned());
+                    (Head::Source(e), name)
+                }
+                Err(e) => {
+                    errors.push(e);
+                    head_ok = false;
+                    (Head::Placeholder(None), String::new())
+                }
+            }
+        }
+    };
+
+    let mut stages = Vec::new();
+    for (arrow, tokens) in segments {
+        match parse_stage(tokens, arrow) {
+            Ok(s) => stages.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    if head_ok && matches!(head, Head::Placeholder(_)) && stages.is_empty() {
+        errors.push(syn::Error::new(
+            head_span,
+            "a reusable pipeline `_ => …` needs at least one stage after `_`",
+        ));
+    }
+    errors.finish()?;
+    Ok(Pipeline {
+        krate,
+        head,
+        head_name,
+        head_span,
+        stages,
+    })
+}

@@ -1,0 +1,5 @@
+use millrace::prelude::*;
+
+fn main() {
+    let _ = pipeline! { futures::stream::iter([1u32]) => 42 };
+}

@@ -1,0 +1,8 @@
+use millrace::prelude::*;
+
+#[stream_stage(item, local)]
+async fn numbers(n: u32) {
+    yield_!(n);
+}
+
+fn main() {}
