@@ -861,6 +861,11 @@ async fn counting_wakers_catch_a_stale_wake_up() {
             }
         }
     }
+    impl FusedStream for Stale {
+        fn is_terminated(&self) -> bool {
+            self.polls > 2
+        }
+    }
     let report = reliability::spawn_guarded(
         "stale waker",
         reliability::poll_with_counting_wakers(Stale {

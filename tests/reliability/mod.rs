@@ -154,6 +154,8 @@ impl Wake for CountingWaker {
 #[derive(Debug)]
 pub(crate) struct WakeReport<T> {
     pub(crate) items: Vec<T>,
+    /// Before every poll: (items yielded so far, `size_hint()`, `is_terminated()`).
+    pub(crate) hints: Vec<(usize, (usize, Option<usize>), bool)>,
     /// `Pending`s returned, each followed by a wake of that poll's own waker.
     pub(crate) pendings: u64,
     /// Wakes of wakers from older polls (allowed, but they alone never resumed the stream).
@@ -164,15 +166,21 @@ pub(crate) struct WakeReport<T> {
 /// after each `Pending` waits until **that** waker was woken before polling again. A stage
 /// that forgets to arrange a wake-up (or only wakes a stale waker) leaves this future asleep;
 /// callers bound it with [`spawn_guarded`].
-pub(crate) async fn poll_with_counting_wakers<S: Stream>(stream: S) -> WakeReport<S::Item> {
+pub(crate) async fn poll_with_counting_wakers<S: FusedStream>(stream: S) -> WakeReport<S::Item> {
     let mut stream = pin!(stream);
     let mut report = WakeReport {
         items: Vec::new(),
+        hints: Vec::new(),
         pendings: 0,
         stale_wakes: 0,
     };
     let mut old: Vec<Arc<CountingWaker>> = Vec::new();
     loop {
+        report.hints.push((
+            report.items.len(),
+            stream.size_hint(),
+            stream.is_terminated(),
+        ));
         let (polled, current) = poll_fn(|cx| {
             let current = CountingWaker::new(cx.waker());
             let waker = Waker::from(Arc::clone(&current));
