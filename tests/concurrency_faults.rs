@@ -278,7 +278,7 @@ async fn stop_on_drains(what: &str, ordered: bool, cancel_after: usize) {
     let pulled = Arc::new(AtomicU64::new(0));
     let pulled2 = pulled.clone();
     let tasks = alive_tasks();
-    let source = stream::iter(0..1000u64)
+    let source = stream::iter(0..reliability::scaled(1000, 100))
         .stop_on(token.clone())
         .inspect(move |_| {
             pulled2.fetch_add(1, Ordering::SeqCst);
@@ -305,7 +305,10 @@ async fn stop_on_drains(what: &str, ordered: bool, cancel_after: usize) {
         pulled > cancel_after as u64,
         "{what}: items were in flight at the cancel"
     );
-    assert!(pulled < 1000, "{what}: the cancel stopped the source");
+    assert!(
+        pulled < reliability::scaled(1000, 100),
+        "{what}: the cancel stopped the source"
+    );
     if !ordered {
         got.sort_unstable();
     }
@@ -321,7 +324,8 @@ async fn stop_on_drains(what: &str, ordered: bool, cancel_after: usize) {
 
 #[tokio::test(start_paused = true)]
 async fn stop_on_drains_in_flight_items_and_loses_none() {
-    for cancel_after in [1, 2, 7, 30] {
+    let points: &[usize] = if cfg!(miri) { &[2] } else { &[1, 2, 7, 30] };
+    for &cancel_after in points {
         stop_on_drains("stop_on → map_concurrent → prefetch", true, cancel_after).await;
         stop_on_drains(
             "stop_on → map_concurrent_unordered → prefetch",
@@ -350,4 +354,81 @@ async fn stop_on_while_the_consumer_waits_on_a_pending_retry_backoff() {
     let out: Vec<_> = s.collect().await;
     assert_eq!(out, [Ok(0), Ok(1), Ok(2)]);
     assert_eq!(start.elapsed(), 100 * MS);
+}
+
+// ------------------------------------------------------------------------------------------
+// A stage that ended early releases its upstream's tasks at once, not when it is dropped
+// ------------------------------------------------------------------------------------------
+
+/// Polls `s` to its end, then — while still holding it — checks that no task is left.
+async fn ended_but_held<S: Stream + Unpin>(what: &str, mut s: S, tasks: usize) -> Vec<S::Item> {
+    let mut got = Vec::new();
+    while let Some(x) = s.next().await {
+        got.push(x);
+    }
+    settle().await;
+    assert_eq!(
+        alive_tasks(),
+        tasks,
+        "{what}: ended, still held, but a task is alive"
+    );
+    drop(s);
+    got
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_and_timeout_each_abort_a_prefetch_producer_when_they_fire() {
+    let slow = || {
+        stream::iter(0..1000u32).then(|x| async move {
+            tokio::time::sleep(10 * MS).await;
+            x
+        })
+    };
+    let tasks = alive_tasks();
+    let got = ended_but_held(
+        "prefetch → deadline",
+        Box::pin(slow().prefetch(4).deadline(55 * MS)),
+        tasks,
+    )
+    .await;
+    assert_eq!(
+        got.last(),
+        Some(&Err(TimeoutError::Deadline { after: 55 * MS }))
+    );
+
+    let stalled = stream::iter(0..3u32)
+        .chain(stream::pending())
+        .prefetch(2)
+        .timeout_each(20 * MS);
+    let got = ended_but_held("prefetch → timeout_each", Box::pin(stalled), tasks).await;
+    assert_eq!(got.len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_aborts_in_flight_siblings_before_the_stream_is_dropped() {
+    let tasks = alive_tasks();
+    let s = stream::iter(0..10u32).try_map_concurrent(4, |x| async move {
+        tokio::time::sleep(MS * (1 + x)).await;
+        if x == 1 { Err("one") } else { Ok(x) }
+    });
+    let got = ended_but_held("try_map_concurrent", Box::pin(s), tasks).await;
+    assert_eq!(got, [Ok(0), Err("one")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_giving_up_releases_a_prefetching_source() {
+    let tasks = alive_tasks();
+    let s = restartable(|cp: &Checkpoint<u64>| {
+        let from = cp.delivered;
+        stream::iter(from..from + 2)
+            .map(Ok)
+            .chain(stream::once(async { Err("down") }))
+            .chain(stream::pending())
+            .prefetch(3)
+    })
+    // Without the reset, the second failure exhausts the single retry (with it, every re-open
+    // delivers two new items and the stream never ends).
+    .retry(RetryPolicy::fixed(MS, 1).reset_after_success(false));
+    let got = ended_but_held("retry(give up) over prefetch", Box::pin(s), tasks).await;
+    assert_eq!(got, [Ok(0), Ok(1), Ok(2), Ok(3), Err("down")]);
 }
