@@ -432,3 +432,59 @@ async fn retry_giving_up_releases_a_prefetching_source() {
     let got = ended_but_held("retry(give up) over prefetch", Box::pin(s), tasks).await;
     assert_eq!(got, [Ok(0), Ok(1), Ok(2), Ok(3), Err("down")]);
 }
+
+// ------------------------------------------------------------------------------------------
+// Wake-ups under real races: producers on other worker threads
+// ------------------------------------------------------------------------------------------
+
+/// Consumes `s` with per-poll counting wakers on a multi-threaded runtime, where the stage's
+/// tasks run on another worker and race with the consumer's poll: a lost wake-up stalls the
+/// consumer, and the real-time bound turns that into a failure.
+async fn race(what: &str, s: impl FusedStream<Item = u64> + Send + 'static, n: u64) {
+    let handle = tokio::spawn(reliability::poll_with_counting_wakers(s));
+    // Real time: generous under miri, which runs a few thousand times slower.
+    let bound = Duration::from_secs(reliability::scaled(20, 900));
+    let report = tokio::time::timeout(bound, handle)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: lost wake-up (no progress for {bound:?})"))
+        .expect("consumer task");
+    assert_eq!(report.items, (0..n).collect::<Vec<_>>(), "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_lost_wake_up_when_producers_race_the_consumer() {
+    let rounds = reliability::scaled(100, 1);
+    let n = reliability::scaled(300, 20);
+    for round in 0..rounds {
+        let cap = 1 + (round % 5) as usize;
+        race("prefetch", stream::iter(0..n).prefetch(cap), n).await;
+        race(
+            "map_concurrent",
+            stream::iter(0..n).map_concurrent(cap, |x| async move {
+                tokio::task::yield_now().await;
+                x
+            }),
+            n,
+        )
+        .await;
+        race(
+            "map_concurrent → prefetch",
+            stream::iter(0..n)
+                .map_concurrent(cap, |x| async move {
+                    if x % 2 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                    x
+                })
+                .prefetch(cap),
+            n,
+        )
+        .await;
+        race(
+            "map_blocking",
+            stream::iter(0..n).map_blocking(cap, |x| x),
+            n,
+        )
+        .await;
+    }
+}
