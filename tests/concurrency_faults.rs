@@ -488,3 +488,33 @@ async fn no_lost_wake_up_when_producers_race_the_consumer() {
         .await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_cutting_a_scope_closes_the_resource_exactly_once_at_once() {
+    let closes = Arc::new(AtomicU64::new(0));
+    let c2 = closes.clone();
+    let tasks = alive_tasks();
+    let s = scoped(
+        async { Ok::<_, String>(()) },
+        |_: &()| {
+            stream::iter(0..100u32).then(|x| async move {
+                tokio::time::sleep(10 * MS).await;
+                Ok::<u32, String>(x)
+            })
+        },
+        move |_| async move {
+            tokio::time::sleep(5 * MS).await;
+            c2.fetch_add(1, Ordering::SeqCst);
+        },
+    )
+    .deadline(35 * MS);
+    let got = ended_but_held("scoped → deadline", Box::pin(s), tasks).await;
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(
+        closes.load(Ordering::SeqCst),
+        1,
+        "closed once, before the stream was dropped"
+    );
+    settle().await;
+    assert_eq!(closes.load(Ordering::SeqCst), 1, "and never again");
+}
