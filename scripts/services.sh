@@ -70,4 +70,29 @@ start_postgres() {
 }
 # END services: postgres
 # BEGIN services: redis
+# Starts a throwaway redis-server on a free 127.0.0.1 port (installing redis-server and
+# redis-tools from apt when missing) and exports MILLRACE_TEST_REDIS_URL for the tests.
+start_redis() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null \
+    || ! command -v redis-benchmark >/dev/null; then
+    apt_install redis-server redis-tools
+  fi
+  local port dir i
+  port=$(free_port)
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/millrace-redis.XXXXXX")
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
+  for i in $(seq 1 100); do
+    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then break; fi
+    if [ "$i" = 100 ]; then
+      echo "redis-server did not answer on port $port; log:" >&2
+      cat "$dir/redis.log" >&2 || true
+      return 1
+    fi
+    sleep 0.1
+  done
+  export MILLRACE_TEST_REDIS_URL="redis://127.0.0.1:$port/"
+  SERVICES_STOP+=("redis-cli -p $port shutdown nosave >/dev/null 2>&1; rm -rf '$dir'")
+  echo "redis-server on 127.0.0.1:$port (MILLRACE_TEST_REDIS_URL=$MILLRACE_TEST_REDIS_URL)"
+}
 # END services: redis

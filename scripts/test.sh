@@ -20,6 +20,7 @@ step "test services (installed from apt when missing, on free 127.0.0.1 ports)"
 source scripts/services.sh
 trap services_stop EXIT
 start_postgres
+start_redis
 
 step "cargo test (all features, including doc tests and trybuild)"
 cargo test --workspace --all-features

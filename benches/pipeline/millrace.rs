@@ -8,20 +8,9 @@
 //! `crate::memory::six_stages`, `crate::io::{work, ITEMS}`, `crate::registry::runtime()`.
 //! Drive a row with the same executor as the anchor it is compared with.
 
-// STILL TO ADD when the APIs land on `main` (not on `main` at 2026-11-22, e623257).
-// name                  group     what it runs                                  -> target row
-//
-// stream_stage          Pipeline  the 3 stages as `#[stream_stage]` fns whose bodies are one
-//                                 `#[for_await]` loop, summed with `handwritten::sum`
-//                                 -> Target::Ratio { of: "handwritten", max: 1.5 }
-// pipeline_macro        Pipeline  `pipeline! { stream::iter(0..n) => .map(..) => .filter(..)
-//                                 => .map(..) }` then `fold_sum!`
-//                                 -> Target::Ratio { of: "combinators_fold", max: 1.1 }
-// stream_stage_general  Pipeline  `#[stream_stage]` bodies doing the same per-item
-//                                 `ready(..).await` as `async_stream_await`
-//                                 -> Target::Ratio { of: "async_stream_await", max: 1.3 }
-// (stream6_millrace is in, with 6 wrappers on `main`; map_concurrent / metered could be
-//  swapped in for a wider mix.)
+// Added 2026-11-22 (perf): stream_stage, pipeline_macro, stream_stage_general, metered.
+// (stream6_millrace has 6 wrappers on `main`; map_concurrent / metered could be swapped in for
+// a wider mix.)
 //
 // `rate_limit(r)` (r·10 ± 1 items over 10 s of paused time, never more than the burst in any
 // instant) is a correctness property measured in paused time: it belongs in
@@ -36,8 +25,43 @@ use millrace::prelude::*;
 use crate::combinators::{BenchError, result_source, result_stages, stages};
 use crate::registry::{Target, Variant, runtime};
 
-/// millrace rows; see the list above for what is still to add.
+/// millrace rows.
 pub(crate) const VARIANTS: &[Variant] = &[
+    // Macros (issue 3): the fast path against hand-written structs, the DSL against the same
+    // calls by hand, the general path against unboxed async-stream doing the same.
+    pipeline(
+        "stream_stage",
+        stream_stage,
+        Target::Ratio {
+            of: "handwritten",
+            max: 1.5,
+        },
+    ),
+    pipeline(
+        "pipeline_macro",
+        pipeline_macro,
+        Target::Ratio {
+            of: "combinators_fold",
+            max: 1.1,
+        },
+    ),
+    pipeline(
+        "stream_stage_general",
+        stream_stage_general,
+        Target::Ratio {
+            of: "async_stream_await",
+            max: 1.3,
+        },
+    ),
+    // Observability (issue 6): one `metered` stage, nobody reading the counters.
+    pipeline(
+        "metered",
+        metered,
+        Target::Over {
+            of: "combinators_fold",
+            extra: 10.0,
+        },
+    ),
     // Landed on `main` (flow and error wrappers, 2026-11-22):
     pipeline("prefetch", prefetch, Target::Instr { max: 40.0 }),
     pipeline("retry_ok", retry_ok, bare()),
@@ -101,6 +125,80 @@ const fn bare() -> Target {
 /// [`over`] the tokio `current_thread` anchor.
 const fn bare_tokio() -> Target {
     over("result_bare_tokio")
+}
+
+// --- `#[stream_stage]` fast path: each body one `#[for_await]` loop, no other await. ---
+
+#[stream_stage(item = u64)]
+async fn triple(numbers: impl Stream<Item = u64> + Send) {
+    #[for_await]
+    for x in numbers {
+        yield_!(x * 3);
+    }
+}
+
+#[stream_stage(item = u64)]
+async fn even(numbers: impl Stream<Item = u64> + Send) {
+    #[for_await]
+    for x in numbers {
+        if x % 2 == 0 {
+            yield_!(x);
+        }
+    }
+}
+
+#[stream_stage(item = u64)]
+async fn plus_one(numbers: impl Stream<Item = u64> + Send) {
+    #[for_await]
+    for x in numbers {
+        yield_!(x + 1);
+    }
+}
+
+/// The 3 stages as fast-path `#[stream_stage]` structs; same executor as `handwritten`.
+fn stream_stage(n: u64) -> u64 {
+    block_on(fold_sum!(plus_one(even(triple(stream::iter(0..n))))))
+}
+
+/// `combinators_fold` written with `pipeline!`: must expand to the same calls.
+fn pipeline_macro(n: u64) -> u64 {
+    use futures::StreamExt as _;
+    use std::future::ready;
+    let s = pipeline! {
+        stream::iter(0..n)
+        => .map(|x| x * 3)
+        => .filter(|x| ready(x % 2 == 0))
+        => .map(|x| x + 1)
+    };
+    block_on(fold_sum!(s))
+}
+
+// --- `#[stream_stage]` general path: the body of `async_stream::awaiting` (one ready
+// `.await` per item besides the upstream, the step passed as a `fn` pointer), so the only
+// difference from `async_stream_await` is the macro's lowering. ---
+
+#[stream_stage(item = u64)]
+async fn awaiting(numbers: impl Stream<Item = u64> + Send, f: fn(u64) -> Option<u64>) {
+    #[for_await]
+    for x in numbers {
+        if let Some(y) = std::future::ready(f(x)).await {
+            yield_!(y);
+        }
+    }
+}
+
+/// `async_stream_await` with `#[stream_stage]` stages (general path, boxed once per stream).
+fn stream_stage_general(n: u64) -> u64 {
+    let s = awaiting(stream::iter(0..n), |x| Some(x * 3));
+    let s = awaiting(s, |x| (x % 2 == 0).then_some(x));
+    let s = awaiting(s, |x| Some(x + 1));
+    block_on(fold_sum!(s))
+}
+
+/// `combinators_fold` with one `metered` stage right after the source (so it counts every
+/// item, not only the half that passes the filter); nobody reads the counters.
+fn metered(n: u64) -> u64 {
+    block_on(fold_sum!(stages(stream::iter(0..n).metered("source"))))
 }
 
 /// Buffer size of the `prefetch` row: as big as the `mpsc(1024)` anchor's channel.

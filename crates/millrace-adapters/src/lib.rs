@@ -24,6 +24,10 @@ pub mod sql;
 pub mod http;
 // END modules: http
 // BEGIN modules: redis
+#[cfg(feature = "redis")]
+pub mod redis;
 // END modules: redis
 // BEGIN modules: progress
+#[cfg(feature = "progress")]
+pub mod progress;
 // END modules: progress

@@ -1,0 +1,134 @@
+//! Redis Streams: spread one pipeline over many processes and machines (feature `redis`).
+//!
+//! * [`RedisStreamSource`] reads a stream as a member of a **consumer group** (`XREADGROUP`);
+//!   every item carries an [`AckToken`]. Entries are acknowledged (`XACK`, batched, through the
+//!   [`Acker`]) only **after the sink has committed them**. Entries left pending by a crashed
+//!   consumer are reclaimed with `XAUTOCLAIM` once idle for
+//!   [`claim_idle`](RedisStreamSourceBuilder::claim_idle). The group is created when missing.
+//!   Back-pressure: at most [`capacity`](RedisStreamSourceBuilder::capacity) entries are
+//!   delivered and not yet acknowledged; the source reads again only when tokens come back.
+//!   Network errors are retried with backoff ([`ReconnectPolicy`]). An entry the decoder
+//!   rejects becomes a [`RedisStreamError::Malformed`] item with the entry id, not a crash.
+//! * [`RedisStreamSink`] appends with `XADD` in pipelined batches, optionally `MAXLEN ~ n`.
+//! * [`RedisHashSink`] is an idempotent sink (`HSETNX` keyed by entry id).
+//!
+//! # The delivery contract: at-least-once, exactly-once effect
+//!
+//! An entry leaves the group's pending list only when its token is acknowledged, and the token
+//! should be acknowledged only once its effect is durable. So if a worker dies at any point —
+//! before processing, mid-batch, after committing but before acking — the entry is still
+//! pending and another worker reclaims it: **no entry is lost**. The price is that an entry can
+//! be processed **more than once** (after a crash between commit and ack, after a reconnect,
+//! which re-reads this consumer's own pending entries because a lost reply may have delivered
+//! some, or when a live consumer holds an entry longer than `claim_idle`).
+//!
+//! The sink makes that harmless by being **idempotent, keyed by the entry id**: writing the
+//! same id twice has the effect of writing it once. Then the *effect* is exactly once:
+//!
+//! * Redis: `HSETNX results <entry-id> <value>` ([`RedisHashSink`]), or `SADD processed <id>`
+//!   in the same `MULTI` as the effect.
+//! * SQL (the `sql` feature, sqlx): `INSERT INTO results (entry_id, …) VALUES (…) ON CONFLICT
+//!   (entry_id) DO NOTHING` inside the transaction of the batch, and ack after `COMMIT`.
+//!
+//! Ack order is **commit, then ack**. Acking first turns at-least-once into at-most-once.
+//!
+//! # Example
+//!
+//! The shape of a worker: read, transform, commit a batch idempotently, then ack it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures::StreamExt;
+//! use millrace::adapters::redis::{
+//!     client::Client, RedisHashSink, RedisStreamSink, RedisStreamSource,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let Some(url) = millrace::adapters::redis::test_server_url() else { return Ok(()) };
+//! # let suffix = std::process::id();
+//! # let (stream, results) = (format!("doc-jobs-{suffix}"), format!("doc-results-{suffix}"));
+//! let client = Client::open(url)?;
+//!
+//! // Producer: 10 jobs.
+//! let mut producer = RedisStreamSink::connect(&client, &stream).await?;
+//! producer.send_batch((1..=10u32).map(|n| [("n", n)])).await?;
+//!
+//! // Worker: square each n into an idempotent sink, ack after the commit.
+//! let source = RedisStreamSource::builder(client.clone(), &stream, "squarers", "worker-1")
+//!     .capacity(64)
+//!     .end_when_drained(Duration::from_millis(200))
+//!     .connect(|entry| entry.parse::<u64>("n"))
+//!     .await?;
+//! let acker = source.acker();
+//! let mut sink = RedisHashSink::connect(&client, &results).await?;
+//! let mut batches = source.ready_chunks(32);
+//! while let Some(batch) = batches.next().await {
+//!     let mut rows = Vec::new();
+//!     let mut tokens = Vec::new();
+//!     for item in batch {
+//!         let (n, token) = item?.into_parts();
+//!         rows.push((token.id(), n * n));
+//!         tokens.push(token);
+//!     }
+//!     sink.put_batch(rows).await?; // commit …
+//!     acker.ack(tokens).await?;    // … then ack
+//! }
+//! let mut conn = client.get_multiplexed_async_connection().await?;
+//! let sum: u64 = redis::cmd("HVALS").arg(&results).query_async::<Vec<u64>>(&mut conn).await?.iter().sum();
+//! assert_eq!(sum, 385);
+//! # let _: () = redis::cmd("DEL").arg(&stream).arg(&results).query_async(&mut conn).await?;
+//! # Ok(())
+//! # }
+//! # use millrace::adapters::redis::client as redis;
+//! ```
+//!
+//! Doctests and tests that need a server read `MILLRACE_TEST_REDIS_URL` (set by
+//! `scripts/services.sh`'s `start_redis`); see [`test_server_url`].
+
+mod ack;
+mod conn;
+mod entry;
+mod error;
+mod reply;
+mod sink;
+mod source;
+
+pub use self::ack::Acker;
+pub use self::conn::ReconnectPolicy;
+pub use self::entry::{AckToken, Delivery, EntryId, RawEntry};
+pub use self::error::{DecodeError, RedisStreamError};
+pub use self::sink::{PutReport, RedisHashSink, RedisStreamSink};
+pub use self::source::{RedisStreamSource, RedisStreamSourceBuilder};
+
+/// The `redis` client crate this adapter is built on (for `Client`, commands and pipelines).
+pub use ::redis as client;
+
+/// The URL of the Redis server for tests and doctests: `MILLRACE_TEST_REDIS_URL`.
+///
+/// When it is unset this **panics** with a message saying how to start one
+/// (`source scripts/services.sh && start_redis`), unless `MILLRACE_SKIP_REDIS=1`, in which case
+/// it prints that the Redis test is skipped and returns `None`. CI never skips silently.
+///
+/// ```
+/// if let Some(url) = millrace::adapters::redis::test_server_url() {
+///     assert!(url.starts_with("redis://"));
+/// }
+/// ```
+///
+/// # Panics
+/// When neither variable is set.
+pub fn test_server_url() -> Option<String> {
+    match std::env::var("MILLRACE_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("MILLRACE_SKIP_REDIS").as_deref() == Ok("1") => {
+            eprintln!("MILLRACE_SKIP_REDIS=1: skipping a test that needs redis-server");
+            None
+        }
+        _ => panic!(
+            "MILLRACE_TEST_REDIS_URL is not set: this test needs a redis-server. Run \
+             `source scripts/services.sh && start_redis` (or scripts/test.sh), or set \
+             MILLRACE_SKIP_REDIS=1 to skip the Redis tests explicitly"
+        ),
+    }
+}

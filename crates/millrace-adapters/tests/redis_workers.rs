@@ -1,0 +1,233 @@
+//! One producer, three worker **processes**, 100,000 entries, one worker SIGKILLed mid-way:
+//! every entry is processed, the idempotent sink holds each exactly once, nothing stays pending.
+//!
+//! The workers are this test binary run again (`worker_process`, ignored unless asked for by
+//! name with `MILLRACE_REDIS_WORKER` set), so `cargo test` needs no extra binary.
+#![cfg(feature = "redis")]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use millrace::adapters::redis::client::{self as redis, Client};
+use millrace::adapters::redis::{RedisHashSink, RedisStreamSink, RedisStreamSource};
+use millrace::prelude::*;
+
+const N: u64 = 100_000;
+
+/// Worker role: read `stream` as `name` in group `g`, double `n`, commit into the hash
+/// `results` with HSETNX keyed by entry id, then ack. Ends when the group is drained.
+async fn worker(url: &str, stream: &str, results: &str, name: &str) -> (u64, u64) {
+    let client = Client::open(url).unwrap();
+    let source = RedisStreamSource::builder(client.clone(), stream, "g", name)
+        .capacity(2048)
+        .read_count(512)
+        .block(Duration::from_millis(200))
+        .claim_idle(Duration::from_millis(1500))
+        .claim_interval(Duration::from_millis(300))
+        .end_when_drained(Duration::from_millis(1500))
+        .connect(|e| e.parse::<u64>("n"))
+        .await
+        .unwrap();
+    let acker = source.acker();
+    let mut sink = RedisHashSink::connect(&client, results).await.unwrap();
+    let mut batches = source
+        .map(|item| item.map(|d| d.map(|n| n * 2)))
+        .prefetch(1024)
+        .ready_chunks(1024);
+    let (mut inserted, mut duplicates) = (0, 0);
+    while let Some(batch) = batches.next().await {
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut tokens = Vec::with_capacity(batch.len());
+        for item in batch {
+            let (v, token) = item.expect("well-formed entries").into_parts();
+            rows.push((token.id(), v));
+            tokens.push(token);
+        }
+        let report = sink.put_batch(rows).await.unwrap(); // commit …
+        acker.ack(tokens).await.unwrap(); // … then ack
+        inserted += report.inserted;
+        duplicates += report.duplicates;
+    }
+    (inserted, duplicates)
+}
+
+#[test]
+#[ignore = "helper: run as a child process by `three_worker_processes_one_killed`"]
+fn worker_process() {
+    let Ok(spec) = std::env::var("MILLRACE_REDIS_WORKER") else {
+        eprintln!("worker_process is a helper run by three_worker_processes_one_killed");
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [url, stream, results, name] = parts[..] else {
+        panic!("bad MILLRACE_REDIS_WORKER {spec:?}")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (inserted, duplicates) = rt.block_on(worker(url, stream, results, name));
+    println!("WORKER {name} inserted={inserted} duplicates={duplicates}");
+}
+
+fn spawn_worker(url: &str, stream: &str, results: &str, name: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "worker_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "MILLRACE_REDIS_WORKER",
+            format!("{url}|{stream}|{results}|{name}"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+async fn query<T: redis::FromRedisValue>(client: &Client, cmd: &redis::Cmd) -> T {
+    let mut c = client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .unwrap();
+    cmd.query_async(&mut c).await.unwrap()
+}
+
+fn pending_of(summary: &redis::Value) -> u64 {
+    match summary {
+        redis::Value::Array(items) => match items[0] {
+            redis::Value::Int(n) => n as u64,
+            _ => panic!("unexpected XPENDING {summary:?}"),
+        },
+        _ => panic!("unexpected XPENDING {summary:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_worker_processes_one_killed() {
+    let Some(url) = millrace::adapters::redis::test_server_url() else {
+        return;
+    };
+    let client = Client::open(url.as_str()).unwrap();
+    let tag = std::process::id();
+    let stream = format!("millrace-test:{tag}:jobs");
+    let results = format!("millrace-test:{tag}:results");
+    let started = Instant::now();
+
+    // The group exists before the producer starts, so no entry is ever skipped.
+    let _: redis::Value = query(
+        &client,
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&stream)
+            .arg("g")
+            .arg("0")
+            .arg("MKSTREAM"),
+    )
+    .await;
+
+    // One producer (this task), three worker processes, concurrently.
+    let producer = {
+        let client = client.clone();
+        let stream = stream.clone();
+        tokio::spawn(async move {
+            let mut sink = RedisStreamSink::connect(&client, &stream).await.unwrap();
+            for chunk in 0..(N / 1000) {
+                let base = chunk * 1000;
+                sink.send_batch((base..base + 1000).map(|n| [("n", n)]))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut workers: Vec<Child> = (0..3)
+        .map(|i| spawn_worker(&url, &stream, &results, &format!("w{i}")))
+        .collect();
+
+    // Kill w0 with SIGKILL once a third of the work is committed.
+    loop {
+        let done: u64 = query(&client, redis::cmd("HLEN").arg(&results)).await;
+        if done >= N / 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "workers make no progress ({done} done)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    workers[0].kill().unwrap(); // SIGKILL on Unix
+    workers[0].wait().unwrap();
+    let summary: redis::Value = query(
+        &client,
+        redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg("g")
+            .arg("-")
+            .arg("+")
+            .arg(100_000)
+            .arg("w0"),
+    )
+    .await;
+    let orphaned = match &summary {
+        redis::Value::Array(entries) => entries.len(),
+        other => panic!("unexpected XPENDING {other:?}"),
+    };
+    eprintln!("w0 killed with {orphaned} entries pending");
+    assert!(
+        orphaned > 0,
+        "w0 died holding un-acked entries, which the others must reclaim"
+    );
+    producer.await.unwrap();
+
+    // The survivors finish (reclaiming w0's entries) and exit on their own.
+    let mut inserted = 0;
+    for w in workers.iter_mut().skip(1) {
+        let out = tokio::task::block_in_place(|| {
+            let mut out = String::new();
+            std::io::Read::read_to_string(w.stdout.as_mut().unwrap(), &mut out).unwrap();
+            out
+        });
+        assert!(w.wait().unwrap().success(), "worker failed: {out}");
+        let line = out
+            .lines()
+            .find_map(|l| l.find("WORKER ").map(|at| &l[at..]))
+            .unwrap_or_else(|| panic!("no WORKER line in {out:?}"));
+        eprintln!("{line}");
+        let field = |name: &str| -> u64 {
+            line.split(' ')
+                .find_map(|kv| kv.strip_prefix(name))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        inserted += field("inserted=");
+    }
+
+    // Every entry processed, each exactly once in the sink, nothing pending.
+    let values: Vec<u64> = query(&client, redis::cmd("HVALS").arg(&results)).await;
+    let mut values = values;
+    values.sort_unstable();
+    assert_eq!(values.len() as u64, N);
+    assert!(
+        values.iter().copied().eq((0..N).map(|n| n * 2)),
+        "each entry's result exactly once"
+    );
+    let summary: redis::Value = query(&client, redis::cmd("XPENDING").arg(&stream).arg("g")).await;
+    assert_eq!(pending_of(&summary), 0);
+    // w0's un-acked entries were committed again by the survivors or were already in the sink.
+    assert!(inserted <= N);
+    let _: () = query(&client, redis::cmd("DEL").arg(&stream).arg(&results)).await;
+    eprintln!(
+        "100,000 entries through 3 worker processes in {:?}",
+        started.elapsed()
+    );
+}
