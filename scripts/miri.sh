@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A CI-sized miri run: the core crate's unit tests plus the facade suites that exercise every
-# stage's poll/wake/drop paths (conformance, auto traits, fault injection, properties,
+# stage's poll/wake/drop paths (conformance, auto traits, macro stages, fault injection, properties,
 # concurrency faults, time), with seed and case counts shrunk under `cfg(miri)`.
 #
 # millrace has no `unsafe` code today: `[workspace.lints] unsafe_code = "forbid"` rejects it in
@@ -60,7 +60,7 @@ else
     echo "==> miri: tests/conformance.rs (subset)"
     cargo +nightly miri test -p millrace --test conformance -- \
         flow_stages concurrency_stages construct_and_drop counting_wakers
-    for suite in auto_traits fault_injection properties concurrency_faults time; do
+    for suite in auto_traits macro_stages fault_injection properties concurrency_faults time; do
         echo "==> miri: tests/$suite.rs"
         cargo +nightly miri test -p millrace --test "$suite"
     done

@@ -1,9 +1,3 @@
-// PENDING: move to tests/macro_stages.rs once the macros group (#[stream_stage], pipeline!)
-// lands on main. Not compiled until then (cargo only discovers tests/*.rs). Verified green
-// against branch `macros` at 00b642a merged into `reliability` (5 tests: 8 stream_stage
-// configurations through the conformance harness, auto traits, no-runtime drop, and two
-// proptests of pipeline! against hand-chained calls and a list model).
-
 //! `#[stream_stage]` stages (fast and general paths, sources, fallible stages) under the same
 //! conformance harness as the hand-written wrappers, and `pipeline!` against hand-chained calls.
 
