@@ -244,67 +244,36 @@ where
 {
     type Item = Result<T, E>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        loop {
-            if *this.sleeping {
-                if let Some(sleep) = this.sleep.as_mut() {
-                    ready!(sleep.as_mut().poll(cx));
+    // Hot path, no loop: poll the open source once and hand an item over. Everything that
+    // runs only after an error (the policy, the backoff, the timer, the tracing event) is in
+    // the out-of-line `poll_after_error`; the backoff wait is polled through `poll_sleep`,
+    // which gets the boxed timer only. No pointer into this stream reaches a call that is
+    // not inlined while items flow, so the consumer keeps the whole pipeline in registers
+    // (see `benches/RESULTS.md`, `retry_ok`).
+    #[inline]
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.as_mut().project();
+        if *this.sleeping {
+            ready!(poll_sleep(
+                this.sleep.as_mut().map(|sleep| sleep.as_mut()),
+                cx
+            ));
+            *this.sleeping = false;
+        }
+        match ready!(this.inner.as_mut().poll_attempt(cx)) {
+            Some(Ok(item)) => {
+                if *this.streak != 0 && this.policy.reset_after_success {
+                    // Progress: the next failure starts a fresh schedule.
+                    *this.streak = 0;
+                    *this.waited = Duration::ZERO;
+                    *this.backoff = None;
                 }
-                *this.sleeping = false;
+                Poll::Ready(Some(Ok(item)))
             }
-            match ready!(this.inner.as_mut().poll_attempt(cx)) {
-                Some(Ok(item)) => {
-                    if *this.streak != 0 && this.policy.reset_after_success {
-                        // Progress: the next failure starts a fresh schedule.
-                        *this.streak = 0;
-                        *this.waited = Duration::ZERO;
-                        *this.backoff = None;
-                    }
-                    return Poll::Ready(Some(Ok(item)));
-                }
-                Some(Err(error)) => {
-                    // Error path from here on: nothing below runs while items flow.
-                    let delay = if this.policy.retry_if.should_retry(&error) {
-                        let policy = &*this.policy;
-                        let backoff = this
-                            .backoff
-                            .get_or_insert_with(|| policy.builder.clone().build());
-                        backoff.next().map(to_timer_resolution).filter(|delay| {
-                            policy
-                                .max_total_delay
-                                .is_none_or(|limit| *this.waited + *delay <= limit)
-                        })
-                    } else {
-                        None
-                    };
-                    let Some(delay) = delay else {
-                        *this.done = true;
-                        this.inner.finish();
-                        return Poll::Ready(Some(Err(error)));
-                    };
-                    *this.streak += 1;
-                    *this.waited += delay;
-                    this.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        attempt = *this.streak,
-                        delay = ?delay,
-                        delivered = this.inner.delivered(),
-                        error = %error,
-                        "millrace retry: source failed, re-opening from the checkpoint after a backoff"
-                    );
-                    drop(error);
-                    let deadline = tokio::time::Instant::now() + delay;
-                    match this.sleep.as_mut() {
-                        Some(sleep) => sleep.as_mut().reset(deadline),
-                        None => *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                    }
-                    *this.sleeping = true;
-                }
-                None => {
-                    *this.done = true;
-                    return Poll::Ready(None);
-                }
+            Some(Err(error)) => self.poll_after_error(error, cx),
+            None => {
+                *this.done = true;
+                Poll::Ready(None)
             }
         }
     }
@@ -316,6 +285,101 @@ where
             // A failure can cut the current source short and a re-open can yield anything.
             (0, None)
         }
+    }
+}
+
+impl<F, S, K, B, P, T, E> Retry<F, S, K, B, P>
+where
+    B: BackoffBuilder + Clone,
+    P: RetryIf<E>,
+    K: Checkpointer<T>,
+    F: FnMut(&K::Checkpoint) -> S,
+    S: Stream<Item = Result<T, E>>,
+    E: fmt::Display,
+{
+    /// `poll_next` after the source failed with `error`: waits and re-opens per the policy
+    /// (looping while re-opened sources fail at once), or yields the error and ends.
+    #[cold]
+    #[inline(never)]
+    fn poll_after_error(
+        mut self: Pin<&mut Self>,
+        error: E,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<T, E>>> {
+        let mut this = self.as_mut().project();
+        let mut error = error;
+        loop {
+            // Error path from here on: nothing below runs while items flow.
+            let delay = if this.policy.retry_if.should_retry(&error) {
+                let policy = &*this.policy;
+                let backoff = this
+                    .backoff
+                    .get_or_insert_with(|| policy.builder.clone().build());
+                backoff.next().map(to_timer_resolution).filter(|delay| {
+                    policy
+                        .max_total_delay
+                        .is_none_or(|limit| *this.waited + *delay <= limit)
+                })
+            } else {
+                None
+            };
+            let Some(delay) = delay else {
+                *this.done = true;
+                this.inner.finish();
+                return Poll::Ready(Some(Err(error)));
+            };
+            *this.streak += 1;
+            *this.waited += delay;
+            this.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                attempt = *this.streak,
+                delay = ?delay,
+                delivered = this.inner.delivered(),
+                error = %error,
+                "millrace retry: source failed, re-opening from the checkpoint after a backoff"
+            );
+            drop(error);
+            let deadline = tokio::time::Instant::now() + delay;
+            match this.sleep.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            *this.sleeping = true;
+            ready!(poll_sleep(
+                this.sleep.as_mut().map(|sleep| sleep.as_mut()),
+                cx
+            ));
+            *this.sleeping = false;
+            match ready!(this.inner.as_mut().poll_attempt(cx)) {
+                Some(Ok(item)) => {
+                    if this.policy.reset_after_success {
+                        // Progress: the next failure starts a fresh schedule.
+                        *this.streak = 0;
+                        *this.waited = Duration::ZERO;
+                        *this.backoff = None;
+                    }
+                    return Poll::Ready(Some(Ok(item)));
+                }
+                Some(Err(next)) => error = next,
+                None => {
+                    *this.done = true;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}
+
+/// Waits out a backoff (only after an error).
+///
+/// `#[cold]` and out of line so that `poll_next` stays small enough to be inlined into the
+/// consumer; it gets the boxed timer itself, never a pointer into the stream.
+#[cold]
+#[inline(never)]
+fn poll_sleep(sleep: Option<Pin<&mut Sleep>>, cx: &mut Context<'_>) -> Poll<()> {
+    match sleep {
+        Some(sleep) => sleep.poll(cx),
+        None => Poll::Ready(()),
     }
 }
 
