@@ -7,8 +7,8 @@ pub use self::restartable::Restartable;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -94,7 +94,10 @@ pin_project! {
         // Boxed so the wrapper stays small and `Unpin`-neutral; allocated on the first error only.
         sleep: Option<Pin<Box<Sleep>>>,
         sleeping: bool,
-        stats: RetryStats,
+        // Retries so far. The stream holds no `Arc` for `stats()`: see `shared_counter`.
+        retries: u64,
+        // This stream's key in `SHARED`.
+        id: u64,
         done: bool,
     }
 }
@@ -111,7 +114,7 @@ where
             .field("streak", &self.streak)
             .field("waited", &self.waited)
             .field("sleeping", &self.sleeping)
-            .field("retries", &self.stats.retries())
+            .field("retries", &self.retries)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -144,7 +147,8 @@ where
             streak: 0,
             sleep: None,
             sleeping: false,
-            stats: RetryStats::default(),
+            retries: 0,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             done: false,
         }
     }
@@ -160,7 +164,7 @@ where
     /// assert_eq!(s.retries(), 0);
     /// ```
     pub fn retries(&self) -> u64 {
-        self.stats.retries()
+        self.retries
     }
 
     /// A cloneable handle on the counters, readable while another task consumes the stream.
@@ -175,7 +179,8 @@ where
     /// assert_eq!(stats.retries(), 0);
     /// ```
     pub fn stats(&self) -> RetryStats {
-        self.stats.clone()
+        let retries = shared_counter(self.id, Some(self.retries)).unwrap_or_default();
+        RetryStats { retries }
     }
 
     /// The restartable source (its checkpoint, delivered and open counts).
@@ -330,7 +335,10 @@ where
             };
             *this.streak += 1;
             *this.waited += delay;
-            this.stats.retries.fetch_add(1, Ordering::Relaxed);
+            *this.retries += 1;
+            if let Some(shared) = shared_counter(*this.id, None) {
+                shared.store(*this.retries, Ordering::Relaxed);
+            }
             tracing::warn!(
                 attempt = *this.streak,
                 delay = ?delay,
@@ -368,6 +376,40 @@ where
             }
         }
     }
+}
+
+/// Source of [`Retry`] ids (keys in [`SHARED`]).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The counters shared with [`RetryStats`] handles, by [`Retry`] id: only streams whose
+/// [`stats`](Retry::stats) was called have an entry, and an entry whose handles are all gone
+/// is removed at the next look-up.
+///
+/// Why not an `Arc` in the stream: a field with drop glue gives the consumer's whole
+/// pipeline drop glue, so every panic site in the consumer's loop (e.g. futures' "polled
+/// after completion" checks) gets a cleanup landing pad, and with those LLVM no longer
+/// simplifies the loop (measured on `retry_ok`: 23 instr/item with an `Arc` in the stream,
+/// 9.5 without; the bare stream is 7). A look-up here happens only in `stats()` and on a
+/// retry, both rare next to items.
+static SHARED: Mutex<Vec<(u64, Weak<AtomicU64>)>> = Mutex::new(Vec::new());
+
+/// The counter shared by stream `id`'s [`RetryStats`] handles; with `create = Some(retries)`
+/// a new one starting at `retries` when there is none.
+#[cold]
+#[inline(never)]
+fn shared_counter(id: u64, create: Option<u64>) -> Option<Arc<AtomicU64>> {
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    shared.retain(|(_, counter)| counter.strong_count() > 0);
+    let found = shared
+        .iter()
+        .find(|(key, _)| *key == id)
+        .and_then(|(_, counter)| counter.upgrade());
+    if found.is_some() {
+        return found;
+    }
+    let counter = Arc::new(AtomicU64::new(create?));
+    shared.push((id, Arc::downgrade(&counter)));
+    Some(counter)
 }
 
 /// Waits out a backoff (only after an error).
