@@ -500,3 +500,30 @@ fn retry_streams_are_send() {
         f.open(cp.delivered)
     }));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stats_handle_taken_mid_stream_starts_at_the_current_count_and_handles_share_it() {
+    let flaky = Flaky::new(0..8u64).fail_at([2, 5]);
+    let mut s = pin!(seeking(flaky.clone(), fixed(10, 5)));
+    for expected in items(3) {
+        assert_eq!(s.next().await, Some(expected));
+    }
+    assert_eq!(s.retries(), 1);
+    let first = s.stats();
+    assert_eq!(
+        first.retries(),
+        1,
+        "a late handle starts at the count so far"
+    );
+    let second = s.stats();
+    drop(first);
+    let rest: Vec<_> = s.as_mut().collect().await;
+    assert_eq!(rest.len(), 5);
+    assert_eq!(second.retries(), 2);
+    drop(second);
+    assert_eq!(
+        s.stats().retries(),
+        2,
+        "a handle taken after all others were dropped"
+    );
+}

@@ -244,34 +244,39 @@ where
     /// Polls one attempt: opens the source if needed, skips replayed items, records
     /// delivered ones. On `Err` the source is dropped (the next call re-opens it) but the
     /// stream is not marked done; on `None` it is.
+    ///
+    /// Inlined into the caller and loop-free unless replayed items are skipped: opening calls
+    /// the factory in place (a call out of line would get pointers into this stream, which
+    /// makes LLVM keep the consumer's whole pipeline in memory; see `benches/RESULTS.md`,
+    /// `retry_ok`).
+    #[inline]
     pub(crate) fn poll_attempt(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<T, E>>> {
         let mut this = self.project();
-        loop {
-            let source = match this.source.as_mut().as_pin_mut() {
-                Some(source) => source,
-                None => {
-                    if *this.done {
-                        return Poll::Ready(None);
-                    }
-                    let source = (this.factory)(this.checkpointer.checkpoint());
-                    *this.opens += 1;
-                    *this.to_skip = if *this.skip_delivered {
-                        *this.delivered
-                    } else {
-                        0
-                    };
-                    this.source.set(Some(source));
-                    continue;
-                }
+        if this.source.is_none() {
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            let source = (this.factory)(this.checkpointer.checkpoint());
+            *this.opens += 1;
+            *this.to_skip = if *this.skip_delivered {
+                *this.delivered
+            } else {
+                0
             };
-            match ready!(source.poll_next(cx)) {
+            this.source.set(Some(source));
+        }
+        let Some(mut source) = this.source.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        loop {
+            match ready!(source.as_mut().poll_next(cx)) {
                 Some(Ok(item)) => {
-                    if *this.to_skip > 0 {
+                    if *this.to_skip != 0 {
                         // A replayed item the consumer already has.
-                        *this.to_skip -= 1;
+                        *this.to_skip = skipped_one(*this.to_skip);
                         continue;
                     }
                     *this.delivered += 1;
@@ -303,6 +308,14 @@ where
             _ => (0, None),
         }
     }
+}
+
+/// `to_skip - 1`, out of line: the skip loop then stays a loop with a call in it, which
+/// LLVM leaves alone instead of unrolling it into the hot path.
+#[cold]
+#[inline(never)]
+fn skipped_one(to_skip: u64) -> u64 {
+    to_skip - 1
 }
 
 impl<F, S, K, T, E> Stream for Restartable<F, S, K>
