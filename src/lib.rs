@@ -49,9 +49,55 @@ pub mod prelude {
 /// - starting with `_` (or `_: UpstreamType`) instead of a source builds a reusable [`Stage`]
 ///   (through [`stage_fn`]).
 ///
-/// The expansion is plain nested calls: no boxing, no extra cost. Every stage is named from its
-/// tokens (`enrich`, `prefetch`, …) for metrics labels; every stage must produce a `Stream`, and
-/// a stage that cannot take its upstream is reported at that stage.
+/// The expansion is plain nested calls: no boxing. Every stage is named from its tokens
+/// (`enrich`, `prefetch`, …); every stage must produce a `Stream`, and a stage that cannot take
+/// its upstream is reported at that stage.
+///
+/// # Metrics
+///
+/// Every stage (the source included) is **metered under its name** without extra code: by
+/// default into the process-wide [`Metrics::global`] registry, which holds stages weakly (a
+/// dropped pipeline disappears from it). Stages that keep event counters (`restartable(..).retry`,
+/// `recover_with`, `on_error`) have their retries, fallbacks and skips adopted into their
+/// stage's snapshot. Two options go before the source, each ending with `;`:
+///
+/// - `metrics = &registry;` meters into that [`Metrics`] registry instead (evaluated once);
+/// - `metrics = off;` meters nothing: the expansion is exactly the hand-written nested calls.
+///
+/// Counting costs a few instructions per item per stage (see the `metrics` module docs); the
+/// pipeline's value is then a [`Metered`](wrappers::Metered) wrapper around the last stage
+/// (reach the stage itself with `get_ref()`).
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::Metrics;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let metrics = Metrics::new();
+/// let evens: Vec<u32> = pipeline! {
+///     metrics = &metrics;
+///     stream::iter(0..10u32)
+///     => .filter(|x| futures::future::ready(x % 2 == 0))
+///     => .batch(2)
+/// }
+/// .map(|b| b.len() as u32)
+/// .collect()
+/// .await;
+/// assert_eq!(evens, [2, 2, 1]);
+/// let counts: Vec<(String, u64)> =
+///     metrics.snapshot().into_iter().map(|s| (s.name, s.items)).collect();
+/// assert_eq!(
+///     counts,
+///     [("iter".to_owned(), 10), ("filter".to_owned(), 5), ("batch".to_owned(), 3)]
+/// );
+///
+/// // `metrics = off;`: the same type as the calls written by hand.
+/// let plain = pipeline! { metrics = off; stream::iter(0..3u8) => .batch(2) };
+/// let _: millrace::wrappers::Batch<stream::Iter<std::ops::Range<u8>>> = plain;
+/// # }
+/// ```
 ///
 /// ```
 /// use millrace::prelude::*;
@@ -183,13 +229,26 @@ pub mod __private {
     pub use ::std::boxed::Box;
     pub use millrace_macros::pipeline_impl;
 
-    /// The per-stage hook of `pipeline!`: an identity that carries the stage's name (for
-    /// metrics labels, to be connected to `metered`) and checks that the stage is a stream.
+    /// The per-stage check of `pipeline!`: an identity that checks, at the stage's span, that
+    /// the stage is a stream (metering, when on, wraps the checked value).
     #[inline(always)]
     pub fn stage<S: PipelineStream>(name: &'static str, stream: S) -> S {
         let _ = name;
         stream
     }
+
+    /// The metering half of the `pipeline!` hook: the stage, metered under its name into
+    /// `registry` (see `Metrics::global` and the `metrics = …;` option of `pipeline!`).
+    #[inline]
+    pub fn metered_stage<S: PipelineStream>(
+        registry: &millrace_core::Metrics,
+        name: &'static str,
+        stream: S,
+    ) -> millrace_core::wrappers::Metered<S> {
+        millrace_core::wrappers::Metered::new_in(stream, registry, name)
+    }
+
+    pub use millrace_core::metrics::{__AdoptEvents, __EventsProbe, __NoEvents};
 
     /// The next item of a pinned stream (`#[for_await]` and `yield_all!` on the general path).
     #[inline]

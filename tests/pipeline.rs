@@ -81,10 +81,10 @@ async fn the_source_can_be_any_expression() {
 }
 
 #[test]
-fn the_expansion_adds_nothing_to_the_stream_type() {
+fn with_metrics_off_the_expansion_adds_nothing_to_the_stream_type() {
     // Plain nested calls: the pipeline's type is the hand-chained type, no box.
     fn same<T>(_: &T, _: &T) {}
-    let piped = pipeline! { stream::iter(0..3u32) => add(1) => keep_odd };
+    let piped = pipeline! { metrics = off; stream::iter(0..3u32) => add(1) => keep_odd };
     let by_hand = keep_odd(add(stream::iter(0..3u32), 1));
     same(&piped, &by_hand);
     assert_eq!(
@@ -100,4 +100,73 @@ async fn typed_reusable_stage_allows_method_stages() {
     let a: Vec<u32> = stream::iter(vec![1u32, 2, 3]).wrap(segment).collect().await;
     let b: Vec<u32> = stream::iter(vec![5u32]).wrap(segment).collect().await;
     assert_eq!((a, b), (vec![3, 9], vec![15]));
+}
+
+#[tokio::test]
+async fn every_stage_is_metered_under_its_name_by_default() {
+    let piped = pipeline! { stream::iter(0..6u32) => add(1) => keep_odd => times(2) };
+    // The value is the last stage, metered into the global registry (where the stages below
+    // it are too: tests run in parallel, so this one only looks at its own handle).
+    let times = piped.metrics();
+    assert_eq!(times.name(), "times");
+    assert!(
+        millrace::Metrics::global()
+            .stages()
+            .iter()
+            .any(|s| s.same_stage(&times)),
+        "the stage is registered in the global registry"
+    );
+    let out: Vec<u32> = piped.collect().await;
+    assert_eq!(out, [2, 6, 10]);
+    assert_eq!(times.snapshot().items, 3);
+}
+
+#[tokio::test]
+async fn metrics_into_a_registry_counts_each_stage_exactly() {
+    let metrics = millrace::Metrics::new();
+    let out: Vec<u32> = pipeline! {
+        metrics = &metrics;
+        stream::iter(0..6u32) => add(1) => keep_odd => times(2)
+    }
+    .collect()
+    .await;
+    assert_eq!(out, [2, 6, 10]);
+    let counts: Vec<(String, u64)> = metrics
+        .snapshot()
+        .into_iter()
+        .map(|s| (s.name, s.items))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("iter".to_owned(), 6),
+            ("add".to_owned(), 6),
+            ("keep_odd".to_owned(), 3),
+            ("times".to_owned(), 3)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_pipeline_stage_adopts_retries_and_skips() {
+    use millrace::policy::{RetryPolicy, Supervision};
+    use millrace::testing::Flaky;
+    let metrics = millrace::Metrics::new();
+    let flaky = Flaky::new(0..5u64).fail_at([2]);
+    let f = flaky.clone();
+    let out: Vec<Result<u64, millrace::testing::FlakyError>> = pipeline! {
+        metrics = &metrics;
+        restartable(move |cp: &Checkpoint<u64>| f.open(cp.delivered))
+            .retry(RetryPolicy::fixed(std::time::Duration::from_millis(1), 3))
+        => .on_error(Supervision::Resume)
+    }
+    .collect()
+    .await;
+    assert_eq!(out, [Ok(0), Ok(1), Ok(2), Ok(3), Ok(4)]);
+    let snap = metrics.snapshot();
+    assert_eq!((snap[0].name.as_str(), snap[0].retries), ("retry", Some(1)));
+    assert_eq!(
+        (snap[1].name.as_str(), snap[1].skipped),
+        ("on_error", Some(0))
+    );
 }

@@ -45,6 +45,15 @@ pub(crate) const VARIANTS: &[Variant] = &[
             max: 1.1,
         },
     ),
+    // `pipeline!`'s default automatic metering (issue 6): 4 metered stages, ≤ 10 each.
+    pipeline(
+        "pipeline_macro_metered",
+        pipeline_macro_metered,
+        Target::Over {
+            of: "combinators_fold",
+            extra: 40.0,
+        },
+    ),
     pipeline(
         "stream_stage_general",
         stream_stage_general,
@@ -160,11 +169,29 @@ fn stream_stage(n: u64) -> u64 {
     block_on(fold_sum!(plus_one(even(triple(stream::iter(0..n))))))
 }
 
-/// `combinators_fold` written with `pipeline!`: must expand to the same calls.
+/// `combinators_fold` written with `pipeline!` and `metrics = off;`: must expand to the same
+/// calls (the DSL adds nothing). `pipeline_macro_metered` is the default, every stage metered.
 fn pipeline_macro(n: u64) -> u64 {
     use futures::StreamExt as _;
     use std::future::ready;
     let s = pipeline! {
+        metrics = off;
+        stream::iter(0..n)
+        => .map(|x| x * 3)
+        => .filter(|x| ready(x % 2 == 0))
+        => .map(|x| x + 1)
+    };
+    block_on(fold_sum!(s))
+}
+
+/// The same with the default automatic metering of all four stages (source included) into a
+/// private registry: the cost of `pipeline!`'s observability.
+fn pipeline_macro_metered(n: u64) -> u64 {
+    use futures::StreamExt as _;
+    use std::future::ready;
+    let metrics = millrace::Metrics::new();
+    let s = pipeline! {
+        metrics = &metrics;
         stream::iter(0..n)
         => .map(|x| x * 3)
         => .filter(|x| ready(x % 2 == 0))

@@ -28,4 +28,6 @@ pub mod http;
 pub mod redis;
 // END modules: redis
 // BEGIN modules: progress
+#[cfg(feature = "progress")]
+pub mod progress;
 // END modules: progress

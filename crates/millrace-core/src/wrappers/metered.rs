@@ -3,25 +3,28 @@
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 
 use crate::Stage;
-use crate::metrics::{Metrics, StageMetrics};
+use crate::metrics::{Metrics, Observable, StageMetrics, timed_poll};
 
 /// How a [`Metered`] stage classifies items as errors.
 ///
-/// Rust has no specialisation, so error counting is a type-level choice: [`IgnoreErrors`]
-/// (the default, works for every item type and costs nothing) or [`CountErrors`] (for
-/// `Result` items, chosen by [`Metered::count_errors`]).
+/// [`IgnoreErrors`] (the default, works for every item type and costs nothing),
+/// [`CountErrors`] (for `Result` items, chosen by [`Metered::count_errors`]) or
+/// [`ClassifyErrors`] (errors counted per kind, chosen by [`Metered::count_errors_by`]).
+/// The choice is a type parameter because Rust has no specialisation: only a stage over
+/// `Result`s can count errors.
 pub trait ErrorCounting<I> {
     /// Whether this choice counts errors at all (shown as `Some` in the snapshot).
     const COUNTS: bool;
 
-    /// Whether `item` counts as an error.
-    fn is_error(item: &I) -> bool;
+    /// Counts `item` into `stage` if it is an error.
+    fn count(&self, item: &I, stage: &StageMetrics);
 }
 
 /// Items are never counted as errors (the default of [`Metered`]).
@@ -48,38 +51,130 @@ pub struct IgnoreErrors;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CountErrors;
 
+/// `Err` items are counted, and counted per kind by a classifier (see
+/// [`Metered::count_errors_by`]).
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::wrappers::{ClassifyErrors, Metered};
+/// use futures::stream;
+///
+/// let _s: Metered<_, ClassifyErrors<_>> = stream::iter([Err::<u8, u8>(1)])
+///     .metered("r")
+///     .count_errors_by(|e: &u8| if *e > 0 { "positive" } else { "zero" });
+/// ```
+#[derive(Clone, Copy)]
+pub struct ClassifyErrors<F> {
+    classify: F,
+}
+
+impl<F> fmt::Debug for ClassifyErrors<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassifyErrors").finish_non_exhaustive()
+    }
+}
+
+/// Whether a [`Metered`] stage can time its polls and enter a tracing span: a type-level
+/// choice, so a plain counting stage has no trace of either in its per-item code.
+///
+/// A runtime flag looked cheaper but was not: the mere presence of an out-of-line call in the
+/// poll (even never taken) stopped LLVM from keeping the surrounding combinators' state in
+/// registers, and cost 10–15 instructions per item per stage (measured with callgrind).
+/// [`Counted`] is the default; [`with_timing`](Metered::with_timing) and
+/// [`traced`](Metered::traced) switch to [`Observed`].
+pub trait MeterMode {
+    /// Whether timing and tracing code is compiled in.
+    const OBSERVED: bool;
+}
+
+/// Counters only (the default mode of [`Metered`]): no clock, no span.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::wrappers::{Counted, IgnoreErrors, Metered};
+/// use futures::stream;
+///
+/// let _s: Metered<_, IgnoreErrors, Counted> = stream::iter([1]).metered("plain");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counted;
+
+/// Counters plus timing ([`with_timing`](Metered::with_timing)) and/or a tracing span
+/// ([`traced`](Metered::traced)).
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::wrappers::{IgnoreErrors, Metered, Observed};
+/// use futures::stream;
+///
+/// let _s: Metered<_, IgnoreErrors, Observed> = stream::iter([1]).metered("t").with_timing();
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Observed;
+
+impl MeterMode for Counted {
+    const OBSERVED: bool = false;
+}
+
+impl MeterMode for Observed {
+    const OBSERVED: bool = true;
+}
+
 impl<I> ErrorCounting<I> for IgnoreErrors {
     const COUNTS: bool = false;
 
     #[inline(always)]
-    fn is_error(_: &I) -> bool {
-        false
-    }
+    fn count(&self, _: &I, _: &StageMetrics) {}
 }
 
 impl<T, E> ErrorCounting<Result<T, E>> for CountErrors {
     const COUNTS: bool = true;
 
     #[inline(always)]
-    fn is_error(item: &Result<T, E>) -> bool {
-        item.is_err()
+    fn count(&self, item: &Result<T, E>, stage: &StageMetrics) {
+        if item.is_err() {
+            stage.on_error();
+        }
+    }
+}
+
+impl<T, E, F, R> ErrorCounting<Result<T, E>> for ClassifyErrors<F>
+where
+    F: Fn(&E) -> R,
+    R: AsRef<str>,
+{
+    const COUNTS: bool = true;
+
+    #[inline(always)]
+    fn count(&self, item: &Result<T, E>, stage: &StageMetrics) {
+        if let Err(e) = item {
+            stage.on_error_kind((self.classify)(e).as_ref());
+        }
     }
 }
 
 pin_project! {
     /// Stream for the [`metered`](crate::PipelineExt::metered) and
     /// [`metered_in`](crate::PipelineExt::metered_in) methods.
+    ///
+    /// See the [`metrics`](crate::metrics) module for what it counts and what that costs.
     #[must_use = "streams do nothing unless polled"]
-    pub struct Metered<S, K = IgnoreErrors> {
+    pub struct Metered<S, K = IgnoreErrors, M = Counted> {
         #[pin]
         stream: S,
         metrics: StageMetrics,
+        counting: K,
+        // Observed mode only: timing on, or the tracing span enabled.
+        slow: bool,
         timed: bool,
-        _counting: std::marker::PhantomData<fn() -> K>,
+        // Timing only: when the consumer started waiting for the next item.
+        waiting_since: Option<Instant>,
+        span: tracing::Span,
+        _mode: std::marker::PhantomData<fn() -> M>,
     }
 }
 
-impl<S, K> fmt::Debug for Metered<S, K>
+impl<S, K, M> fmt::Debug for Metered<S, K, M>
 where
     S: fmt::Debug,
 {
@@ -88,6 +183,7 @@ where
             .field("stream", &self.stream)
             .field("metrics", &self.metrics)
             .field("timed", &self.timed)
+            .field("span", &self.span)
             .finish()
     }
 }
@@ -104,7 +200,7 @@ impl<S: Stream> Metered<S> {
     /// assert_eq!(s.metrics().snapshot().items, 0);
     /// ```
     pub fn new(stream: S, name: impl Into<String>) -> Self {
-        Self::with_metrics(stream, StageMetrics::new(name.into()))
+        Self::with_metrics(stream, StageMetrics::new(name.into()), IgnoreErrors)
     }
 
     /// Meters `stream` as a new stage called `name` registered in `metrics`.
@@ -119,15 +215,72 @@ impl<S: Stream> Metered<S> {
     /// assert_eq!(metrics.snapshot()[0].name, "one");
     /// ```
     pub fn new_in(stream: S, metrics: &Metrics, name: impl Into<String>) -> Self {
-        Self::with_metrics(stream, metrics.register(name.into()))
+        Self::with_metrics(stream, metrics.register(name.into()), IgnoreErrors)
+    }
+}
+
+impl<S: Stream, K> Metered<S, K> {
+    fn with_metrics(stream: S, metrics: StageMetrics, counting: K) -> Self {
+        if let (lower, Some(upper)) = stream.size_hint()
+            && lower == upper
+        {
+            metrics.set_expected(lower as u64);
+        }
+        Metered {
+            stream,
+            slow: false,
+            metrics,
+            counting,
+            timed: false,
+            waiting_since: None,
+            span: tracing::Span::none(),
+            _mode: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<S, K, M> Metered<S, K, M> {
+    fn convert<K2, M2>(self, counting: K2) -> Metered<S, K2, M2> {
+        Metered {
+            stream: self.stream,
+            metrics: self.metrics,
+            counting,
+            slow: self.slow,
+            timed: self.timed,
+            waiting_since: self.waiting_since,
+            span: self.span,
+            _mode: std::marker::PhantomData,
+        }
     }
 
-    fn with_metrics(stream: S, metrics: StageMetrics) -> Self {
+    fn recount<K2>(self, counting: K2) -> Metered<S, K2, M> {
+        self.convert(counting)
+    }
+
+    fn observed(self) -> Metered<S, K, Observed> {
+        self.convert_mode()
+    }
+
+    fn convert_mode<M2>(self) -> Metered<S, K, M2> {
+        let Metered {
+            stream,
+            metrics,
+            counting,
+            slow,
+            timed,
+            waiting_since,
+            span,
+            _mode,
+        } = self;
         Metered {
             stream,
             metrics,
-            timed: false,
-            _counting: std::marker::PhantomData,
+            counting,
+            slow,
+            timed,
+            waiting_since,
+            span,
+            _mode: std::marker::PhantomData,
         }
     }
 
@@ -145,28 +298,99 @@ impl<S: Stream> Metered<S> {
     /// assert_eq!(m.snapshot().errors, Some(2));
     /// # }
     /// ```
-    pub fn count_errors<T, E>(self) -> Metered<S, CountErrors>
+    pub fn count_errors<T, E>(self) -> Metered<S, CountErrors, M>
     where
         S: Stream<Item = Result<T, E>>,
     {
         self.metrics.set_counts_errors();
-        Metered {
-            stream: self.stream,
-            metrics: self.metrics,
-            timed: self.timed,
-            _counting: std::marker::PhantomData,
-        }
+        self.recount(CountErrors)
     }
-}
 
-impl<S, K> Metered<S, K> {
-    /// Also measures the time spent inside the upstream's `poll_next`, in
-    /// [`StageSnapshot::busy`](crate::metrics::StageSnapshot::busy).
+    /// Counts `Err` items, and counts them per kind in
+    /// [`StageSnapshot::errors_by_kind`](crate::metrics::StageSnapshot::errors_by_kind):
+    /// `classify` names the kind of each error (e.g. an enum's variant name, an HTTP status
+    /// class, `io::ErrorKind`'s `Debug`).
+    ///
+    /// Counting a kind takes a lock (errors are the exceptional path); `Ok` items cost the
+    /// same as with [`count_errors`](Self::count_errors). Kinds are listed in first-seen
+    /// order; keep the number of distinct kinds small (they are labels, not messages).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// #[derive(Debug)]
+    /// enum FetchError { Timeout, NotFound }
+    ///
+    /// impl FetchError {
+    ///     fn kind(&self) -> &'static str {
+    ///         match self { FetchError::Timeout => "timeout", FetchError::NotFound => "not_found" }
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let items = [Ok(1), Err(FetchError::Timeout), Err(FetchError::NotFound), Err(FetchError::Timeout)];
+    /// let s = stream::iter(items).metered("fetch").count_errors_by(FetchError::kind);
+    /// let m = s.metrics();
+    /// let _: Vec<_> = s.collect().await;
+    /// let snap = m.snapshot();
+    /// assert_eq!(snap.errors, Some(3));
+    /// assert_eq!(snap.errors_by_kind, [("timeout".to_owned(), 2), ("not_found".to_owned(), 1)]);
+    /// # }
+    /// ```
+    pub fn count_errors_by<T, E, F, R>(self, classify: F) -> Metered<S, ClassifyErrors<F>, M>
+    where
+        S: Stream<Item = Result<T, E>>,
+        F: Fn(&E) -> R,
+        R: AsRef<str>,
+    {
+        self.metrics.set_counts_errors();
+        self.recount(ClassifyErrors { classify })
+    }
+
+    /// Adopts the event counters of the wrapper being metered: the retries of a
+    /// [`Retry`](crate::wrappers::Retry), the fallbacks of a
+    /// [`Recover`](crate::wrappers::Recover) or the skipped errors of a
+    /// [`Supervise`](crate::wrappers::Supervise) show in this stage's snapshot.
+    ///
+    /// Place `.metered(..)` directly after the wrapper (the metered stream must *be* the
+    /// wrapper); elsewhere, use [`StageMetrics::track_retries`] & co. with the wrapper's handle.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let s = stream::iter([Ok(1), Err("bad"), Ok(3), Err("worse")])
+    ///     .on_error(Supervision::Resume)
+    ///     .metered("parse")
+    ///     .with_events();
+    /// let m = s.metrics();
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(3)]);
+    /// let snap = m.snapshot();
+    /// assert_eq!((snap.items, snap.skipped), (2, Some(2)));
+    /// # }
+    /// ```
+    pub fn with_events(self) -> Self
+    where
+        S: Observable,
+    {
+        self.stream.observe_into(&self.metrics);
+        self
+    }
+
+    /// Also measures time: the time spent inside the upstream's `poll_next`
+    /// ([`busy`](crate::metrics::StageSnapshot::busy), and
+    /// [`self_busy`](crate::metrics::StageSnapshot::self_busy) without the timed stages
+    /// nested inside) and the per-item latency histogram
+    /// ([`latency`](crate::metrics::StageSnapshot::latency), p50/p90/p99/max).
     ///
     /// Off by default: it reads `std::time::Instant` twice per poll, which costs more than all
     /// the counters together (tens of nanoseconds). The clock is the real one, not tokio's
-    /// (paused) clock: this is the CPU time the upstream took to answer, including the stages
-    /// nested inside it, not the time it spent waiting.
+    /// (paused) clock: `busy` is the CPU time the upstream took to answer, not the time it
+    /// spent waiting; latency includes the waiting.
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -177,13 +401,42 @@ impl<S, K> Metered<S, K> {
     /// let s = stream::iter(0..3).metered("timed").with_timing();
     /// let m = s.metrics();
     /// let _: Vec<i32> = s.collect().await;
-    /// assert!(m.snapshot().busy.is_some());
+    /// let snap = m.snapshot();
+    /// assert!(snap.busy.is_some());
+    /// assert_eq!(snap.latency.unwrap().count, 3);
     /// # }
     /// ```
-    pub fn with_timing(mut self) -> Self {
+    pub fn with_timing(mut self) -> Metered<S, K, Observed> {
         self.timed = true;
+        self.slow = true;
         self.metrics.set_timed();
-        self
+        self.observed()
+    }
+
+    /// Enters a `tracing` span `stage` (field `stage = name`, level `TRACE`) around every
+    /// poll, so the events of the wrappers inside (retries, fallbacks, skipped errors,
+    /// give-ups) carry the stage's name.
+    ///
+    /// The span is built here, once: when no subscriber wants `TRACE` spans at this moment
+    /// it is disabled and each poll pays one predictable branch (plus the [`Observed`] mode's
+    /// cost, see [`MeterMode`]). Install the subscriber before building the pipeline.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // With a subscriber such as `tracing_subscriber::fmt().with_max_level(TRACE)`, the
+    /// // warning below reads `stage{stage=parse}: millrace on_error(Resume): skipped …`.
+    /// let s = stream::iter([Ok(1), Err("bad")]).on_error(Supervision::Resume).metered("parse").traced();
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1)]);
+    /// # }
+    /// ```
+    pub fn traced(mut self) -> Metered<S, K, Observed> {
+        self.span = tracing::trace_span!("stage", stage = %self.metrics.name());
+        self.slow |= !self.span.is_disabled();
+        self.observed()
     }
 
     /// A live handle on this stage's counters; it stays readable after the stream is dropped.
@@ -207,33 +460,37 @@ impl<S, K> Metered<S, K> {
     delegate_access_inner!(stream, S);
 }
 
-impl<S, K> Stream for Metered<S, K>
+impl<S, K, M> Stream for Metered<S, K, M>
 where
     S: Stream,
     K: ErrorCounting<S::Item>,
+    M: MeterMode,
 {
     type Item = S::Item;
 
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = self.project();
-        let polled = if *this.timed {
-            let start = std::time::Instant::now();
-            let p = this.stream.poll_next(cx);
-            this.metrics.add_busy(start.elapsed());
-            p
+        let polled = if M::OBSERVED && *this.slow {
+            slow_poll(
+                this.stream,
+                cx,
+                this.metrics,
+                *this.timed,
+                this.waiting_since,
+                this.span,
+            )
         } else {
             this.stream.poll_next(cx)
         };
-        match &polled {
-            Poll::Ready(Some(item)) => {
-                this.metrics.on_item();
-                if K::is_error(item) {
-                    this.metrics.on_error();
-                }
+        if let Poll::Ready(Some(item)) = &polled {
+            this.metrics.on_item();
+            if K::COUNTS {
+                this.counting.count(item, this.metrics);
             }
-            Poll::Pending => this.metrics.on_pending(),
-            Poll::Ready(None) => this.metrics.on_end(),
+        } else {
+            // Out of line: keeps the per-item path to a tag test and one counter.
+            this.metrics.on_not_ready(polled.is_pending());
         }
         polled
     }
@@ -243,10 +500,37 @@ where
     }
 }
 
-impl<S, K> FusedStream for Metered<S, K>
+/// The poll with timing and/or the tracing span: out of line so the fast path stays small.
+#[inline(never)]
+fn slow_poll<S: Stream>(
+    stream: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    metrics: &StageMetrics,
+    timed: bool,
+    waiting_since: &mut Option<Instant>,
+    span: &tracing::Span,
+) -> Poll<Option<S::Item>> {
+    let _entered = (!span.is_disabled()).then(|| span.enter());
+    if !timed {
+        return stream.poll_next(cx);
+    }
+    let since = *waiting_since.get_or_insert_with(Instant::now);
+    let (polled, total, own) = timed_poll(|| stream.poll_next(cx));
+    metrics.add_busy(total, own);
+    if polled.is_ready() {
+        *waiting_since = None;
+        if matches!(polled, Poll::Ready(Some(_))) {
+            metrics.record_latency(since.elapsed());
+        }
+    }
+    polled
+}
+
+impl<S, K, M> FusedStream for Metered<S, K, M>
 where
     S: FusedStream,
     K: ErrorCounting<S::Item>,
+    M: MeterMode,
 {
     fn is_terminated(&self) -> bool {
         self.stream.is_terminated()
@@ -273,11 +557,13 @@ where
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct MeteredStage<K = IgnoreErrors> {
+pub struct MeteredStage<K = IgnoreErrors, M = Counted> {
     name: String,
     registry: Option<Metrics>,
     timed: bool,
-    _counting: std::marker::PhantomData<fn() -> K>,
+    traced: bool,
+    counting: K,
+    _mode: std::marker::PhantomData<fn() -> M>,
 }
 
 impl MeteredStage {
@@ -297,7 +583,9 @@ impl MeteredStage {
             name: name.into(),
             registry: None,
             timed: false,
-            _counting: std::marker::PhantomData,
+            traced: false,
+            counting: IgnoreErrors,
+            _mode: std::marker::PhantomData,
         }
     }
 
@@ -317,16 +605,42 @@ impl MeteredStage {
     /// # }
     /// ```
     pub fn count_errors(self) -> MeteredStage<CountErrors> {
+        self.convert(CountErrors)
+    }
+
+    /// Counts `Err` items per kind; see [`Metered::count_errors_by`].
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::MeteredStage;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let stage = MeteredStage::new("r").count_errors_by(|e: &&str| e.len().to_string());
+    /// let s = stream::iter([Err::<(), _>("abc")]).wrap(stage);
+    /// let m = s.metrics();
+    /// let _: Vec<_> = s.collect().await;
+    /// assert_eq!(m.snapshot().errors_by_kind, [("3".to_owned(), 1)]);
+    /// # }
+    /// ```
+    pub fn count_errors_by<F>(self, classify: F) -> MeteredStage<ClassifyErrors<F>> {
+        self.convert(ClassifyErrors { classify })
+    }
+}
+
+impl<K, M> MeteredStage<K, M> {
+    fn convert<K2, M2>(self, counting: K2) -> MeteredStage<K2, M2> {
         MeteredStage {
             name: self.name,
             registry: self.registry,
             timed: self.timed,
-            _counting: std::marker::PhantomData,
+            traced: self.traced,
+            counting,
+            _mode: std::marker::PhantomData,
         }
     }
-}
 
-impl<K> MeteredStage<K> {
     /// Registers the stage in `metrics` when it wraps a stream.
     ///
     /// ```
@@ -344,7 +658,7 @@ impl<K> MeteredStage<K> {
         self
     }
 
-    /// Measures time spent in the upstream; see [`Metered::with_timing`].
+    /// Measures time spent in the upstream and latency; see [`Metered::with_timing`].
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -359,36 +673,72 @@ impl<K> MeteredStage<K> {
     /// assert!(m.snapshot().busy.is_some());
     /// # }
     /// ```
-    pub fn with_timing(mut self) -> Self {
+    pub fn with_timing(mut self) -> MeteredStage<K, Observed> {
         self.timed = true;
-        self
+        self.observed()
+    }
+
+    /// Enters a tracing span per poll; see [`Metered::traced`].
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::MeteredStage;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let s = stream::iter([1, 2]).wrap(MeteredStage::new("t").traced());
+    /// assert_eq!(s.collect::<Vec<i32>>().await, [1, 2]);
+    /// # }
+    /// ```
+    pub fn traced(mut self) -> MeteredStage<K, Observed> {
+        self.traced = true;
+        self.observed()
+    }
+
+    fn observed(self) -> MeteredStage<K, Observed> {
+        let MeteredStage {
+            name,
+            registry,
+            timed,
+            traced,
+            counting,
+            _mode,
+        } = self;
+        MeteredStage {
+            name,
+            registry,
+            timed,
+            traced,
+            counting,
+            _mode: std::marker::PhantomData,
+        }
     }
 }
 
-impl<S, K> Stage<S> for MeteredStage<K>
+impl<S, K, M> Stage<S> for MeteredStage<K, M>
 where
     S: Stream,
     K: ErrorCounting<S::Item>,
+    M: MeterMode,
 {
-    type Output = Metered<S, K>;
+    type Output = Metered<S, K, M>;
 
-    fn wrap(self, upstream: S) -> Metered<S, K> {
+    fn wrap(self, upstream: S) -> Metered<S, K, M> {
         let metrics = match &self.registry {
             Some(registry) => registry.register(self.name),
             None => StageMetrics::new(self.name),
         };
-        if <K as ErrorCounting<S::Item>>::COUNTS {
+        if K::COUNTS {
             metrics.set_counts_errors();
         }
-        let mut m = Metered {
-            stream: upstream,
-            metrics,
-            timed: false,
-            _counting: std::marker::PhantomData,
-        };
-        if self.timed {
-            m = m.with_timing();
+        let mut m = Metered::with_metrics(upstream, metrics, self.counting);
+        if self.traced {
+            m = m.traced().convert_mode();
         }
-        m
+        if self.timed {
+            m = m.with_timing().convert_mode();
+        }
+        m.convert_mode()
     }
 }

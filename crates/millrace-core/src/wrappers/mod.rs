@@ -45,7 +45,10 @@ mod metered;
 mod paginate;
 mod scoped;
 
-pub use self::metered::{CountErrors, ErrorCounting, IgnoreErrors, Metered, MeteredStage};
+pub use self::metered::{
+    ClassifyErrors, CountErrors, Counted, ErrorCounting, IgnoreErrors, MeterMode, Metered,
+    MeteredStage, Observed,
+};
 pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
 pub use self::scoped::Scoped;
 // END wrappers: resources

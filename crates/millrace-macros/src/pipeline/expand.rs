@@ -1,22 +1,45 @@
 //! Pass 2 of `pipeline!`: plain nested calls, each stage passed through the zero-cost
-//! `__private::stage(name, value)` hook (spanned at the stage, so a stage that does not produce
-//! a stream is reported there).
+//! `__private::stage(name, value)` check (spanned at the stage, so a stage that does not produce
+//! a stream is reported there), then — unless `metrics = off;` — metered under its name into
+//! the chosen registry, adopting the retry/fallback/skip counters of the stage when it has them.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 
-use super::parse::{Head, Pipeline, StageKind};
+use super::parse::{Head, Metering, Pipeline, StageKind};
+
+/// One stage's value: `call` checked to be a stream at `span` and, unless `metrics = off`,
+/// metered under `name` (the check is the metering call's own bound, so a stage that is not a
+/// stream gets exactly one error, at the stage).
+fn stage_value(p: &Pipeline, name: &str, span: Span, call: TokenStream) -> TokenStream {
+    let krate = &p.krate;
+    let private = quote!(#krate::__private);
+    let registry = match &p.metering {
+        Metering::Off => return quote_spanned!(span=> #private::stage(#name, #call)),
+        Metering::Global => quote!(#krate::Metrics::global()),
+        Metering::Registry(_) => quote!(__millrace_metrics),
+    };
+    let metered = quote_spanned!(span=> #private::metered_stage(#registry, #name, #call));
+    quote! {
+        match #metered {
+            __millrace_stage => {
+                {
+                    #[allow(unused_imports)]
+                    use #private::{__AdoptEvents as _, __NoEvents as _};
+                    (&#private::__EventsProbe(&__millrace_stage)).__adopt_events();
+                }
+                __millrace_stage
+            }
+        }
+    }
+}
 
 pub(crate) fn expand(p: Pipeline) -> TokenStream {
     let krate = &p.krate;
-    let private = quote!(#krate::__private);
     let (mut cur, reusable) = match &p.head {
         Head::Source(e) => {
             let name = &p.head_name;
-            (
-                quote_spanned!(p.head_span=> #private::stage(#name, #e)),
-                None,
-            )
+            (stage_value(&p, name, p.head_span, quote!(#e)), None)
         }
         Head::Placeholder(ty) => (quote!(__millrace_upstream), Some(ty)),
     };
@@ -38,15 +61,24 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
             StageKind::Path(func) => quote_spanned!(span=> #func(#up)),
             StageKind::Method(tokens) => quote_spanned!(span=> #up #tokens),
         };
+        let value = stage_value(&p, name, span, call);
         cur = quote_spanned! {span=>
             match #cur {
-                __millrace_upstream => #private::stage(#name, #call),
+                __millrace_upstream => #value,
             }
         };
     }
-    match reusable {
+    let body = match reusable {
         Some(Some(ty)) => quote!(#krate::stage_fn(move |__millrace_upstream: #ty| #cur)),
         Some(None) => quote!(#krate::stage_fn(move |__millrace_upstream| #cur)),
         None => cur,
+    };
+    match &p.metering {
+        // Evaluated once, whatever the number of stages.
+        Metering::Registry(registry) => quote! {{
+            let __millrace_metrics: &#krate::Metrics = #registry;
+            #body
+        }},
+        Metering::Global | Metering::Off => body,
     }
 }

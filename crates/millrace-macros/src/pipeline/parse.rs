@@ -36,8 +36,19 @@ pub(crate) struct Stage {
     pub(crate) span: Span,
 }
 
+/// Where the stages are metered (`metrics = …;` before the source).
+pub(crate) enum Metering {
+    /// Default: every stage is metered under its name into `Metrics::global()`.
+    Global,
+    /// `metrics = off;`: plain nested calls, nothing added.
+    Off,
+    /// `metrics = <expr>;`: every stage is metered into this `&Metrics` registry.
+    Registry(TokenStream),
+}
+
 pub(crate) struct Pipeline {
     pub(crate) krate: TokenStream,
+    pub(crate) metering: Metering,
     pub(crate) head: Head,
     pub(crate) head_name: String,
     pub(crate) head_span: Span,
@@ -196,7 +207,36 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
             ));
         }
     }
-    let rest: TokenStream = tts.collect();
+    let mut rest: Vec<TokenTree> = tts.collect();
+    // Options: `metrics = off;` or `metrics = <registry expr>;` before the source.
+    let mut metering = Metering::Global;
+    if let [TokenTree::Ident(k), TokenTree::Punct(eq), ..] = rest.as_slice() {
+        if k == "metrics" && eq.as_char() == '=' && eq.spacing() == proc_macro2::Spacing::Alone {
+            let (k_span, eq_span) = (k.span(), eq.span());
+            let Some(semi) = rest
+                .iter()
+                .position(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ';'))
+            else {
+                return Err(syn::Error::new(
+                    eq_span,
+                    "expected `metrics = off;` or `metrics = <&Metrics expression>;` before the source: the option ends with `;`",
+                ));
+            };
+            let value: Vec<TokenTree> = rest[2..semi].to_vec();
+            metering = match value.as_slice() {
+                [] => {
+                    return Err(syn::Error::new(
+                        k_span,
+                        "expected `metrics = off;` or `metrics = <&Metrics expression>;`, found `metrics = ;`",
+                    ));
+                }
+                [TokenTree::Ident(off)] if off == "off" => Metering::Off,
+                _ => Metering::Registry(value.into_iter().collect()),
+            };
+            rest.drain(..=semi);
+        }
+    }
+    let rest: TokenStream = rest.into_iter().collect();
     if rest.is_empty() {
         return Err(syn::Error::new(
             Span::call_site(),
@@ -270,6 +310,7 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
     errors.finish()?;
     Ok(Pipeline {
         krate,
+        metering,
         head,
         head_name,
         head_span,

@@ -14,6 +14,7 @@ use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::checkpoint::{Checkpoint, Checkpointer};
+use crate::metrics::FallbackCounter;
 
 pin_project! {
     /// Stream for the [`recover_with`](crate::PipelineExt::recover_with) method.
@@ -23,8 +24,10 @@ pin_project! {
     /// and resumes from the checkpoint; `None` yields the error and ends the stream. An error
     /// from a fallback calls `f` again, so a fallback can have a fallback.
     ///
-    /// Each switch emits a `tracing` warning with the fields `fallback` (1-based count),
-    /// `delivered` (when known) and `error` (its `Display`).
+    /// Each switch emits a `tracing` warning with the fields `fallback` (1-based count) and
+    /// `error` (its `Display`); when `f` declines (`None`) a warning with `fallbacks` (the
+    /// count so far) and `error` says the error is given up to the consumer. Inside a
+    /// [`Metered`](crate::wrappers::Metered) stage's span the events carry its `stage` name.
     ///
     /// There is no `get_ref`/`into_inner`: the upstream is dropped when the first fallback takes
     /// over, so it is exposed as an `Option` by [`upstream`](Self::upstream).
@@ -36,7 +39,7 @@ pin_project! {
         fallback: Option<S2>,
         f: F,
         checkpointer: K,
-        fallbacks: u64,
+        fallbacks: FallbackCounter,
         done: bool,
     }
 }
@@ -46,7 +49,7 @@ impl<S, F, S2, K: fmt::Debug> fmt::Debug for Recover<S, F, S2, K> {
         f.debug_struct("Recover")
             .field("checkpointer", &self.checkpointer)
             .field("on_fallback", &self.fallback.is_some())
-            .field("fallbacks", &self.fallbacks)
+            .field("fallbacks", &self.fallbacks.get())
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -98,7 +101,7 @@ impl<S, F, S2, K> Recover<S, F, S2, K> {
             fallback: None,
             f,
             checkpointer,
-            fallbacks: 0,
+            fallbacks: FallbackCounter::default(),
             done: false,
         }
     }
@@ -118,7 +121,21 @@ impl<S, F, S2, K> Recover<S, F, S2, K> {
     /// # }
     /// ```
     pub fn fallbacks(&self) -> u64 {
-        self.fallbacks
+        self.fallbacks.get()
+    }
+
+    /// A cloneable handle on the fallback count, readable while another task consumes the
+    /// stream (and adoptable by a [`StageMetrics`](crate::StageMetrics)).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = stream::iter([Ok::<u8, &str>(1)]).recover_with(|_, _: &Checkpoint<u8>| None::<stream::Empty<_>>);
+    /// assert_eq!(s.fallback_counter().get(), 0);
+    /// ```
+    pub fn fallback_counter(&self) -> FallbackCounter {
+        self.fallbacks.clone()
     }
 
     /// The original upstream, until a fallback replaces it or the stream ends.
@@ -211,9 +228,9 @@ where
                 }
                 Some(Err(error)) => match (this.f)(&error, this.checkpointer.checkpoint()) {
                     Some(fallback) => {
-                        *this.fallbacks += 1;
+                        let count = this.fallbacks.bump();
                         tracing::warn!(
-                            fallback = *this.fallbacks,
+                            fallback = count,
                             error = %error,
                             "millrace recover_with: stream failed, switching to a fallback that resumes from the checkpoint"
                         );
@@ -221,6 +238,11 @@ where
                         this.fallback.set(Some(fallback));
                     }
                     None => {
+                        tracing::warn!(
+                            fallbacks = this.fallbacks.get(),
+                            error = %error,
+                            "millrace recover_with: no fallback for this error, giving it up to the consumer"
+                        );
                         *this.done = true;
                         this.upstream.set(None);
                         this.fallback.set(None);

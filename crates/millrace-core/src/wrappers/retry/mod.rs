@@ -72,7 +72,10 @@ pin_project! {
     /// stream ends.
     ///
     /// Each retry emits a `tracing` warning with the fields `attempt` (1-based within the
-    /// current failure streak), `delay`, `delivered` and `error` (its `Display`).
+    /// current failure streak), `delay` (`Debug`), `delay_ms`, `delivered` and `error` (its
+    /// `Display`); giving up emits one with `attempts`, `retries`, `delivered` and `error`.
+    /// Inside a [`Metered`](crate::wrappers::Metered) stage's span the events carry its
+    /// `stage` name.
     ///
     /// Dropping the stream, even during a backoff wait, drops the source, the factory and the
     /// timer: nothing is spawned, nothing is left behind.
@@ -279,6 +282,13 @@ where
                         None
                     };
                     let Some(delay) = delay else {
+                        tracing::warn!(
+                            attempts = *this.streak + 1,
+                            retries = this.stats.retries(),
+                            delivered = this.inner.delivered(),
+                            error = %error,
+                            "millrace retry: giving up, yielding the last error and ending the stream"
+                        );
                         *this.done = true;
                         this.inner.finish();
                         return Poll::Ready(Some(Err(error)));
@@ -289,6 +299,7 @@ where
                     tracing::warn!(
                         attempt = *this.streak,
                         delay = ?delay,
+                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                         delivered = this.inner.delivered(),
                         error = %error,
                         "millrace retry: source failed, re-opening from the checkpoint after a backoff"

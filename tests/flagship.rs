@@ -1,0 +1,199 @@
+//! The flagship pipeline (`examples/library_dashboard`) on a small log, against the real
+//! things: a generated file in a temp dir, the in-process catalog service on 127.0.0.1 with its
+//! injected faults, and a SQLite database file.
+//!
+//! The example's own pipeline module is compiled in here, so the test runs exactly the code
+//! that `cargo run --release --example library_dashboard` runs, with smaller batches.
+
+// The example's `main.rs` uses a few items this test does not.
+#[allow(dead_code)]
+#[path = "../examples/library_dashboard/pipeline.rs"]
+mod pipeline;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use millrace::prelude::*;
+use pipeline::{Config, Report, SkipReason};
+
+const LINES: u64 = 5_000;
+
+/// The bad lines of the generated 5,000-line log, worked out by hand from its rules (every
+/// 1009th line is cut off, `n % 2503 == 7` has an unknown action, `n % 4999 == 13` is not
+/// UTF-8, `n % 3001 == 11` names a book the catalog lacks).
+const SKIPPED: [(u64, SkipReason); 9] = [
+    (7, SkipReason::Invalid),
+    (11, SkipReason::UnknownBook),
+    (13, SkipReason::Unreadable),
+    (1009, SkipReason::MalformedJson),
+    (2018, SkipReason::MalformedJson),
+    (2510, SkipReason::Invalid),
+    (3012, SkipReason::UnknownBook),
+    (3027, SkipReason::MalformedJson),
+    (4036, SkipReason::MalformedJson),
+];
+/// Every other line is a row.
+const ROWS: u64 = LINES - SKIPPED.len() as u64;
+/// The sum of the line numbers of the rows: 1 + … + 5000 minus the skipped lines.
+const LINE_SUM: i64 = 12_502_500 - (7 + 11 + 13 + 1009 + 2018 + 2510 + 3012 + 3027 + 4036);
+
+/// The demo's pipeline with small batches (50 of 100 lines), so that an interruption after a
+/// few commits leaves most of the log for the next run.
+fn config(dir: &Path) -> Config {
+    let mut config = Config::new(LINES, dir);
+    config.batch_size = 100;
+    config.in_flight = 4;
+    config.lookups_per_second = 100;
+    config
+}
+
+/// Runs the pipeline on a spawned task, bounded in time (a hang fails the test, never blocks it).
+async fn run(config: &Config, token: CancellationToken) -> Report {
+    let config = config.clone();
+    let task = tokio::spawn(async move { pipeline::run(&config, token).await });
+    match tokio::time::timeout(Duration::from_secs(60), task).await {
+        Ok(Ok(Ok(report))) => report,
+        Ok(Ok(Err(e))) => panic!("the run failed: {e}"),
+        Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => panic!("the run hung for 60 s"),
+    }
+}
+
+/// What the table holds: `(rows, distinct lines, distinct time stamps, sum of lines)`, and the
+/// number of batches in the ledger.
+async fn table(config: &Config) -> ((i64, i64, i64, i64), i64) {
+    let pool = pipeline::open_db(&config.db_path()).await.unwrap();
+    let rows: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT line), COUNT(DISTINCT ts), COALESCE(SUM(line), 0) \
+         FROM activity",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let (batches,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM millrace_batches")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    (rows, batches)
+}
+
+fn skipped(report: &Report) -> Vec<(u64, SkipReason)> {
+    report.skips.iter().map(|s| (s.line, s.reason)).collect()
+}
+
+fn stage(report: &Report, name: &str) -> u64 {
+    report
+        .stages
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no stage {name}"))
+        .items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_run_commits_every_good_line_and_names_the_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+
+    let report = run(&config, CancellationToken::new()).await;
+
+    assert_eq!(report.fatal, None);
+    assert!(!report.interrupted);
+    assert!(
+        report.generated_in.is_some(),
+        "the first run writes the log"
+    );
+    assert_eq!(report.resumed_after, 0);
+    assert_eq!(skipped(&report), SKIPPED);
+    assert_eq!(
+        report.skips[3].detail,
+        "line 1009 is not valid JSON for this type (EOF while parsing a value at line 1 \
+         column 42): `{\"ts\":1704097470,\"member\":\"M05906\",\"book\":`; the line was skipped, \
+         fix or remove it"
+    );
+    assert_eq!(stage(&report, "catalog"), pipeline::POPULAR_BOOKS);
+    assert_eq!(stage(&report, "read"), LINES);
+    assert_eq!(stage(&report, "valid"), LINES - 4 - 2 - 1); // JSON, invalid, not UTF-8
+    assert_eq!(stage(&report, "committed"), 50);
+    assert_eq!(report.batches_committed, 50);
+    assert_eq!(report.rows_inserted, ROWS);
+    assert_eq!(report.rows_ignored, 0);
+    assert_eq!(report.rows_in_db, ROWS);
+    // The primary's outage while the catalog loads: the page is retried (twice per open), the
+    // source is re-opened from its checkpoint twice, then the mirror takes over from there.
+    assert_eq!(report.catalog_restarts, 2);
+    assert_eq!(report.catalog_fallbacks, 1);
+    assert!(report.request_retries >= 3, "{}", report.request_retries);
+    assert!(report.server.mirror_requests >= 1);
+
+    assert_eq!(
+        table(&config).await,
+        ((ROWS as i64, ROWS as i64, ROWS as i64, LINE_SUM), 50)
+    );
+
+    // A second run finds everything committed: it reads nothing and inserts nothing.
+    let again = run(&config, CancellationToken::new()).await;
+    assert!(again.generated_in.is_none());
+    assert_eq!(again.resumed_after, LINES); // line 5000 is a good line
+    assert_eq!(stage(&again, "read"), 0);
+    assert_eq!((again.batches_committed, again.rows_inserted), (0, 0));
+    assert_eq!(
+        table(&config).await,
+        ((ROWS as i64, ROWS as i64, ROWS as i64, LINE_SUM), 50)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_resumes_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut interrupted = config(dir.path());
+    interrupted.stop_after = Some(3);
+
+    // Run 1 stops after 3 committed batches (as Ctrl-C does): what was in flight drains and
+    // commits, nothing more is read.
+    let token = CancellationToken::new();
+    let first = run(&interrupted, token.clone()).await;
+    assert!(token.is_cancelled());
+    assert!(first.interrupted);
+    assert_eq!(first.fatal, None);
+    assert!(first.batches_committed >= 3);
+    assert!(
+        first.rows_in_db < ROWS / 2,
+        "the interruption left most of the log: {} rows",
+        first.rows_in_db
+    );
+    let ((rows, lines, stamps, _), batches) = table(&interrupted).await;
+    assert_eq!((rows, lines, stamps), (first.rows_in_db as i64, rows, rows));
+    assert_eq!(batches, first.batches_committed as i64);
+
+    // Run 2 resumes after the last committed line and finishes the log.
+    let second = run(&config(dir.path()), CancellationToken::new()).await;
+    assert!(!second.interrupted);
+    assert_eq!(second.fatal, None);
+    assert!(second.resumed_after > 0);
+    assert_eq!(stage(&second, "read"), LINES - second.resumed_after);
+    assert_eq!(second.rows_ignored, 0, "no row was sent twice");
+    assert_eq!(first.rows_inserted + second.rows_inserted, ROWS);
+    assert_eq!(second.rows_in_db, ROWS);
+
+    // No duplicates: one row per good line, each event (time stamp) once, every line there.
+    let ((rows, lines, stamps, line_sum), batches) = table(&interrupted).await;
+    assert_eq!(
+        (rows, lines, stamps, line_sum),
+        (ROWS as i64, ROWS as i64, ROWS as i64, LINE_SUM)
+    );
+    assert_eq!(
+        batches,
+        (first.batches_committed + second.batches_committed) as i64
+    );
+
+    // Together the two runs named exactly the bad lines. (A bad line read by run 1 after its
+    // last committed row is read again by run 2, hence a set.)
+    let named: BTreeSet<(u64, SkipReason)> = skipped(&first)
+        .into_iter()
+        .chain(skipped(&second))
+        .collect();
+    assert_eq!(named, SKIPPED.into_iter().collect());
+}
