@@ -273,3 +273,12 @@ async fn order_preserved_on_a_multi_thread_runtime() {
     assert_eq!(out, (0..100_000).collect::<Vec<_>>());
     assert_eq!(produced.load(Ordering::SeqCst), 100_000);
 }
+
+#[test]
+#[should_panic(expected = "must be called from the context of a Tokio 1.x runtime")]
+fn polling_outside_a_runtime_panics_and_does_not_abort() {
+    // The producer is spawned by the first poll (lazily, from the out-of-line slow path);
+    // without a runtime `tokio::spawn` panics, and that panic must reach the caller.
+    let mut s = stream::iter(0..3).prefetch(2);
+    let _ = futures::executor::block_on(s.next());
+}
