@@ -13,8 +13,9 @@
 # network, no rustup), it prints `miri: SKIPPED (reason)` and exits 0, so that CI shows the
 # skip without failing.
 #
-# Usage: scripts/miri.sh            # the CI subset
-#        scripts/miri.sh --test time  # any extra cargo-test arguments replace the subset
+# Usage: scripts/miri.sh              # the CI subset (~3 min here; scripts/test.sh runs it)
+#        scripts/miri.sh --full       # every suite listed below (~12 min here)
+#        scripts/miri.sh --test time  # any other cargo-test arguments replace the subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +49,15 @@ export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation -Zmiri-seed=1}"
 export PROPTEST_CASES="${PROPTEST_CASES:-4}"
 
 start=$(date +%s)
-if [ "$#" -gt 0 ]; then
+if [ "$#" -eq 0 ]; then
+    # CI subset: the core unit tests, the exact-time suite (timers, retry schedules, rate
+    # limits, deadlines under paused time), the concurrency faults (spawned tasks, blocking
+    # threads, panics across tasks, a multi-threaded race) and the auto-trait checks.
+    echo "==> miri (CI subset): millrace-core unit tests"
+    cargo +nightly miri test -p millrace-core --lib
+    echo "==> miri (CI subset): tests/time.rs tests/concurrency_faults.rs tests/auto_traits.rs"
+    cargo +nightly miri test -p millrace --test time --test concurrency_faults --test auto_traits
+elif [ "$1" != "--full" ]; then
     cargo +nightly miri test -p millrace "$@"
 else
     echo "==> miri: millrace-core unit tests"

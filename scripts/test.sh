@@ -25,6 +25,9 @@ start_redis
 step "cargo test (all features, including doc tests and trybuild)"
 cargo test --workspace --all-features
 
+step "miri (CI subset; visibly skipped when nightly miri cannot be had)"
+bash scripts/miri.sh
+
 step "cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 
