@@ -3,9 +3,11 @@
 //! fetch → enrich → validate → save, each a stage, over a million users in constant memory:
 //! users arrive page by page, are enriched, validated (invalid ones skipped and counted),
 //! batched and saved; at no point does the program hold more than a few pages of users.
-//! It prints the peak resident memory, which stays flat whatever the number of users.
+//! It prints the peak resident memory, which stays flat whatever the number of users. The
+//! enrich stage is an async generator made a named stream by `#[stream_stage]`, and the
+//! pipeline is written top to bottom with `pipeline!`, which meters every stage by name.
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use millrace::policy::Supervision;
 use millrace::prelude::*;
 
@@ -72,46 +74,63 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The enrich stage, written as an async generator: loop over the upstream, yield.
+///
+/// `#[stream_stage]` turns it into a named `Enrich<S>` stream struct; a body that is one
+/// `#[for_await]` loop with no other `.await` compiles to a hand-written-style `poll_next`.
+#[stream_stage(item = Result<User, UserError>)]
+async fn enrich(users: impl Stream<Item = Result<User, UserError>> + Send, min_name_len: usize) {
+    #[for_await]
+    for user in users {
+        yield_!(user.map(|mut u| {
+            u.profile_complete = u.name.len() > min_name_len;
+            u
+        }));
+    }
+}
+
+/// The validation rule: an address must contain `@`.
+fn check_email(u: &User) -> Result<(), &'static str> {
+    if u.email.contains('@') {
+        Ok(())
+    } else {
+        Err("email without @")
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let started = std::time::Instant::now();
     let metrics = Metrics::new();
 
-    let users = paginate(0u64, fetch_users)
-        .prefetch_next_page()
-        .metered_in(&metrics, "fetch")
-        // enrich
-        .map_ok(|mut u: User| {
-            u.profile_complete = u.name.len() > 8;
-            u
-        })
-        // validate; skip (and count) bad addresses
-        .validate_ok(|u: &User| {
-            if u.email.contains('@') {
-                Ok(())
-            } else {
-                Err("email without @")
-            }
-        })
-        .on_error(Supervision::Resume);
-    let skipped = users.skip_counter();
+    // fetch → enrich → validate → skip (and count) invalid users → batch; every stage is
+    // metered under its name into `metrics`.
+    let mut batches = std::pin::pin!(pipeline! {
+        metrics = &metrics;
+        paginate(0u64, fetch_users).prefetch_next_page()
+        => enrich(8)
+        => .validate_ok(check_email)
+        => .on_error(Supervision::Resume)
+        => .map(|r| r.expect("Resume lets no error through"))
+        => .batch(5_000)
+    });
 
     let mut db = Db::default();
-    let mut batches = std::pin::pin!(
-        users
-            .map(|r| r.expect("Resume lets no error through"))
-            .batch(5_000)
-            .metered_in(&metrics, "save")
-    );
     while let Some(batch) = batches.next().await {
         db.save(batch).await;
     }
+    let stages = metrics.snapshot();
+    let skipped = stages
+        .iter()
+        .find(|s| s.name == "on_error")
+        .and_then(|s| s.skipped)
+        .expect("the on_error stage adopts its skip counter");
 
     println!("saved {} users in {} batches", db.rows, db.batches);
-    println!("skipped {} invalid users", skipped.get());
+    println!("skipped {skipped} invalid users");
     println!("complete profiles: {}", db.complete_profiles);
-    for stage in metrics.snapshot() {
-        println!("stage {:<6} items {:>8}", stage.name, stage.items);
+    for stage in &stages {
+        println!("stage {:<18} items {:>8}", stage.name, stage.items);
     }
     println!(
         "elapsed {:?}, peak RSS {} KiB (collecting {USERS} users first would take ~{} MiB)",
@@ -119,11 +138,7 @@ async fn main() {
         peak_rss_kib(),
         USERS * (std::mem::size_of::<User>() as u64 + 40) / (1 << 20)
     );
-    assert_eq!(
-        db.rows + skipped.get(),
-        USERS,
-        "every user saved or reported"
-    );
+    assert_eq!(db.rows + skipped, USERS, "every user saved or reported");
 }
 
 /// The pipeline's error type: an invalid user carries the user itself, so nothing is lost.
