@@ -87,6 +87,19 @@ fn mirror_feed(from: u64) -> impl Stream<Item = Result<RawQuote, FeedError>> {
     }))
 }
 
+/// The transforming layer, written as an async generator (`#[stream_stage]` makes it the named
+/// stream `ToDollars<S>`, compiled to a plain `poll_next`).
+#[stream_stage(item = Result<Quote, FeedError>)]
+async fn to_dollars(raw: impl Stream<Item = Result<RawQuote, FeedError>> + Send) {
+    #[for_await]
+    for quote in raw {
+        yield_!(quote.map(|q| Quote {
+            seq: q.seq,
+            price: q.price_cents as f64 / 100.0,
+        }));
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let started = Instant::now();
@@ -116,13 +129,7 @@ async fn main() {
     });
 
     // Layer 3: transform. Layer 4: validate, and skip (but count) corrupt quotes.
-    let validated = recovered
-        .map(|r| {
-            r.map(|q| Quote {
-                seq: q.seq,
-                price: q.price_cents as f64 / 100.0,
-            })
-        })
+    let validated = to_dollars(recovered)
         .validate_ok(|q: &Quote| {
             if q.price > 0.0 {
                 Ok(())
