@@ -465,7 +465,13 @@ mod capture {
             .with_ansi(false)
             .without_time()
             .finish();
-        (capture, subscriber.set_default())
+        let guard = subscriber.set_default();
+        // Other tests of this binary run on other threads with no subscriber; a callsite
+        // they reach first may have cached "never interested" before this subscriber existed
+        // (tracing caches interest per callsite, process-wide). Recompute it now that this
+        // thread's subscriber is registered, or its events could be filtered out.
+        tracing::callsite::rebuild_interest_cache();
+        (capture, guard)
     }
 }
 
