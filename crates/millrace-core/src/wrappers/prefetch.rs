@@ -195,7 +195,8 @@ impl<S: Stream> Prefetch<S> {
     /// task, waiting in the buffer (at most [`capacity`](Prefetch::capacity)). Exact as seen
     /// by the consumer; 0 before the first poll and after the end.
     ///
-    /// (Not called `buffered`, so that it does not shadow `StreamExt::buffered`.)
+    /// (Not called `buffered`: with `futures::StreamExt` in scope, `s.buffered()` would resolve
+    /// to `StreamExt::buffered(self, n)`, which takes `self` by value and so wins.)
     ///
     /// ```
     /// use millrace::prelude::*;

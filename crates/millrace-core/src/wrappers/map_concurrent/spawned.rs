@@ -572,7 +572,8 @@ impl<S, F, Fut: Future> MapConcurrent<S, F, Fut> {
     /// or for the consumer to ask (at most [`limit`](Self::limit) `+`
     /// [`output_buffer`](Self::output_buffer) together with the in-flight ones).
     ///
-    /// (Not called `buffered`, so that it does not shadow `StreamExt::buffered`.)
+    /// (Not called `buffered`: with `futures::StreamExt` in scope, `s.buffered()` would resolve
+    /// to `StreamExt::buffered(self, n)`, which takes `self` by value and so wins.)
     ///
     /// ```
     /// use millrace::prelude::*;
