@@ -39,6 +39,7 @@ use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
@@ -48,6 +49,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{ConfigError, nonzero};
+use crate::metrics::{Observable, StageMetrics};
 use crate::stage::Stage;
 
 /// The largest chunk the producer hands over at once. Larger chunks amortise the hand-over
@@ -85,6 +87,39 @@ pub struct Prefetch<S: Stream> {
 struct Inner<S: Stream> {
     state: State<S>,
     capacity: NonZeroUsize,
+    /// Made by the constructor, so a metrics gauge can hold it before the first poll.
+    counts: Arc<Counts>,
+}
+
+/// Live counts for the `buffered` gauge, touched once per chunk (never per item).
+#[derive(Debug, Default)]
+struct Counts {
+    /// Items the producer handed over (written by the producer only).
+    sent: AtomicU64,
+    /// Items whose permits the consumer gave back: every item of the chunks it finished
+    /// (written by the consumer only).
+    released: AtomicU64,
+    /// The stream was dropped: nothing is buffered any more.
+    closed: AtomicBool,
+}
+
+impl Counts {
+    /// Items handed over and not given back: counted per chunk, so the items already
+    /// yielded from the chunk in hand still count until its last one is yielded.
+    fn held(&self) -> u64 {
+        if self.closed.load(Ordering::Acquire) {
+            return 0;
+        }
+        // `released` first: every release we see was preceded by the send it releases.
+        let released = self.released.load(Ordering::Acquire);
+        self.sent.load(Ordering::Acquire).saturating_sub(released)
+    }
+
+    /// Adds `n` to a single-writer counter.
+    fn add(counter: &AtomicU64, n: usize) {
+        let now = counter.load(Ordering::Relaxed).wrapping_add(n as u64);
+        counter.store(now, Ordering::Release);
+    }
 }
 
 enum State<S: Stream> {
@@ -149,8 +184,86 @@ where
             inner: Box::new(Inner {
                 state: State::Idle(stream),
                 capacity,
+                counts: Arc::new(Counts::default()),
             }),
         }
+    }
+}
+
+impl<S: Stream> Prefetch<S> {
+    /// Items produced ahead and not yet yielded: pulled from the upstream by the producer
+    /// task, waiting in the buffer (at most [`capacity`](Prefetch::capacity)). Exact as seen
+    /// by the consumer; 0 before the first poll and after the end.
+    ///
+    /// (Not called `buffered`: with `futures::StreamExt` in scope, `s.buffered()` would resolve
+    /// to `StreamExt::buffered(self, n)`, which takes `self` by value and so wins.)
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut s = stream::iter(0..100).prefetch(8);
+    /// assert_eq!(s.buffered_len(), 0); // not started yet
+    /// assert_eq!(s.next().await, Some(0)); // starts the producer
+    /// tokio::task::yield_now().await; // lets it fill the buffer
+    /// // Items 1..=7 wait: item 0's chunk keeps its slot until the chunk is yielded.
+    /// assert_eq!(s.buffered_len(), 7);
+    /// # }
+    /// ```
+    pub fn buffered_len(&self) -> usize {
+        let State::Running(run) = &self.inner.state else {
+            return 0;
+        };
+        let held = usize::try_from(self.inner.counts.held()).unwrap_or(usize::MAX);
+        let in_hand = self.chunk.len();
+        // The chunk in hand keeps its permits (counted in `held`) until its last item is
+        // yielded; its items already yielded are not buffered.
+        let yielded_in_hand = if in_hand > 0 {
+            run.chunk_len - in_hand
+        } else {
+            0
+        };
+        held.saturating_sub(yielded_in_hand)
+    }
+}
+
+/// Reports [`StageSnapshot::buffered`](crate::metrics::StageSnapshot::buffered): items the
+/// producer handed over and the consumer has not released, counted per chunk (a chunk is
+/// released when its last item is yielded, so the gauge can be up to one chunk,
+/// `min(capacity / 2, 128)` items, above [`Prefetch::buffered_len`] while the consumer is in
+/// the middle of a chunk). It reads two atomics the stream updates once per chunk: the hot
+/// path does not change. Drops to 0 when the stream is dropped.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut s = stream::iter(0..100).prefetch(8).metered("ahead").with_events();
+/// let m = s.metrics();
+/// assert_eq!(m.snapshot().buffered, Some(0));
+/// for _ in 0..4 {
+///     s.next().await; // one whole chunk of 4
+/// }
+/// tokio::task::yield_now().await;
+/// assert_eq!(m.snapshot().buffered, Some(8));
+/// drop(s);
+/// assert_eq!(m.snapshot().buffered, Some(0));
+/// # }
+/// ```
+impl<S: Stream> Observable for Prefetch<S> {
+    fn observe_into(&self, stage: &StageMetrics) {
+        let counts = Arc::clone(&self.inner.counts);
+        stage.track_buffered(move || counts.held());
+    }
+}
+
+impl<S: Stream> Drop for Inner<S> {
+    fn drop(&mut self) {
+        self.counts.closed.store(true, Ordering::Release);
     }
 }
 
@@ -164,6 +277,7 @@ where
     #[inline(never)]
     fn chunk_done(&self) {
         if let State::Running(run) = &self.state {
+            Counts::add(&self.counts.released, run.chunk_len);
             run.permits.add_permits(run.chunk_len);
         }
     }
@@ -194,6 +308,7 @@ where
                     unreachable!("`prefetch`: the producer sent an empty chunk")
                 };
                 if rest.len() == 0 {
+                    Counts::add(&self.counts.released, run.chunk_len);
                     run.permits.add_permits(run.chunk_len);
                 }
                 Poll::Ready(Some((first, rest)))
@@ -227,7 +342,13 @@ where
         let permits = Arc::new(Semaphore::new(capacity));
         let (tx, rx) = unbounded_channel();
         let upstream_hint = stream.size_hint();
-        let task = tokio::spawn(produce(stream, tx, Arc::clone(&permits), chunk_max));
+        let task = tokio::spawn(produce(
+            stream,
+            tx,
+            Arc::clone(&permits),
+            Arc::clone(&self.counts),
+            chunk_max,
+        ));
         self.state = State::Running(Running {
             chunks: rx,
             permits,
@@ -257,6 +378,7 @@ async fn produce<S: Stream>(
     upstream: S,
     tx: UnboundedSender<Vec<S::Item>>,
     permits: Arc<Semaphore>,
+    counts: Arc<Counts>,
     chunk_max: usize,
 ) {
     let mut upstream = pin!(upstream);
@@ -299,8 +421,12 @@ async fn produce<S: Stream>(
         })
         .await;
         budget -= chunk.len();
-        if !chunk.is_empty() && tx.send(chunk).is_err() {
-            return; // the consumer is gone
+        if !chunk.is_empty() {
+            // Counted before the send, so the consumer never releases more than was sent.
+            Counts::add(&counts.sent, chunk.len());
+            if tx.send(chunk).is_err() {
+                return; // the consumer is gone
+            }
         }
         if let Some(payload) = panic {
             resume_unwind(payload);

@@ -229,3 +229,27 @@ where
         self.inner.is_finished()
     }
 }
+
+/// Reports the in-flight and buffered counts of the inner [`MapConcurrent`] (see its
+/// [`Observable`](crate::metrics::Observable) impl).
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let s = stream::iter([1, 2])
+///     .try_map_concurrent(2, |x| async move { Ok::<_, ()>(x) })
+///     .metered("checked")
+///     .with_events();
+/// let m = s.metrics();
+/// let _: Vec<_> = s.collect().await;
+/// assert_eq!((m.snapshot().in_flight, m.snapshot().buffered), (Some(0), Some(0)));
+/// # }
+/// ```
+impl<S, F, Fut: Future> crate::metrics::Observable for TryMapConcurrent<S, F, Fut> {
+    fn observe_into(&self, stage: &crate::metrics::StageMetrics) {
+        self.inner.observe_into(stage);
+    }
+}

@@ -16,6 +16,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{ConfigError, nonzero};
+use crate::metrics::{Observable, StageMetrics};
 
 /// Tells whether an output is a failure (fail-fast mode only).
 pub(super) type FailCheck<O> = fn(&O) -> bool;
@@ -25,10 +26,33 @@ pub(super) type FailCheck<O> = fn(&O) -> bool;
 struct Shared {
     /// Spawned tasks whose future has completed, panicked or been aborted (monotonic).
     finished: AtomicUsize,
+    /// Copy of `Engine::spawned` for the metrics gauges (written by the consumer only, on
+    /// the spawn path).
+    spawned: AtomicUsize,
+    /// Copy of `Engine::held()` for the metrics gauges (written by the consumer only, when
+    /// an item is kept or taken back, never on the ready-at-once path); 0 once dropped.
+    held: AtomicUsize,
     /// Set by a task whose output is a failure (fail-fast mode only).
     failed: AtomicBool,
     /// The consumer, registered when it waits for a free in-flight slot.
     waker: AtomicWaker,
+}
+
+impl Shared {
+    /// Futures running on their tasks: spawned and not finished.
+    fn in_flight(&self) -> usize {
+        // `finished` first: every finish we see was preceded by the spawn it finishes.
+        let finished = self.finished.load(Ordering::Acquire);
+        self.spawned
+            .load(Ordering::Acquire)
+            .saturating_sub(finished)
+    }
+
+    /// Results completed and not yet yielded.
+    fn buffered(&self) -> usize {
+        let in_flight = self.in_flight();
+        self.held.load(Ordering::Acquire).saturating_sub(in_flight)
+    }
 }
 
 /// The future a task runs: the user's future in the box it was first polled in.
@@ -163,6 +187,11 @@ impl<Fut: Future> Engine<Fut> {
         }
     }
 
+    /// Publishes `held()` for the gauges (after the ring or the join set changed).
+    fn publish_held(&self) {
+        self.shared.held.store(self.held(), Ordering::Release);
+    }
+
     /// Whether a new item may be started; registers the consumer for a free slot if not.
     pub(super) fn has_room(&self, cx: &mut Context<'_>) -> bool {
         if self.held() >= self.window {
@@ -184,6 +213,14 @@ impl<Fut: Future> Engine<Fut> {
     pub(super) fn abort_all(&mut self) {
         self.ring.clear();
         drop(std::mem::take(&mut self.set));
+        self.publish_held();
+    }
+}
+
+impl<Fut: Future> Drop for Engine<Fut> {
+    fn drop(&mut self) {
+        // Held results are dropped with the engine; aborted tasks count themselves finished.
+        self.shared.held.store(0, Ordering::Release);
     }
 }
 
@@ -212,6 +249,7 @@ where
                         self.shared.failed.store(true, Ordering::Release);
                     }
                     self.ring.push_back(Slot::Done(out));
+                    self.publish_held();
                     None
                 } else {
                     Some(out)
@@ -227,12 +265,15 @@ where
                     fail: self.fail,
                 };
                 self.spawned += 1;
+                // Published before the task can finish (see `Shared::in_flight`).
+                self.shared.spawned.store(self.spawned, Ordering::Release);
                 if self.ordered {
                     let handle = AbortOnDropHandle::new(tokio::spawn(task));
                     self.ring.push_back(Slot::Running(handle));
                 } else {
                     self.set.spawn(task);
                 }
+                self.publish_held();
                 None
             }
         }
@@ -246,7 +287,10 @@ where
     ) -> Poll<Option<Fut::Output>> {
         if !self.ordered {
             return match self.set.poll_join_next(cx) {
-                Poll::Ready(Some(r)) => Poll::Ready(Some(unwrap_join(stage, r))),
+                Poll::Ready(Some(r)) => {
+                    self.publish_held();
+                    Poll::Ready(Some(unwrap_join(stage, r)))
+                }
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             };
@@ -260,12 +304,16 @@ where
         match self.ring.front_mut() {
             None => Poll::Ready(None),
             Some(Slot::Done(_)) => match self.ring.pop_front() {
-                Some(Slot::Done(out)) => Poll::Ready(Some(out)),
+                Some(Slot::Done(out)) => {
+                    self.publish_held();
+                    Poll::Ready(Some(out))
+                }
                 _ => unreachable!("front slot was done"),
             },
             Some(Slot::Running(handle)) => {
                 let r = ready!(Pin::new(handle).poll(cx));
                 self.ring.pop_front();
+                self.publish_held();
                 Poll::Ready(Some(unwrap_join(stage, r)))
             }
         }
@@ -285,7 +333,9 @@ where
                 && fail(out)
             {
                 self.shared.failed.store(false, Ordering::Release);
-                return match self.ring.remove(i) {
+                let removed = self.ring.remove(i);
+                self.publish_held();
+                return match removed {
                     Some(Slot::Done(out)) => Some(out),
                     _ => unreachable!("slot was done"),
                 };
@@ -494,6 +544,60 @@ impl<S, F, Fut: Future> MapConcurrent<S, F, Fut> {
         self.engine.output_buffer()
     }
 
+    /// Futures started and not finished: running on their tasks now (at most
+    /// [`limit`](Self::limit)). A future that is ready at its first (inline) poll is never in
+    /// flight.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut s = stream::iter(1..=5u64).map_concurrent(3, |x| async move {
+    ///     tokio::time::sleep(Duration::from_millis(100 * x)).await;
+    ///     x
+    /// });
+    /// assert_eq!(s.in_flight(), 0);
+    /// assert_eq!(s.next().await, Some(1)); // 1, 2, 3 started; 1 done at 100 ms, 4 started
+    /// assert_eq!(s.in_flight(), 3); // 2, 3, 4
+    /// # }
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.engine.shared.in_flight()
+    }
+
+    /// Results completed and not yet yielded: waiting behind a slower earlier item (ordered)
+    /// or for the consumer to ask (at most [`limit`](Self::limit) `+`
+    /// [`output_buffer`](Self::output_buffer) together with the in-flight ones).
+    ///
+    /// (Not called `buffered`: with `futures::StreamExt` in scope, `s.buffered()` would resolve
+    /// to `StreamExt::buffered(self, n)`, which takes `self` by value and so wins.)
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // The first item is slow: the two behind it finish first and wait in order.
+    /// let mut s = stream::iter([300u64, 100, 100]).map_concurrent(3, |ms| async move {
+    ///     tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///     ms
+    /// });
+    /// let first = tokio::spawn(async move { let x = s.next().await; (x, s) });
+    /// tokio::time::sleep(Duration::from_millis(200)).await;
+    /// let (x, s) = first.await.unwrap();
+    /// assert_eq!(x, Some(300));
+    /// assert_eq!((s.in_flight(), s.buffered_len()), (0, 2));
+    /// # }
+    /// ```
+    pub fn buffered_len(&self) -> usize {
+        self.engine.shared.buffered()
+    }
+
     pub(super) fn set_fail_check(&mut self, fail: FailCheck<Fut::Output>) {
         self.engine.set_fail_check(fail);
     }
@@ -574,5 +678,39 @@ where
 {
     fn is_terminated(&self) -> bool {
         self.finished
+    }
+}
+
+/// Reports [`StageSnapshot::in_flight`](crate::metrics::StageSnapshot::in_flight)
+/// ([`MapConcurrent::in_flight`]) and [`StageSnapshot::buffered`](crate::metrics::StageSnapshot::buffered)
+/// ([`MapConcurrent::buffered_len`]), read from the counters the stream shares with its tasks;
+/// both drop to 0 once the stream is dropped and its tasks are aborted.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let s = stream::iter(0..3)
+///     .map_concurrent(3, |x| async move {
+///         tokio::time::sleep(Duration::from_millis(100)).await;
+///         x
+///     })
+///     .metered("fetch")
+///     .with_events();
+/// let m = s.metrics();
+/// assert_eq!(s.collect::<Vec<_>>().await, [0, 1, 2]);
+/// let snap = m.snapshot();
+/// assert_eq!((snap.in_flight, snap.buffered), (Some(0), Some(0)));
+/// # }
+/// ```
+impl<S, F, Fut: Future> Observable for MapConcurrent<S, F, Fut> {
+    fn observe_into(&self, stage: &StageMetrics) {
+        let shared = Arc::clone(&self.engine.shared);
+        stage.track_in_flight(move || shared.in_flight() as u64);
+        let shared = Arc::clone(&self.engine.shared);
+        stage.track_buffered(move || shared.buffered() as u64);
     }
 }
