@@ -404,59 +404,13 @@ async fn json_output_parses_back_to_the_snapshot() {
     assert_eq!(stages[2]["retries"], serde_json::Value::Null);
 }
 
-mod capture {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl Capture {
-        pub(crate) fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-        type Writer = Capture;
-        fn make_writer(&'a self) -> Capture {
-            self.clone()
-        }
-    }
-
-    /// Captures this thread's events at `level` and above while the guard lives.
-    pub(crate) fn capture(level: tracing_subscriber::filter::LevelFilter) -> (Capture, impl Sized) {
-        use tracing_subscriber::util::SubscriberInitExt;
-        let capture = Capture::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(capture.clone())
-            .with_max_level(level)
-            .with_ansi(false)
-            .without_time()
-            .finish();
-        let guard = subscriber.set_default();
-        // Other tests of this binary run on other threads with no subscriber; a callsite
-        // they reach first may have cached "never interested" before this subscriber existed
-        // (tracing caches interest per callsite, process-wide). Recompute it now that this
-        // thread's subscriber is registered, or its events could be filtered out.
-        tracing::callsite::rebuild_interest_cache();
-        (capture, guard)
-    }
-}
+mod support;
+use support::capture;
 
 #[tokio::test(start_paused = true)]
 async fn events_carry_the_stage_span_and_structured_fields() {
     use tracing_subscriber::filter::LevelFilter;
-    let (events, _guard) = capture::capture(LevelFilter::TRACE);
+    let (events, _guard) = capture::capture_at(LevelFilter::TRACE);
     let flaky = Flaky::new(0..4u64).fail_at([1]).fail_times(10);
     let f = flaky.clone();
     let s = restartable(move |cp: &Checkpoint<u64>| f.open(cp.delivered))
@@ -488,7 +442,7 @@ async fn events_carry_the_stage_span_and_structured_fields() {
 #[tokio::test(start_paused = true)]
 async fn fallback_and_skip_events_name_their_stage() {
     use tracing_subscriber::filter::LevelFilter;
-    let (events, _guard) = capture::capture(LevelFilter::TRACE);
+    let (events, _guard) = capture::capture_at(LevelFilter::TRACE);
     let mut calls = 0;
     let s = stream::iter([Ok(1), Err("down")])
         .recover_with(move |_, _: &Checkpoint<i32>| {
@@ -528,7 +482,7 @@ async fn fallback_and_skip_events_name_their_stage() {
 #[tokio::test(start_paused = true)]
 async fn without_a_trace_subscriber_events_have_no_stage_span() {
     use tracing_subscriber::filter::LevelFilter;
-    let (events, _guard) = capture::capture(LevelFilter::WARN);
+    let (events, _guard) = capture::capture_at(LevelFilter::WARN);
     let s = stream::iter([Ok(1), Err("bad")])
         .on_error(Supervision::Resume)
         .metered("quiet")

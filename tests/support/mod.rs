@@ -1,0 +1,3 @@
+//! Helpers shared by several facade test files.
+
+pub(crate) mod capture;
