@@ -482,7 +482,7 @@ async fn fallback_and_skip_events_name_their_stage() {
 #[tokio::test(start_paused = true)]
 async fn without_a_trace_subscriber_events_have_no_stage_span() {
     use tracing_subscriber::filter::LevelFilter;
-    let (events, _guard) = capture::capture_at(LevelFilter::WARN);
+    let (events, _guard) = capture::capture_with_max_level(LevelFilter::WARN);
     let s = stream::iter([Ok(1), Err("bad")])
         .on_error(Supervision::Resume)
         .metered("quiet")
