@@ -11,7 +11,7 @@ use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use super::timeout_each::{TimeoutError, nonzero_duration};
+use super::timeout_each::{TimeoutError, items_or_one_error, nonzero_duration};
 use crate::error::ConfigError;
 use crate::stage::Stage;
 
@@ -126,14 +126,7 @@ impl<S: Stream> Stream for Deadline<S> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match &self.stream {
-            // Either every upstream item, or some of them and one error.
-            Some(stream) => {
-                let (lo, hi) = stream.size_hint();
-                (lo.min(1), hi.and_then(|hi| hi.checked_add(1)))
-            }
-            None => (0, Some(0)),
-        }
+        items_or_one_error(self.stream.as_ref())
     }
 }
 

@@ -215,14 +215,19 @@ impl<S: Stream> Stream for TimeoutEach<S> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match &self.stream {
-            // Either every upstream item, or some of them and one error.
-            Some(stream) => {
-                let (lo, hi) = stream.size_hint();
-                (lo.min(1), hi.and_then(|hi| hi.checked_add(1)))
-            }
-            None => (0, Some(0)),
+        items_or_one_error(self.stream.as_ref())
+    }
+}
+
+/// The size hint of a stream that yields every upstream item, or some of them and then one
+/// timeout error and ends (`None` once it has ended); shared with [`Deadline`](super::Deadline).
+pub(crate) fn items_or_one_error<S: Stream>(upstream: Option<&S>) -> (usize, Option<usize>) {
+    match upstream {
+        Some(stream) => {
+            let (lo, hi) = stream.size_hint();
+            (lo.min(1), hi.and_then(|hi| hi.checked_add(1)))
         }
+        None => (0, Some(0)),
     }
 }
 
