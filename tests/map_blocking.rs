@@ -111,9 +111,11 @@ async fn drop_releases_f_once_running_calls_finish_and_starts_nothing_more() {
         .await
         .unwrap();
     drop(s);
-    // The running call cannot be interrupted: let both calls through.
+    // The running call cannot be interrupted: let both calls through. If the second call
+    // was cancelled, the first one's return releases `f` and its receiver, so the second
+    // send may find no one listening.
     gate_tx.send(()).unwrap();
-    gate_tx.send(()).unwrap();
+    let _ = gate_tx.send(());
     let mut waited = 0;
     while captured.alive() > 0 {
         waited += 1;
@@ -182,9 +184,11 @@ fn drop_cancels_queued_calls_the_running_one_finishes() {
         // block_on's thread is not a worker: waiting here blocks nothing else.
         assert_eq!(started_rx.recv_timeout(GUARD).unwrap(), 0);
         drop(s);
-        // Open the gate for both calls; a call that still ran would be counted.
+        // Open the gate for both calls; a call that still ran would be counted. The second
+        // send may find the receiver gone: once the running call returns, the dropped stage
+        // releases `f` (and the receiver it owns) — which is the behaviour under test.
         gate_tx.send(()).unwrap();
-        gate_tx.send(()).unwrap();
+        let _ = gate_tx.send(());
         // The pool runs its queue in order: once this sentinel has run, so would have the
         // queued call, had it not been cancelled.
         tokio::task::spawn_blocking(|| ()).await.unwrap();
