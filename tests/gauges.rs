@@ -1,4 +1,5 @@
-//! In-flight and buffered gauges reported by `prefetch` and `map_concurrent` themselves:
+//! In-flight and buffered gauges reported by `prefetch` and `map_concurrent` (spawned and
+//! local) themselves:
 //! the accessors, `.metered(..).with_events()` and `pipeline!` fill `in_flight`/`buffered`.
 
 use std::time::Duration;
@@ -223,4 +224,75 @@ async fn pipeline_adopts_the_gauges_of_its_stages() {
     assert_eq!((prefetch.buffered, prefetch.in_flight), (Some(8), None));
     let mapped = by_name("map_concurrent");
     assert_eq!((mapped.in_flight, mapped.buffered), (Some(2), Some(0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn map_concurrent_local_ordered_reports_in_flight_and_buffered() {
+    let mut s = stream::iter([300u64, 100, 200, 20])
+        .map_concurrent_local(3, sleeper)
+        .metered("local")
+        .with_events();
+    let m = s.metrics();
+    let snap = m.snapshot();
+    assert_eq!((snap.in_flight, snap.buffered), (Some(0), Some(0)));
+
+    assert!(futures::poll!(s.next()).is_pending());
+    assert_eq!(
+        (s.get_ref().in_flight(), s.get_ref().buffered_len()),
+        (3, 0)
+    );
+    let snap = m.snapshot();
+    assert_eq!((snap.in_flight, snap.buffered), (Some(3), Some(0)));
+
+    // Local futures run only while the stream is polled: at t = 250 ms the 100 and 200 ms
+    // ones are done but unseen until the next poll, which buffers both behind the head.
+    sleep(Duration::from_millis(250)).await;
+    assert!(futures::poll!(s.next()).is_pending());
+    assert_eq!(
+        (s.get_ref().in_flight(), s.get_ref().buffered_len()),
+        (2, 2)
+    ); // 300 and the 4th item (20 ms, started once a slot freed) run; 100, 200 wait
+    let snap = m.snapshot();
+    assert_eq!((snap.in_flight, snap.buffered), (Some(2), Some(2)));
+
+    assert_eq!(s.next().await, Some(300));
+    let snap = m.snapshot();
+    assert_eq!((snap.in_flight, snap.buffered), (Some(0), Some(3)));
+    assert_eq!(s.collect::<Vec<_>>().await, [100, 200, 20]);
+    let snap = m.snapshot();
+    assert_eq!((snap.items, snap.in_flight, snap.buffered), (4, Some(0), Some(0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn map_concurrent_local_unordered_never_buffers() {
+    let mut s = stream::iter([300u64, 100, 200])
+        .map_concurrent_local_unordered(3, sleeper)
+        .metered("local_unordered")
+        .with_events();
+    let m = s.metrics();
+    assert!(futures::poll!(s.next()).is_pending());
+    assert_eq!(m.snapshot().in_flight, Some(3));
+    assert_eq!(s.next().await, Some(100));
+    let snap = m.snapshot();
+    assert_eq!((snap.in_flight, snap.buffered), (Some(2), Some(0)));
+    assert_eq!(s.collect::<Vec<_>>().await, [200, 300]);
+    let snap = m.snapshot();
+    assert_eq!((snap.in_flight, snap.buffered), (Some(0), Some(0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pipeline_adopts_the_gauges_of_map_concurrent_local() {
+    let metrics = Metrics::new();
+    let mut s = pipeline! {
+        metrics = &metrics;
+        stream::iter(0..10u64)
+        => .map_concurrent_local(4, |x| sleeper(1_000 + x))
+    };
+    assert!(futures::poll!(s.next()).is_pending());
+    let mapped = metrics
+        .snapshot()
+        .into_iter()
+        .find(|snap| snap.name == "map_concurrent_local")
+        .expect("a stage named map_concurrent_local");
+    assert_eq!((mapped.in_flight, mapped.buffered), (Some(4), Some(0)));
 }

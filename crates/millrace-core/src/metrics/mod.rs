@@ -14,7 +14,7 @@
 //! | errors | [`count_errors`](crate::wrappers::Metered::count_errors) | [`errors`](StageSnapshot::errors) |
 //! | errors by kind | [`count_errors_by`](crate::wrappers::Metered::count_errors_by)`(\|e\| e.kind())` | [`errors_by_kind`](StageSnapshot::errors_by_kind) |
 //! | retries, fallbacks, skipped errors | [`with_events`](crate::wrappers::Metered::with_events) right after `retry` / `recover_with` / `on_error`, or [`StageMetrics::track_retries`] & co. | [`retries`](StageSnapshot::retries), [`fallbacks`](StageSnapshot::fallbacks), [`skipped`](StageSnapshot::skipped) |
-//! | in-flight and buffered counts | [`with_events`](crate::wrappers::Metered::with_events) right after `prefetch` / `map_concurrent` / `try_map_concurrent`, or [`StageMetrics::track_in_flight`], [`StageMetrics::track_buffered`] (any gauge) | [`in_flight`](StageSnapshot::in_flight), [`buffered`](StageSnapshot::buffered) |
+//! | in-flight and buffered counts | [`with_events`](crate::wrappers::Metered::with_events) right after `prefetch` / `map_concurrent` / `try_map_concurrent` / `map_concurrent_local`, or [`StageMetrics::track_in_flight`], [`StageMetrics::track_buffered`] (any gauge) | [`in_flight`](StageSnapshot::in_flight), [`buffered`](StageSnapshot::buffered) |
 //! | items in | [`StageMetrics::fed_by`] the upstream stage | [`items_in`](StageSnapshot::items_in) |
 //! | time spent, latency p50/p90/p99 | [`with_timing`](crate::wrappers::Metered::with_timing) | [`busy`](StageSnapshot::busy), [`self_busy`](StageSnapshot::self_busy), [`latency`](StageSnapshot::latency) |
 //! | throughput | always | [`StageSnapshot::throughput`] |
@@ -595,8 +595,9 @@ impl FallbackCounter {
 /// [`StageMetrics`] can adopt; used by [`Metered::with_events`](crate::wrappers::Metered::with_events).
 ///
 /// Implemented by [`Retry`], [`Recover`] and [`Supervise`] (events), and by
-/// [`Prefetch`](crate::wrappers::Prefetch), [`MapConcurrent`](crate::wrappers::MapConcurrent)
-/// and [`TryMapConcurrent`](crate::wrappers::TryMapConcurrent) (in-flight and buffered
+/// [`Prefetch`](crate::wrappers::Prefetch), [`MapConcurrent`](crate::wrappers::MapConcurrent),
+/// [`TryMapConcurrent`](crate::wrappers::TryMapConcurrent) and
+/// [`MapConcurrentLocal`](crate::wrappers::MapConcurrentLocal) (in-flight and buffered
 /// gauges); implement it for your own wrapper by calling the `track_*` methods of the stage.
 ///
 /// ```

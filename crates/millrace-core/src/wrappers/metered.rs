@@ -353,8 +353,9 @@ impl<S, K, M> Metered<S, K, M> {
     /// [`Retry`](crate::wrappers::Retry), the fallbacks of a
     /// [`Recover`](crate::wrappers::Recover) or the skipped errors of a
     /// [`Supervise`](crate::wrappers::Supervise) show in this stage's snapshot, and so do
-    /// the in-flight and buffered counts of a [`Prefetch`](crate::wrappers::Prefetch) or a
-    /// [`MapConcurrent`](crate::wrappers::MapConcurrent) (see [`Observable`]).
+    /// the in-flight and buffered counts of a [`Prefetch`](crate::wrappers::Prefetch), a
+    /// [`MapConcurrent`](crate::wrappers::MapConcurrent) or a
+    /// [`MapConcurrentLocal`](crate::wrappers::MapConcurrentLocal) (see [`Observable`]).
     ///
     /// Place `.metered(..)` directly after the wrapper (the metered stream must *be* the
     /// wrapper); elsewhere, use [`StageMetrics::track_retries`] & co. with the wrapper's handle.

@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use futures_core::Stream;
@@ -12,6 +14,16 @@ use futures_util::stream::FuturesUnordered;
 use pin_project_lite::pin_project;
 
 use crate::error::{ConfigError, nonzero};
+use crate::metrics::{Observable, StageMetrics};
+
+/// The in-flight and buffered counts as of the end of the last poll, for readers on other
+/// threads (a metered stage's gauges). The stream's own state is not shareable (the futures
+/// need not be `Send`), so it publishes these two numbers with relaxed stores after each poll.
+#[derive(Debug, Default)]
+struct Gauges {
+    in_flight: AtomicU64,
+    buffered: AtomicU64,
+}
 
 /// A pending future, still in the box it was first polled in, tagged with the input
 /// position of its item.
@@ -94,6 +106,7 @@ pin_project! {
         window: usize,
         upstream_done: bool,
         finished: bool,
+        gauges: Arc<Gauges>,
     }
 }
 
@@ -186,6 +199,7 @@ where
             window: limit.saturating_mul(2),
             upstream_done: false,
             finished: false,
+            gauges: Arc::default(),
         })
     }
 }
@@ -222,6 +236,85 @@ impl<S, F, Fut: Future> MapConcurrentLocal<S, F, Fut> {
             self.running.len()
         }
     }
+
+    /// Futures started and not finished (at most [`limit`](Self::limit)).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut s = stream::iter([10u64, 300, 300, 300]).map_concurrent_local(3, |ms| async move {
+    ///     tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///     ms
+    /// });
+    /// assert_eq!(s.in_flight(), 0);
+    /// assert_eq!(s.next().await, Some(10)); // 10, 300, 300 started; 10 done, the last 300 started
+    /// assert_eq!(s.in_flight(), 3);
+    /// # }
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Results completed and not yet yielded because an earlier item is still running
+    /// (ordered variant; the unordered one yields each result as soon as it sees it, so
+    /// this is 0 there).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // The first item is slow: the two behind it finish first and wait in order.
+    /// let mut s = stream::iter([300u64, 100, 100]).map_concurrent_local(3, |ms| async move {
+    ///     tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///     ms
+    /// });
+    /// assert_eq!(s.next().await, Some(300));
+    /// assert_eq!((s.in_flight(), s.buffered_len()), (0, 2));
+    /// # }
+    /// ```
+    pub fn buffered_len(&self) -> usize {
+        if self.ordered {
+            self.done.len() - self.running.len()
+        } else {
+            0
+        }
+    }
+}
+
+/// In-flight and buffered gauges for [`Metered::with_events`](crate::wrappers::Metered::with_events):
+/// the counts as of the end of the stream's last poll (the futures run only while it is
+/// polled, so nothing changes in between).
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let s = stream::iter(0..3)
+///     .map_concurrent_local(2, |x| async move { x })
+///     .metered("work")
+///     .with_events();
+/// let m = s.metrics();
+/// assert_eq!(s.collect::<Vec<_>>().await, [0, 1, 2]);
+/// let snap = m.snapshot();
+/// assert_eq!((snap.in_flight, snap.buffered), (Some(0), Some(0)));
+/// # }
+/// ```
+impl<S, F, Fut: Future> Observable for MapConcurrentLocal<S, F, Fut> {
+    fn observe_into(&self, stage: &StageMetrics) {
+        let gauges = Arc::clone(&self.gauges);
+        stage.track_in_flight(move || gauges.in_flight.load(Ordering::Relaxed));
+        let gauges = Arc::clone(&self.gauges);
+        stage.track_buffered(move || gauges.buffered.load(Ordering::Relaxed));
+    }
 }
 
 impl<S, F, Fut> Stream for MapConcurrentLocal<S, F, Fut>
@@ -232,7 +325,42 @@ where
 {
     type Item = Fut::Output;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
+        let polled = self.as_mut().poll_work(cx);
+        let gauges = &self.gauges;
+        gauges
+            .in_flight
+            .store(self.in_flight() as u64, Ordering::Relaxed);
+        gauges
+            .buffered
+            .store(self.buffered_len() as u64, Ordering::Relaxed);
+        polled
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.finished {
+            return (0, Some(0));
+        }
+        let held = self.held();
+        let (lo, hi) = if self.upstream_done {
+            (0, Some(0))
+        } else {
+            self.upstream.size_hint()
+        };
+        (
+            lo.saturating_add(held),
+            hi.and_then(|h| h.checked_add(held)),
+        )
+    }
+}
+
+impl<S, F, Fut> MapConcurrentLocal<S, F, Fut>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> Fut,
+    Fut: Future,
+{
+    fn poll_work(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
         let mut this = self.project();
         if *this.finished {
             return Poll::Ready(None);
@@ -298,22 +426,6 @@ where
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.finished {
-            return (0, Some(0));
-        }
-        let held = self.held();
-        let (lo, hi) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
-        (
-            lo.saturating_add(held),
-            hi.and_then(|h| h.checked_add(held)),
-        )
     }
 }
 
