@@ -260,7 +260,10 @@ async fn map_concurrent_local_ordered_reports_in_flight_and_buffered() {
     assert_eq!((snap.in_flight, snap.buffered), (Some(0), Some(3)));
     assert_eq!(s.collect::<Vec<_>>().await, [100, 200, 20]);
     let snap = m.snapshot();
-    assert_eq!((snap.items, snap.in_flight, snap.buffered), (4, Some(0), Some(0)));
+    assert_eq!(
+        (snap.items, snap.in_flight, snap.buffered),
+        (4, Some(0), Some(0))
+    );
 }
 
 #[tokio::test(start_paused = true)]

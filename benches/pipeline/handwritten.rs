@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use futures::executor::block_on;
@@ -14,7 +16,45 @@ use crate::registry::Variant;
 pub(crate) const VARIANTS: &[Variant] = &[
     Variant::anchor("handwritten", handwritten),
     Variant::anchor("boxed", boxed),
+    // The anchor of the `metered` row: the smallest live item counter one would write by
+    // hand, in the same place (right after the source, before the futures combinators).
+    Variant::anchor("handwritten_counter", handwritten_counter),
 ];
+
+pin_project! {
+    /// Counts the items it yields into a shared counter anyone can read at any time: a
+    /// local count stored with a relaxed store per item (one writer).
+    pub(crate) struct Counter<S> { #[pin] upstream: S, seen: u64, shared: Arc<AtomicU64> }
+}
+
+impl<S: Stream<Item = u64>> Stream for Counter<S> {
+    type Item = u64;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u64>> {
+        let this = self.project();
+        let polled = this.upstream.poll_next(cx);
+        if let Poll::Ready(Some(_)) = polled {
+            *this.seen += 1;
+            this.shared.store(*this.seen, Ordering::Relaxed);
+        }
+        polled
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.upstream.size_hint()
+    }
+}
+
+/// `combinators_fold` with a hand-written [`Counter`] right after the source.
+fn handwritten_counter(n: u64) -> u64 {
+    let shared = Arc::new(AtomicU64::new(0));
+    let counted = Counter {
+        upstream: stream::iter(0..n),
+        seen: 0,
+        shared: Arc::clone(&shared),
+    };
+    let sum = block_on(fold_sum!(crate::combinators::stages(counted)));
+    assert_eq!(shared.load(Ordering::Relaxed), n);
+    sum
+}
 
 pin_project! {
     /// `map(x * 3)`.

@@ -71,6 +71,37 @@ pub(crate) const VARIANTS: &[Variant] = &[
             extra: 10.0,
         },
     ),
+    // One metered stage in the middle (after the first `map`) and at the end: under fat LTO
+    // the cost depends on where the counter sits (see RESULTS.md: directly on the source, in
+    // front of `filter`, LLVM stops threading the loop — a hand-written counter too).
+    pipeline(
+        "metered_mid",
+        metered_mid,
+        Target::Over {
+            of: "combinators_fold",
+            extra: 10.0,
+        },
+    ),
+    pipeline(
+        "metered_last",
+        metered_last,
+        Target::Over {
+            of: "combinators_fold",
+            extra: 10.0,
+        },
+    ),
+    // The same stage counting the `Err` items of a `Result` stream (none on this path),
+    // against the unmetered `Result` pipeline.
+    pipeline(
+        "metered_count_errors",
+        metered_count_errors,
+        Target::Over {
+            of: "result_bare",
+            extra: 10.0,
+        },
+    ),
+    // `.traced()` with no subscriber: opt-in, no target; shows what the span path costs.
+    Variant::anchor("metered_traced", metered_traced),
     // Landed on `main` (flow and error wrappers, 2026-11-22):
     pipeline("prefetch", prefetch, Target::Instr { max: 40.0 }),
     pipeline("retry_ok", retry_ok, bare()),
@@ -226,6 +257,37 @@ fn stream_stage_general(n: u64) -> u64 {
 /// item, not only the half that passes the filter); nobody reads the counters.
 fn metered(n: u64) -> u64 {
     block_on(fold_sum!(stages(stream::iter(0..n).metered("source"))))
+}
+
+/// `combinators_fold` with one `metered` stage between `map(x * 3)` and `filter`.
+fn metered_mid(n: u64) -> u64 {
+    use futures::StreamExt as _;
+    use std::future::ready;
+    let s = stream::iter(0..n)
+        .map(|x| x * 3)
+        .metered("mid")
+        .filter(|x| ready(x % 2 == 0))
+        .map(|x| x + 1);
+    block_on(fold_sum!(s))
+}
+
+/// `combinators_fold` with one `metered` stage after the last `map` (it sees half the items).
+fn metered_last(n: u64) -> u64 {
+    block_on(fold_sum!(stages(stream::iter(0..n)).metered("last")))
+}
+
+/// `result_bare` with one `metered(..).count_errors()` stage right after the source.
+fn metered_count_errors(n: u64) -> u64 {
+    block_on(fold_sum!(result_stages(
+        result_source(n).metered("source").count_errors()
+    )))
+}
+
+/// `metered` with `.traced()` and no tracing subscriber installed.
+fn metered_traced(n: u64) -> u64 {
+    block_on(fold_sum!(stages(
+        stream::iter(0..n).metered("source").traced()
+    )))
 }
 
 /// Buffer size of the `prefetch` row: as big as the `mpsc(1024)` anchor's channel.

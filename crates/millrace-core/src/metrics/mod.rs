@@ -26,27 +26,36 @@
 //!
 //! # Cost
 //!
-//! Each stage has exactly one writer (the stream, which `poll_next` borrows exclusively), so
-//! counters are bumped with a relaxed load and store (compiled to one `inc` on x86-64) rather
-//! than a locked read-modify-write. Readers see values that are at most a few polls old;
-//! every counter only grows; reading never slows the writer (no lock is shared). Timing and
-//! tracing are a type-level mode ([`MeterMode`](crate::wrappers::MeterMode)), so a counting
-//! stage carries no trace of them.
+//! Each stage has exactly one writer (the stream, which `poll_next` borrows exclusively). It
+//! counts items in a plain `u64` inside the stream and stores each new total to the shared
+//! counter with a relaxed store (a plain `mov` on x86-64, no locked read-modify-write), so a
+//! snapshot is exact up to the last item the stage yielded, every counter only grows, and
+//! reading never slows the writer (no lock is shared). `Pending` polls and the end are
+//! counted out of line. Timing and tracing are a type-level mode
+//! ([`MeterMode`](crate::wrappers::MeterMode)), so a counting stage carries no trace of them,
+//! not even a field.
 //!
-//! Measured with callgrind (`valgrind --tool=callgrind`, release build, Rust 1.95, futures'
-//! `block_on`), instructions per source item = (Ir at N = 200k − Ir at N = 100k) / 100k, each
-//! variant in its own `#[inline(never)]` function of one binary:
+//! Measured by `scripts/bench.sh` (callgrind, fat LTO, Rust 1.95, futures' `block_on`;
+//! instructions per source item) on `stream::iter(0..N)` → `map(x * 3)` → `filter(even)` →
+//! `map(x + 1)` → `fold`, which costs 7.0 unmetered:
 //!
-//! | pipeline over `stream::iter(0..N)`, `fold` to a sum | bare | with 4 × `.metered(..)` | per metered stage per item |
-//! |---|---:|---:|---:|
-//! | 4 × `map` | 27.0 | 41.0 | **3.5** |
-//! | `map`, `filter(even)`, `map` (stages see 1, 1, ½, ½ of the items) | 36.5 | 53.5 | **5.7** |
-//! | 4 × `map` over `Result`, `.count_errors()` on each | 27.0 | 55.0 | **7.0** |
-//! | 4 × `map`, `.traced()` on each, no subscriber | 27.0 | 97.0 | 17.5 |
+//! | metered stage(s) | instr/item | over unmetered |
+//! |---|---:|---:|
+//! | every stage, the `pipeline!` default (4 stages) | 16.0 | **+9.0** (2.25 per stage) |
+//! | one, after the first `map` | 9.5 | **+2.5** |
+//! | one, after the last `map` (sees half the items) | 8.5 | **+1.5** |
+//! | one, `.count_errors()`, on a `Result` source | 9.5 | **+2.5** |
+//! | one, directly on the source | 31.5 | +24.5 |
+//! | *a hand-written counter (relaxed store per item), directly on the source* | *41.5* | *+34.5* |
+//! | one, `.traced()`, no subscriber | 56.0 | +49.0 |
 //!
-//! So a counting stage that nobody reads costs 3.5–7 instructions per item (target ≤ 10).
-//! `.traced()` costs more even with no subscriber: not the span check itself, but the
-//! out-of-line span/timing path in the loop keeps LLVM from holding the neighbouring
+//! So a counting stage that nobody reads costs 1.5–2.5 instructions per item where it sits
+//! (target ≤ 10), with one exception the compiler makes: directly on the source, in front of
+//! `filter`, LLVM stops threading `filter`'s state machine through the loop (the loop then
+//! dispatches on that state once more per item, visible in the disassembly). A hand-written
+//! counter in the same place pays more, so this is the cost of counting there, not of
+//! millrace. `.traced()` costs more even with no subscriber: not the span check itself, but
+//! the out-of-line span/timing path in the loop keeps LLVM from holding the neighbouring
 //! combinators' state in registers; that is why it is opt-in per stage. `with_timing` reads
 //! the clock twice per poll (≈ 50 ns); an enabled span costs ≈ 100 ns per poll with
 //! `tracing-subscriber`'s registry.
@@ -148,6 +157,16 @@ struct Counters {
     timed: AtomicBool,
     latency: OnceLock<Histogram>,
     cold: Mutex<Cold>,
+}
+
+impl Counters {
+    fn on_end(&self) {
+        bump(&self.ends);
+        if self.ended_at.load(Ordering::Relaxed) == 0 {
+            let at = nanos(self.created.elapsed()).saturating_add(1);
+            self.ended_at.store(at, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Adds one with a relaxed load and store: correct because each counter has one writer.
@@ -480,45 +499,15 @@ impl StageMetrics {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    // --- writer side, used by `Metered` only ---
-
-    #[inline(always)]
-    pub(crate) fn on_item(&self) {
-        bump(&self.inner.items);
-    }
-
-    #[inline(always)]
-    pub(crate) fn on_error(&self) {
-        bump(&self.inner.errors);
-    }
+    // --- writer side, used by `Metered` (through `Meter`) only ---
 
     /// Counts an error of kind `kind` (and in `errors`). Error path only: takes a lock.
     #[cold]
     pub(crate) fn on_error_kind(&self, kind: &str) {
-        bump(&self.inner.errors);
         let mut cold = lock(&self.inner.cold);
         match cold.kinds.iter_mut().find(|(k, _)| k == kind) {
             Some((_, n)) => *n += 1,
             None => cold.kinds.push((kind.to_owned(), 1)),
-        }
-    }
-
-    /// A poll that returned `Pending` (`pending`) or `Ready(None)`.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn on_not_ready(&self, pending: bool) {
-        if pending {
-            bump(&self.inner.pending);
-        } else {
-            self.on_end();
-        }
-    }
-
-    fn on_end(&self) {
-        bump(&self.inner.ends);
-        if self.inner.ended_at.load(Ordering::Relaxed) == 0 {
-            let at = nanos(self.inner.created.elapsed()).saturating_add(1);
-            self.inner.ended_at.store(at, Ordering::Relaxed);
         }
     }
 
@@ -549,6 +538,117 @@ impl StageMetrics {
 
     fn downgrade(&self) -> Weak<Counters> {
         Arc::downgrade(&self.inner)
+    }
+}
+
+/// The writer side of one stage's counters, owned by its `Metered` stream.
+///
+/// Items are counted in the stream (a plain `u64`) and each new total is stored to the shared
+/// counter (a relaxed store: a plain `mov` on x86-64, no read-modify-write), so a snapshot is
+/// always exact up to the last item yielded. Errors (rarer) are bumped in place.
+///
+/// Everything that leaves this type's inline code takes the counters' heap address and plain
+/// values, never `&self`, and cannot unwind (`extern "C"`: a panic inside aborts). The
+/// stream lives in the consumer's frame; once its address escapes into a call — including
+/// the drop a landing pad would run if a call unwound — LLVM keeps the whole pipeline's state
+/// in memory. Measured under fat LTO (callgrind, `benches/RESULTS.md`): a 4-stage
+/// `pipeline!` with every stage metered went from +49.5 instructions per item over the
+/// unmetered pipeline (an `Arc` and a `tracing::Span` in every stage, bumped in place) to
+/// +9.0.
+pub(crate) struct Meter {
+    // `Some` until dropped: `drop` moves the `Arc` out and releases it out of line.
+    stage: Option<StageMetrics>,
+    items: u64,
+}
+
+impl Meter {
+    pub(crate) fn new(stage: StageMetrics) -> Self {
+        let items = stage.inner.items.load(Ordering::Relaxed);
+        Meter {
+            stage: Some(stage),
+            items,
+        }
+    }
+
+    /// The shared counters (what readers see).
+    pub(crate) fn stage(&self) -> &StageMetrics {
+        self.shared()
+            .expect("the counters are taken only when the meter is dropped")
+    }
+
+    /// [`stage`](Self::stage) without a panic path (for the per-item code).
+    #[inline(always)]
+    pub(crate) fn shared(&self) -> Option<&StageMetrics> {
+        self.stage.as_ref()
+    }
+
+    #[inline(always)]
+    pub(crate) fn on_item(&mut self) {
+        self.items = self.items.wrapping_add(1);
+        if let Some(stage) = &self.stage {
+            stage.inner.items.store(self.items, Ordering::Relaxed);
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn on_error(&mut self) {
+        if let Some(stage) = &self.stage {
+            bump(&stage.inner.errors);
+        }
+    }
+
+    /// A poll that returned `Pending`.
+    #[inline(always)]
+    pub(crate) fn on_pending(&self) {
+        if let Some(stage) = &self.stage {
+            pending(&stage.inner);
+        }
+    }
+
+    /// A poll that returned `Ready(None)`.
+    #[inline(always)]
+    pub(crate) fn on_end(&self) {
+        if let Some(stage) = &self.stage {
+            ended(&stage.inner);
+        }
+    }
+}
+
+// `extern "C"` for one property only: a function with this ABI cannot unwind (a panic in it
+// aborts), so calls to it need no landing pad. `pending` and `ended` cannot panic (atomics, and
+// `Instant::elapsed`, which saturates); `release` runs the counters' destructor when it drops
+// the last handle, which can only panic if a gauge closure's captured value panics in its own
+// `Drop` — that aborts here instead of unwinding.
+
+#[cold]
+#[inline(never)]
+extern "C" fn pending(counters: &Counters) {
+    bump(&counters.pending);
+}
+
+#[cold]
+#[inline(never)]
+extern "C" fn ended(counters: &Counters) {
+    counters.on_end();
+}
+
+/// Releases a dropped meter's counters (by value: the `Arc`'s pointer in a register, not the
+/// address of the field that held it).
+// Only ever called from Rust, so both sides of the call agree on how an `Arc` is passed;
+// the lint is about C callers.
+#[allow(improper_ctypes_definitions)]
+#[cold]
+#[inline(never)]
+extern "C" fn release(stage: StageMetrics) {
+    drop(stage);
+}
+
+impl Drop for Meter {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(stage) = self.stage.take() {
+            release(stage);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 
 use crate::Stage;
-use crate::metrics::{Metrics, Observable, StageMetrics, timed_poll};
+use crate::metrics::{Meter, Metrics, Observable, StageMetrics, timed_poll};
 
 /// How a [`Metered`] stage classifies items as errors.
 ///
@@ -23,8 +23,9 @@ pub trait ErrorCounting<I> {
     /// Whether this choice counts errors at all (shown as `Some` in the snapshot).
     const COUNTS: bool;
 
-    /// Counts `item` into `stage` if it is an error.
-    fn count(&self, item: &I, stage: &StageMetrics);
+    /// Whether `item` is an error (the stage counts it); a classifying choice also records
+    /// the error's kind in `stage`.
+    fn is_error(&self, item: &I, stage: &StageMetrics) -> bool;
 }
 
 /// Items are never counted as errors (the default of [`Metered`]).
@@ -75,16 +76,50 @@ impl<F> fmt::Debug for ClassifyErrors<F> {
 }
 
 /// Whether a [`Metered`] stage can time its polls and enter a tracing span: a type-level
-/// choice, so a plain counting stage has no trace of either in its per-item code.
+/// choice, so a plain counting stage has no trace of either, in its per-item code or in its
+/// fields.
 ///
 /// A runtime flag looked cheaper but was not: the mere presence of an out-of-line call in the
 /// poll (even never taken) stopped LLVM from keeping the surrounding combinators' state in
-/// registers, and cost 10–15 instructions per item per stage (measured with callgrind).
-/// [`Counted`] is the default; [`with_timing`](Metered::with_timing) and
-/// [`traced`](Metered::traced) switch to [`Observed`].
-pub trait MeterMode {
+/// registers, and cost 10–15 instructions per item per stage (measured with callgrind). A
+/// `tracing::Span` field that is never entered costs too: its out-of-line drop takes the
+/// stream's address, and under LTO that alone moved a 4-stage pipeline's state from
+/// registers to memory (+40 instructions per item). [`Counted`] is the default;
+/// [`with_timing`](Metered::with_timing) and [`traced`](Metered::traced) switch to
+/// [`Observed`]. Sealed: these two are the only modes.
+pub trait MeterMode: sealed::Sealed {
     /// Whether timing and tracing code is compiled in.
     const OBSERVED: bool;
+}
+
+mod sealed {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures_core::Stream;
+
+    use super::ObservedState;
+    use crate::metrics::StageMetrics;
+
+    /// The mode's state and poll (the trait is sealed, so these stay private).
+    pub trait Sealed {
+        /// What the mode keeps in the stream: nothing when counting only.
+        type State: std::fmt::Debug;
+
+        /// The state of a stage built by a [`MeteredStage`](super::MeteredStage).
+        fn new_state(stage: &StageMetrics, traced: bool, timed: bool) -> Self::State;
+
+        /// The state of the same stage switched to [`Observed`](super::Observed).
+        fn into_observed(state: Self::State) -> ObservedState;
+
+        /// Polls `stream`, timing it / entering the span if the state says so.
+        fn poll<S: Stream>(
+            state: &mut Self::State,
+            stream: Pin<&mut S>,
+            cx: &mut Context<'_>,
+            stage: &StageMetrics,
+        ) -> Poll<Option<S::Item>>;
+    }
 }
 
 /// Counters only (the default mode of [`Metered`]): no clock, no span.
@@ -116,25 +151,107 @@ impl MeterMode for Counted {
     const OBSERVED: bool = false;
 }
 
+impl sealed::Sealed for Counted {
+    type State = ();
+
+    fn new_state(_: &StageMetrics, traced: bool, timed: bool) {
+        debug_assert!(
+            !traced && !timed,
+            "a Counted stage is neither traced nor timed"
+        );
+    }
+
+    fn into_observed((): ()) -> ObservedState {
+        ObservedState::default()
+    }
+
+    #[inline(always)]
+    fn poll<S: Stream>(
+        (): &mut (),
+        stream: Pin<&mut S>,
+        cx: &mut Context<'_>,
+        _: &StageMetrics,
+    ) -> Poll<Option<S::Item>> {
+        stream.poll_next(cx)
+    }
+}
+
 impl MeterMode for Observed {
     const OBSERVED: bool = true;
+}
+
+impl sealed::Sealed for Observed {
+    type State = ObservedState;
+
+    fn new_state(stage: &StageMetrics, traced: bool, timed: bool) -> ObservedState {
+        let mut state = ObservedState::default();
+        if traced {
+            state.trace(stage);
+        }
+        if timed {
+            state.time(stage);
+        }
+        state
+    }
+
+    fn into_observed(state: ObservedState) -> ObservedState {
+        state
+    }
+
+    #[inline(always)]
+    fn poll<S: Stream>(
+        state: &mut ObservedState,
+        stream: Pin<&mut S>,
+        cx: &mut Context<'_>,
+        stage: &StageMetrics,
+    ) -> Poll<Option<S::Item>> {
+        if state.timed || state.span.is_some() {
+            slow_poll(stream, cx, stage, state)
+        } else {
+            stream.poll_next(cx)
+        }
+    }
+}
+
+/// What an [`Observed`] stage keeps besides its counters (not nameable outside the crate).
+#[derive(Debug, Default)]
+pub struct ObservedState {
+    timed: bool,
+    // Timing only: when the consumer started waiting for the next item.
+    waiting_since: Option<Instant>,
+    // Only when `traced` found the span enabled.
+    span: Option<tracing::Span>,
+}
+
+impl ObservedState {
+    fn trace(&mut self, stage: &StageMetrics) {
+        let span = tracing::trace_span!("stage", stage = %stage.name());
+        if !span.is_disabled() {
+            self.span = Some(span);
+        }
+    }
+
+    fn time(&mut self, stage: &StageMetrics) {
+        self.timed = true;
+        stage.set_timed();
+    }
 }
 
 impl<I> ErrorCounting<I> for IgnoreErrors {
     const COUNTS: bool = false;
 
     #[inline(always)]
-    fn count(&self, _: &I, _: &StageMetrics) {}
+    fn is_error(&self, _: &I, _: &StageMetrics) -> bool {
+        false
+    }
 }
 
 impl<T, E> ErrorCounting<Result<T, E>> for CountErrors {
     const COUNTS: bool = true;
 
     #[inline(always)]
-    fn count(&self, item: &Result<T, E>, stage: &StageMetrics) {
-        if item.is_err() {
-            stage.on_error();
-        }
+    fn is_error(&self, item: &Result<T, E>, _: &StageMetrics) -> bool {
+        item.is_err()
     }
 }
 
@@ -146,9 +263,13 @@ where
     const COUNTS: bool = true;
 
     #[inline(always)]
-    fn count(&self, item: &Result<T, E>, stage: &StageMetrics) {
-        if let Err(e) = item {
-            stage.on_error_kind((self.classify)(e).as_ref());
+    fn is_error(&self, item: &Result<T, E>, stage: &StageMetrics) -> bool {
+        match item {
+            Ok(_) => false,
+            Err(e) => {
+                stage.on_error_kind((self.classify)(e).as_ref());
+                true
+            }
         }
     }
 }
@@ -159,31 +280,26 @@ pin_project! {
     ///
     /// See the [`metrics`](crate::metrics) module for what it counts and what that costs.
     #[must_use = "streams do nothing unless polled"]
-    pub struct Metered<S, K = IgnoreErrors, M = Counted> {
+    pub struct Metered<S, K = IgnoreErrors, M: MeterMode = Counted> {
         #[pin]
         stream: S,
-        metrics: StageMetrics,
+        // The stage's counters (see `Meter`).
+        meter: Meter,
         counting: K,
-        // Observed mode only: timing on, or the tracing span enabled.
-        slow: bool,
-        timed: bool,
-        // Timing only: when the consumer started waiting for the next item.
-        waiting_since: Option<Instant>,
-        span: tracing::Span,
-        _mode: std::marker::PhantomData<fn() -> M>,
+        // Nothing in the default `Counted` mode.
+        state: M::State,
     }
 }
 
-impl<S, K, M> fmt::Debug for Metered<S, K, M>
+impl<S, K, M: MeterMode> fmt::Debug for Metered<S, K, M>
 where
     S: fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metered")
             .field("stream", &self.stream)
-            .field("metrics", &self.metrics)
-            .field("timed", &self.timed)
-            .field("span", &self.span)
+            .field("metrics", self.meter.stage())
+            .field("observed", &self.state)
             .finish()
     }
 }
@@ -228,59 +344,29 @@ impl<S: Stream, K> Metered<S, K> {
         }
         Metered {
             stream,
-            slow: false,
-            metrics,
+            meter: Meter::new(metrics),
             counting,
-            timed: false,
-            waiting_since: None,
-            span: tracing::Span::none(),
-            _mode: std::marker::PhantomData,
+            state: (),
         }
     }
 }
 
-impl<S, K, M> Metered<S, K, M> {
-    fn convert<K2, M2>(self, counting: K2) -> Metered<S, K2, M2> {
+impl<S, K, M: MeterMode> Metered<S, K, M> {
+    fn recount<K2>(self, counting: K2) -> Metered<S, K2, M> {
         Metered {
             stream: self.stream,
-            metrics: self.metrics,
+            meter: self.meter,
             counting,
-            slow: self.slow,
-            timed: self.timed,
-            waiting_since: self.waiting_since,
-            span: self.span,
-            _mode: std::marker::PhantomData,
+            state: self.state,
         }
     }
 
-    fn recount<K2>(self, counting: K2) -> Metered<S, K2, M> {
-        self.convert(counting)
-    }
-
     fn observed(self) -> Metered<S, K, Observed> {
-        self.convert_mode()
-    }
-
-    fn convert_mode<M2>(self) -> Metered<S, K, M2> {
-        let Metered {
-            stream,
-            metrics,
-            counting,
-            slow,
-            timed,
-            waiting_since,
-            span,
-            _mode,
-        } = self;
         Metered {
-            stream,
-            metrics,
-            counting,
-            slow,
-            timed,
-            waiting_since,
-            span,
-            _mode: std::marker::PhantomData,
+            stream: self.stream,
+            meter: self.meter,
+            counting: self.counting,
+            state: M::into_observed(self.state),
         }
     }
 
@@ -302,7 +388,7 @@ impl<S, K, M> Metered<S, K, M> {
     where
         S: Stream<Item = Result<T, E>>,
     {
-        self.metrics.set_counts_errors();
+        self.meter.stage().set_counts_errors();
         self.recount(CountErrors)
     }
 
@@ -345,7 +431,7 @@ impl<S, K, M> Metered<S, K, M> {
         F: Fn(&E) -> R,
         R: AsRef<str>,
     {
-        self.metrics.set_counts_errors();
+        self.meter.stage().set_counts_errors();
         self.recount(ClassifyErrors { classify })
     }
 
@@ -380,7 +466,7 @@ impl<S, K, M> Metered<S, K, M> {
     where
         S: Observable,
     {
-        self.stream.observe_into(&self.metrics);
+        self.stream.observe_into(self.meter.stage());
         self
     }
 
@@ -409,11 +495,10 @@ impl<S, K, M> Metered<S, K, M> {
     /// assert_eq!(snap.latency.unwrap().count, 3);
     /// # }
     /// ```
-    pub fn with_timing(mut self) -> Metered<S, K, Observed> {
-        self.timed = true;
-        self.slow = true;
-        self.metrics.set_timed();
-        self.observed()
+    pub fn with_timing(self) -> Metered<S, K, Observed> {
+        let mut m = self.observed();
+        m.state.time(m.meter.stage());
+        m
     }
 
     /// Enters a `tracing` span `stage` (field `stage = name`, level `TRACE`) around every
@@ -436,10 +521,10 @@ impl<S, K, M> Metered<S, K, M> {
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1)]);
     /// # }
     /// ```
-    pub fn traced(mut self) -> Metered<S, K, Observed> {
-        self.span = tracing::trace_span!("stage", stage = %self.metrics.name());
-        self.slow |= !self.span.is_disabled();
-        self.observed()
+    pub fn traced(self) -> Metered<S, K, Observed> {
+        let mut m = self.observed();
+        m.state.trace(m.meter.stage());
+        m
     }
 
     /// A live handle on this stage's counters; it stays readable after the stream is dropped.
@@ -457,7 +542,7 @@ impl<S, K, M> Metered<S, K, M> {
     /// # }
     /// ```
     pub fn metrics(&self) -> StageMetrics {
-        self.metrics.clone()
+        self.meter.stage().clone()
     }
 
     delegate_access_inner!(stream, S);
@@ -471,31 +556,36 @@ where
 {
     type Item = S::Item;
 
-    #[inline]
+    // `always`: inlined before the loop passes run on the consumer, whatever else the crate
+    // instantiates (with plain `#[inline]` the same code measured 9.5 or 31.5 instructions
+    // per item depending on how many other pipelines the binary held).
+    #[inline(always)]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = self.project();
-        let polled = if M::OBSERVED && *this.slow {
-            slow_poll(
-                this.stream,
-                cx,
-                this.metrics,
-                *this.timed,
-                this.waiting_since,
-                this.span,
-            )
-        } else {
-            this.stream.poll_next(cx)
-        };
-        if let Poll::Ready(Some(item)) = &polled {
-            this.metrics.on_item();
-            if K::COUNTS {
-                this.counting.count(item, this.metrics);
+        // Each arm rebuilds its own `Poll`, so every path leaves with a known variant and the
+        // consumer's `match` on it folds away once inlined (returning the polled value
+        // unchanged made LLVM test the variant twice and, under LTO, stopped it from threading
+        // the consumer's loop: 2–3× the instructions per item).
+        match M::poll(this.state, this.stream, cx, this.meter.stage()) {
+            Poll::Ready(Some(item)) => {
+                this.meter.on_item();
+                if K::COUNTS
+                    && let Some(stage) = this.meter.shared()
+                    && this.counting.is_error(&item, stage)
+                {
+                    this.meter.on_error();
+                }
+                Poll::Ready(Some(item))
             }
-        } else {
-            // Out of line: keeps the per-item path to a tag test and one counter.
-            this.metrics.on_not_ready(polled.is_pending());
+            Poll::Ready(None) => {
+                this.meter.on_end();
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                this.meter.on_pending();
+                Poll::Pending
+            }
         }
-        polled
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -509,19 +599,17 @@ fn slow_poll<S: Stream>(
     stream: Pin<&mut S>,
     cx: &mut Context<'_>,
     metrics: &StageMetrics,
-    timed: bool,
-    waiting_since: &mut Option<Instant>,
-    span: &tracing::Span,
+    state: &mut ObservedState,
 ) -> Poll<Option<S::Item>> {
-    let _entered = (!span.is_disabled()).then(|| span.enter());
-    if !timed {
+    let _entered = state.span.as_ref().map(tracing::Span::enter);
+    if !state.timed {
         return stream.poll_next(cx);
     }
-    let since = *waiting_since.get_or_insert_with(Instant::now);
+    let since = *state.waiting_since.get_or_insert_with(Instant::now);
     let (polled, total, own) = timed_poll(|| stream.poll_next(cx));
     metrics.add_busy(total, own);
     if polled.is_ready() {
-        *waiting_since = None;
+        state.waiting_since = None;
         if matches!(polled, Poll::Ready(Some(_))) {
             metrics.record_latency(since.elapsed());
         }
@@ -735,13 +823,18 @@ where
         if K::COUNTS {
             metrics.set_counts_errors();
         }
-        let mut m = Metered::with_metrics(upstream, metrics, self.counting);
-        if self.traced {
-            m = m.traced().convert_mode();
+        let state = M::new_state(&metrics, self.traced, self.timed);
+        let Metered {
+            stream,
+            meter,
+            counting,
+            state: (),
+        } = Metered::with_metrics(upstream, metrics, self.counting);
+        Metered {
+            stream,
+            meter,
+            counting,
+            state,
         }
-        if self.timed {
-            m = m.with_timing().convert_mode();
-        }
-        m.convert_mode()
     }
 }
