@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use futures_core::Stream;
@@ -18,11 +18,22 @@ use crate::metrics::{Observable, StageMetrics};
 
 /// The in-flight and buffered counts as of the end of the last poll, for readers on other
 /// threads (a metered stage's gauges). The stream's own state is not shareable (the futures
-/// need not be `Send`), so it publishes these two numbers with relaxed stores after each poll.
+/// need not be `Send`), so once observed it publishes these two numbers with relaxed stores
+/// after each poll; until then each poll pays one load and a branch (`map_concurrent_local_ready`
+/// bench row: 77 instructions per item without gauges, 96.5 publishing on every poll, 85 with
+/// this flag).
 #[derive(Debug, Default)]
 struct Gauges {
+    observed: AtomicBool,
     in_flight: AtomicU64,
     buffered: AtomicU64,
+}
+
+impl Gauges {
+    fn publish(&self, in_flight: usize, buffered: usize) {
+        self.in_flight.store(in_flight as u64, Ordering::Relaxed);
+        self.buffered.store(buffered as u64, Ordering::Relaxed);
+    }
 }
 
 /// A pending future, still in the box it was first polled in, tagged with the input
@@ -310,6 +321,8 @@ impl<S, F, Fut: Future> MapConcurrentLocal<S, F, Fut> {
 /// ```
 impl<S, F, Fut: Future> Observable for MapConcurrentLocal<S, F, Fut> {
     fn observe_into(&self, stage: &StageMetrics) {
+        self.gauges.publish(self.in_flight(), self.buffered_len());
+        self.gauges.observed.store(true, Ordering::Relaxed);
         let gauges = Arc::clone(&self.gauges);
         stage.track_in_flight(move || gauges.in_flight.load(Ordering::Relaxed));
         let gauges = Arc::clone(&self.gauges);
@@ -327,13 +340,9 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
         let polled = self.as_mut().poll_work(cx);
-        let gauges = &self.gauges;
-        gauges
-            .in_flight
-            .store(self.in_flight() as u64, Ordering::Relaxed);
-        gauges
-            .buffered
-            .store(self.buffered_len() as u64, Ordering::Relaxed);
+        if self.gauges.observed.load(Ordering::Relaxed) {
+            self.gauges.publish(self.in_flight(), self.buffered_len());
+        }
         polled
     }
 
@@ -360,6 +369,7 @@ where
     F: FnMut(S::Item) -> Fut,
     Fut: Future,
 {
+    #[inline]
     fn poll_work(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
         let mut this = self.project();
         if *this.finished {
