@@ -40,15 +40,15 @@
 //!
 //! | metered stage(s) | instr/item | over unmetered |
 //! |---|---:|---:|
-//! | every stage, the `pipeline!` default (4 stages) | 16.0 | **+9.0** (2.25 per stage) |
-//! | one, after the first `map` | 9.5 | **+2.5** |
-//! | one, after the last `map` (sees half the items) | 8.5 | **+1.5** |
-//! | one, `.count_errors()`, on a `Result` source | 9.5 | **+2.5** |
-//! | one, directly on the source | 31.5 | +24.5 |
+//! | every stage, the `pipeline!` default (4 stages) | 10.5 | **+3.5** (0.9 per stage) |
+//! | one, after the first `map` | 8.5 | **+1.5** |
+//! | one, after the last `map` (sees half the items) | 8.0 | **+1.0** |
+//! | one, `.count_errors()`, on a `Result` source | 8.5 | **+1.5** |
+//! | one, directly on the source | 30.5 | +23.5 |
 //! | *a hand-written counter (relaxed store per item), directly on the source* | *41.5* | *+34.5* |
-//! | one, `.traced()`, no subscriber | 56.0 | +49.0 |
+//! | one, `.traced()`, no subscriber | 53.0 | +46.0 |
 //!
-//! So a counting stage that nobody reads costs 1.5–2.5 instructions per item where it sits
+//! So a counting stage that nobody reads costs 1–1.5 instructions per item where it sits
 //! (target ≤ 10), with one exception the compiler makes: directly on the source, in front of
 //! `filter`, LLVM stops threading `filter`'s state machine through the loop (the loop then
 //! dispatches on that state once more per item, visible in the disassembly). A hand-written
@@ -553,8 +553,8 @@ impl StageMetrics {
 /// in memory. Measured under fat LTO (callgrind, `benches/RESULTS.md`): a 4-stage
 /// `pipeline!` with every stage metered went from +49.5 instructions per item over the
 /// unmetered pipeline (an `Arc` and a `tracing::Span` in every stage, no care for escapes)
-/// to +4.5. (A local `u64` count stored to the shared counter per item measured 1 instruction
-/// more per stage: the in-place `inc` needs no register.)
+/// to +3.5. (A local `u64` count stored to the shared counter per item measured 1 instruction
+/// more per stage.)
 pub(crate) struct Meter {
     // `Some` until dropped: `drop` moves the `Arc` out and releases it out of line.
     stage: Option<StageMetrics>,
