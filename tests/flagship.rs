@@ -125,6 +125,38 @@ async fn a_full_run_commits_every_good_line_and_names_the_bad_ones() {
     // source is re-opened from its checkpoint twice, then the mirror takes over from there.
     assert_eq!(report.catalog_restarts, 2);
     assert_eq!(report.catalog_fallbacks, 1);
+    // The per-stage table shows them too, with the skipped lines, and is timed.
+    let snap = |name: &str| report.stages.iter().find(|s| s.name == name).unwrap();
+    let catalog = snap("catalog");
+    assert_eq!((catalog.retries, catalog.fallbacks), (Some(2), Some(1)));
+    assert_eq!(snap("read").errors, Some(1)); // the line that is not UTF-8
+    assert_eq!(snap("valid").skipped, Some(4 + 2 + 1));
+    for s in &report.stages {
+        assert!(
+            s.latency.is_some() && s.self_busy.is_some(),
+            "{} is timed",
+            s.name
+        );
+    }
+    let printed = report.to_string();
+    let header = printed
+        .lines()
+        .find(|l| l.trim_start().starts_with("stage "))
+        .unwrap_or_else(|| panic!("no per-stage table in:\n{printed}"));
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "stage",
+            "items",
+            "errors",
+            "retries",
+            "skipped",
+            "fallbacks",
+            "p50",
+            "p99",
+            "time"
+        ]
+    );
     assert!(report.request_retries >= 3, "{}", report.request_retries);
     assert!(report.server.mirror_requests >= 1);
 

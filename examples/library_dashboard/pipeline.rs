@@ -442,8 +442,8 @@ async fn load_popular(
     let restarts = primary.stats();
 
     let (c, fallback_counters) = (client.clone(), Arc::clone(counters));
-    let books = primary
-        .recover_with(move |_err, cp: &Checkpoint<(Book, PagePosition<Url>)>| {
+    let recovered =
+        primary.recover_with(move |_err, cp: &Checkpoint<(Book, PagePosition<Url>)>| {
             let n = fallback_counters
                 .catalog_fallbacks
                 .fetch_add(1, Ordering::Relaxed);
@@ -460,9 +460,19 @@ async fn load_popular(
                     .options(options.clone())
                     .with_positions(),
             )
-        })
+        });
+    // The catalog stage shows the retries and fallbacks of the wrappers inside it.
+    let fallbacks = recovered.fallback_counter();
+    let catalog = recovered
         .take(POPULAR_BOOKS as usize)
         .metered_in(metrics, "catalog")
+        .count_errors()
+        .with_timing();
+    catalog
+        .metrics()
+        .track_retries(&restarts)
+        .track_fallbacks(&fallbacks);
+    let books = catalog
         .try_fold(HashMap::new(), |mut books, (book, _)| {
             books.insert(book.id, book);
             future::ready(Ok(books))
@@ -781,10 +791,12 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
     let (skips_in, fatal_in) = (skips.clone(), Arc::clone(&fatal));
     let (skips_out, fatal_out) = (skips.clone(), Arc::clone(&fatal));
 
-    let events = fs::lines(&log)
+    let supervised = fs::lines(&log)
         .stop_on(token.clone())
         .filter(move |item| future::ready(line_of(item) > resumed_after))
         .metered_in(&metrics, "read")
+        .count_errors()
+        .with_timing()
         .wrap(json::decode::<Event>())
         .map_err(Reject::from)
         .validate_ok(check_event)
@@ -798,9 +810,15 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
                 }
             }
         })
-        .on_error(Supervision::Resume)
+        .on_error(Supervision::Resume);
+    // The skipped lines show in the "valid" stage's report row.
+    let skipped = supervised.skip_counter();
+    let valid = supervised
         .filter_map(|item| future::ready(item.ok()))
         .metered_in(&metrics, "valid")
+        .with_timing();
+    valid.metrics().track_skips(&skipped);
+    let events = valid
         .batch(config.batch_size)
         // Reading and decoding run on their own task, overlapping enrichment and inserts.
         .prefetch(4);
@@ -828,9 +846,15 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
         })
         .take_while(|rows| future::ready(rows.is_some()))
         .filter_map(future::ready)
-        .metered_in(&metrics, "enriched");
+        .metered_in(&metrics, "enriched")
+        .with_timing();
 
-    let mut commits = std::pin::pin!(sink.commit_each(rows).metered_in(&metrics, "committed"));
+    let mut commits = std::pin::pin!(
+        sink.commit_each(rows)
+            .metered_in(&metrics, "committed")
+            .count_errors()
+            .with_timing()
+    );
     let mut insert_error = None;
     while let Some(committed) = commits.next().await {
         match committed {
@@ -938,21 +962,16 @@ impl fmt::Display for Report {
                 thousands(self.resumed_after)
             )?;
         }
-        writeln!(f, "items per stage:")?;
-        for s in &self.stages {
-            let unit = match s.name.as_str() {
-                "catalog" => "books",
-                "read" => "lines",
-                "valid" => "events",
-                _ => "batches",
-            };
-            let errors = s.errors.map_or(String::new(), |e| format!(", {e} errors"));
-            writeln!(
-                f,
-                "  {:<10} {:>12} {unit}{errors}",
-                s.name,
-                thousands(s.items)
-            )?;
+        // The end-of-run table of `millrace::metrics::Report`: the largest share of time is
+        // the slowest stage.
+        writeln!(
+            f,
+            "per stage (items: catalog books, read lines, valid events, enriched and committed \
+             batches; p50/p99 = wait per item; time = share of the time spent in the stages):"
+        )?;
+        let table = millrace::metrics::Report::new(self.stages.clone()).to_string();
+        for line in table.lines() {
+            writeln!(f, "  {line}")?;
         }
         writeln!(
             f,
