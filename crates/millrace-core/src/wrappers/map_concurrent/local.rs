@@ -248,6 +248,19 @@ impl<S, F, Fut: Future> MapConcurrentLocal<S, F, Fut> {
         }
     }
 
+    /// The most futures in flight at once (`n`).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = stream::iter([1]).map_concurrent_local(4, |x| async move { x });
+    /// assert_eq!(s.limit(), 4);
+    /// ```
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Futures started and not finished (at most [`limit`](Self::limit)).
     ///
     /// ```
