@@ -492,3 +492,69 @@ async fn without_a_trace_subscriber_events_have_no_stage_span() {
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(!text.contains("stage{"), "{text}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn pipeline_tracing_on_puts_every_stage_in_its_span() {
+    use tracing_subscriber::filter::LevelFilter;
+    let (events, _guard) = capture::capture_at(LevelFilter::TRACE);
+    let metrics = Metrics::new();
+    let s = pipeline! {
+        metrics = &metrics;
+        tracing = on;
+        stream::iter([Ok(1), Err("bad"), Ok(3)])
+        => .on_error(Supervision::Resume)
+        => .map(|r: Result<u32, &str>| r.map(|x| x * 2))
+    };
+    assert_eq!(s.collect::<Vec<_>>().await, [Ok(2), Ok(6)]);
+    let text = events.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    // The skip is logged inside the `on_error` stage's span (spans take their parent when
+    // built, so the innermost stage names the event).
+    assert!(
+        lines[0].contains("stage{stage=on_error}: ") && lines[0].contains("skipped=1"),
+        "{text}"
+    );
+    // Tracing alone does not time the stages.
+    assert!(metrics.snapshot().iter().all(|s| s.latency.is_none()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pipeline_timing_on_times_every_stage_and_feeds_items_in() {
+    let metrics = Metrics::new();
+    let s = pipeline! {
+        metrics = &metrics;
+        timing = on;
+        scripted([
+            Step::Item(1u32),
+            Step::Delay(Duration::from_millis(5)),
+            Step::Item(2),
+            Step::Item(3),
+            Step::Item(4),
+        ])
+        => .filter(|x| std::future::ready(x % 2 == 0))
+        => .batch(2)
+    };
+    assert_eq!(s.collect::<Vec<_>>().await, [vec![2, 4]]);
+    let snaps = metrics.snapshot();
+    let got: Vec<_> = snaps
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.items_in,
+                s.items,
+                s.latency.map(|l| l.count),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("scripted", None, 4, Some(4)),
+            ("filter", Some(4), 2, Some(2)),
+            ("batch", Some(2), 1, Some(1)),
+        ]
+    );
+    assert!(snaps.iter().all(|s| s.self_busy.is_some()));
+}

@@ -1055,8 +1055,8 @@ impl Metrics {
 /// [`__AdoptEvents`] and [`__NoEvents`] in scope: the probe adopts the events of a `Retry`,
 /// `Recover` or `Supervise` stage (method resolution picks `__AdoptEvents` when the stage is
 /// [`Observable`], the no-op otherwise), so retries and fallbacks show without user code.
-/// The stage counts only (3.5–7 instructions per item, see the module docs); a macro option
-/// may add `.traced()` for a span per stage.
+/// The stage counts only (about one instruction per item, see the module docs); the
+/// `pipeline!` options `timing = on;` and `tracing = on;` add `.with_timing()` / `.traced()`.
 #[doc(hidden)]
 pub fn __meter_stage<S: Stream>(name: &'static str, s: S) -> Metered<S> {
     Metered::new_in(s, Metrics::global(), name)

@@ -49,11 +49,18 @@ pub(crate) enum Metering {
 pub(crate) struct Pipeline {
     pub(crate) krate: TokenStream,
     pub(crate) metering: Metering,
+    /// `timing = on;`: every metered stage also times its polls (`.with_timing()`).
+    pub(crate) timing: bool,
+    /// `tracing = on;`: every metered stage enters a span named after it (`.traced()`).
+    pub(crate) tracing: bool,
     pub(crate) head: Head,
     pub(crate) head_name: String,
     pub(crate) head_span: Span,
     pub(crate) stages: Vec<Stage>,
 }
+
+/// The options `pipeline!` takes before the source.
+const OPTIONS: [&str; 3] = ["metrics", "timing", "tracing"];
 
 const STAGE_FORMS: &str = "a call `f(args)` (called as `f(upstream, args)`), a function path `f` (called as `f(upstream)`) or a method `.m(args)` (called as `upstream.m(args)`)";
 
@@ -208,21 +215,45 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
         }
     }
     let mut rest: Vec<TokenTree> = tts.collect();
-    // Options: `metrics = off;` or `metrics = <registry expr>;` before the source.
+    // Options before the source, each `name = value;`: `metrics = off | <registry expr>`,
+    // `timing = on | off`, `tracing = on | off`. (A source is never an assignment, so an
+    // identifier followed by a lone `=` can only be an option.)
     let mut metering = Metering::Global;
-    if let [TokenTree::Ident(k), TokenTree::Punct(eq), ..] = rest.as_slice() {
-        if k == "metrics" && eq.as_char() == '=' && eq.spacing() == proc_macro2::Spacing::Alone {
-            let (k_span, eq_span) = (k.span(), eq.span());
-            let Some(semi) = rest
-                .iter()
-                .position(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ';'))
-            else {
-                return Err(syn::Error::new(
-                    eq_span,
-                    "expected `metrics = off;` or `metrics = <&Metrics expression>;` before the source: the option ends with `;`",
-                ));
-            };
-            let value: Vec<TokenTree> = rest[2..semi].to_vec();
+    let (mut timing, mut tracing): (Option<Span>, Option<Span>) = (None, None);
+    let mut seen: Vec<String> = Vec::new();
+    while let [TokenTree::Ident(k), TokenTree::Punct(eq), ..] = rest.as_slice() {
+        if eq.as_char() != '=' || eq.spacing() != proc_macro2::Spacing::Alone {
+            break;
+        }
+        let name = k.to_string();
+        let (k_span, eq_span) = (k.span(), eq.span());
+        if !OPTIONS.contains(&name.as_str()) {
+            return Err(syn::Error::new(
+                k_span,
+                format!(
+                    "unknown option `{name}`: the options before the source are `metrics = off;`, \
+                     `metrics = <&Metrics expression>;`, `timing = on;` and `tracing = on;`"
+                ),
+            ));
+        }
+        if seen.contains(&name) {
+            return Err(syn::Error::new(
+                k_span,
+                format!("the option `{name}` is set twice: keep one"),
+            ));
+        }
+        seen.push(name.clone());
+        let Some(semi) = rest
+            .iter()
+            .position(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ';'))
+        else {
+            return Err(syn::Error::new(
+                eq_span,
+                format!("the option `{name} = …` ends with `;` before the source"),
+            ));
+        };
+        let value: Vec<TokenTree> = rest[2..semi].to_vec();
+        if name == "metrics" {
             metering = match value.as_slice() {
                 [] => {
                     return Err(syn::Error::new(
@@ -233,8 +264,34 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
                 [TokenTree::Ident(off)] if off == "off" => Metering::Off,
                 _ => Metering::Registry(value.into_iter().collect()),
             };
-            rest.drain(..=semi);
+        } else {
+            let on = match value.as_slice() {
+                [TokenTree::Ident(v)] if v == "on" => Some(k_span),
+                [TokenTree::Ident(v)] if v == "off" => None,
+                _ => {
+                    let at = value.first().map_or(k_span, TokenTree::span);
+                    return Err(syn::Error::new(
+                        at,
+                        format!("expected `{name} = on;` or `{name} = off;`"),
+                    ));
+                }
+            };
+            if name == "timing" {
+                timing = on;
+            } else {
+                tracing = on;
+            }
         }
+        rest.drain(..=semi);
+    }
+    if matches!(metering, Metering::Off)
+        && let Some(at) = timing.or(tracing)
+    {
+        return Err(syn::Error::new(
+            at,
+            "`timing = on;` and `tracing = on;` apply to the metered stages, and `metrics = off;` \
+             meters none: remove one of them",
+        ));
     }
     let rest: TokenStream = rest.into_iter().collect();
     if rest.is_empty() {
@@ -311,6 +368,8 @@ pub(crate) fn parse(input: TokenStream) -> syn::Result<Pipeline> {
     Ok(Pipeline {
         krate,
         metering,
+        timing: timing.is_some(),
+        tracing: tracing.is_some(),
         head,
         head_name,
         head_span,
