@@ -260,14 +260,19 @@ pub mod __private {
     }
 
     /// The metering half of the `pipeline!` hook: the stage, metered under its name into
-    /// `registry` (see `Metrics::global` and the `metrics = …;` option of `pipeline!`).
+    /// `registry` (see `Metrics::global` and the `metrics = …;` option of `pipeline!`), fed by
+    /// the counters of the stage before it, paired with its own counters for the next stage.
     #[inline]
     pub fn metered_stage<S: PipelineStream>(
         registry: &millrace_core::Metrics,
         name: &'static str,
+        upstream: Option<millrace_core::StageMetrics>,
         stream: S,
-    ) -> millrace_core::wrappers::Metered<S> {
-        millrace_core::wrappers::Metered::new_in(stream, registry, name)
+    ) -> (
+        millrace_core::wrappers::Metered<S>,
+        Option<millrace_core::StageMetrics>,
+    ) {
+        millrace_core::metrics::__meter_fed_stage(registry, name, upstream, stream)
     }
 
     pub use millrace_core::metrics::{__AdoptEvents, __EventsProbe, __NoEvents};

@@ -234,6 +234,11 @@ impl fmt::Debug for StageMetrics {
 
 impl StageMetrics {
     pub(crate) fn new(name: String) -> Self {
+        Self::new_fed(name, None)
+    }
+
+    /// A new stage whose `items_in` is `fed_by`'s item count (see [`fed_by`](Self::fed_by)).
+    fn new_fed(name: String, fed_by: Option<StageMetrics>) -> Self {
         StageMetrics {
             inner: Arc::new(Counters {
                 name,
@@ -249,7 +254,10 @@ impl StageMetrics {
                 counts_errors: AtomicBool::new(false),
                 timed: AtomicBool::new(false),
                 latency: OnceLock::new(),
-                cold: Mutex::new(Cold::default()),
+                cold: Mutex::new(Cold {
+                    fed_by,
+                    ..Cold::default()
+                }),
             }),
         }
     }
@@ -965,7 +973,12 @@ impl Metrics {
 
     /// Registers a new stage called `name` and returns its counters.
     pub(crate) fn register(&self, name: String) -> StageMetrics {
-        let m = StageMetrics::new(name);
+        self.register_fed(name, None)
+    }
+
+    /// [`register`](Self::register) a stage fed by `fed_by` (see [`StageMetrics::fed_by`]).
+    pub(crate) fn register_fed(&self, name: String, fed_by: Option<StageMetrics>) -> StageMetrics {
+        let m = StageMetrics::new_fed(name, fed_by);
         let entry = if self.inner.weak {
             Entry::Weak(m.downgrade())
         } else {
@@ -1060,6 +1073,26 @@ impl Metrics {
 #[doc(hidden)]
 pub fn __meter_stage<S: Stream>(name: &'static str, s: S) -> Metered<S> {
     Metered::new_in(s, Metrics::global(), name)
+}
+
+/// Not public API: the `pipeline!` hook for every stage. Registers the stage, fed by
+/// `upstream` (the counters of the stage before it, see [`StageMetrics::fed_by`]), wraps `s`,
+/// and returns the stage with a handle on its counters for the next stage (the macro threads
+/// these handles beside the streams).
+#[doc(hidden)]
+#[inline]
+pub fn __meter_fed_stage<S: Stream>(
+    registry: &Metrics,
+    name: &'static str,
+    upstream: Option<StageMetrics>,
+    s: S,
+) -> (Metered<S>, Option<StageMetrics>) {
+    let stage = registry.register_fed(name.to_owned(), upstream);
+    let handle = Some(stage.clone());
+    (
+        Metered::with_metrics(s, stage, crate::wrappers::IgnoreErrors),
+        handle,
+    )
 }
 
 /// Not public API: see [`__meter_stage`].

@@ -336,7 +336,7 @@ impl<S: Stream> Metered<S> {
 }
 
 impl<S: Stream, K> Metered<S, K> {
-    fn with_metrics(stream: S, metrics: StageMetrics, counting: K) -> Self {
+    pub(crate) fn with_metrics(stream: S, metrics: StageMetrics, counting: K) -> Self {
         if let (lower, Some(upper)) = stream.size_hint()
             && lower == upper
         {

@@ -3,6 +3,9 @@
 //! a stream is reported there), then — unless `metrics = off;` — metered under its name into
 //! the chosen registry, adopting the retry/fallback/skip counters and gauges of the stage when
 //! it has them, fed by the stage before it (`items_in`), timed and traced when asked.
+//!
+//! Metered, each stage's value is a pair `(stream, its counters)`, so the next stage is fed by
+//! the counters without borrowing the built stream (the final value drops the counters).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -11,9 +14,12 @@ use super::parse::{Head, Metering, Pipeline, StageKind};
 
 /// One stage's value: `call` checked to be a stream at `span` and, unless `metrics = off`,
 /// metered under `name` (the check is the metering call's own bound, so a stage that is not a
-/// stream gets exactly one error, at the stage). `fed`: whether `__millrace_fed` holds the
-/// metrics of the stage before (every stage but the source).
-fn stage_value(p: &Pipeline, name: &str, span: Span, call: TokenStream, fed: bool) -> TokenStream {
+/// stream gets exactly one error, at the stage) and paired with its counters. Metered, the
+/// stage is fed by `__millrace_fed` (an `Option` of the counters of the stage before), bound
+/// by the caller with the stage's span: the same hygiene as `__millrace_upstream` (`quote!`'s
+/// call-site span is inside the facade's `macro_rules!`, where a local of the user's span is
+/// not visible).
+fn stage_value(p: &Pipeline, name: &str, span: Span, call: TokenStream) -> TokenStream {
     let krate = &p.krate;
     let private = quote!(#krate::__private);
     let registry = match &p.metering {
@@ -21,24 +27,19 @@ fn stage_value(p: &Pipeline, name: &str, span: Span, call: TokenStream, fed: boo
         Metering::Global => quote!(#krate::Metrics::global()),
         Metering::Registry(_) => quote!(__millrace_metrics),
     };
-    let metered = quote_spanned!(span=> #private::metered_stage(#registry, #name, #call));
-    // `__millrace_fed` is bound next to `__millrace_upstream`, with the stage's span (the
-    // same hygiene as that binding: `quote!`'s call-site span is inside the facade's
-    // `macro_rules!`, where a local of the user's span is not visible).
-    let fed_ident = quote_spanned!(span=> __millrace_fed);
-    let feed = fed.then(|| quote!(__millrace_stage.metrics().fed_by(&#fed_ident);));
+    let fed = quote_spanned!(span=> __millrace_fed);
+    let metered = quote_spanned!(span=> #private::metered_stage(#registry, #name, #fed, #call));
     let timing = p.timing.then(|| quote!(.with_timing()));
     let tracing = p.tracing.then(|| quote!(.traced()));
     quote! {
         match #metered {
-            __millrace_stage => {
+            (__millrace_stage, __millrace_counters) => {
                 {
                     #[allow(unused_imports)]
                     use #private::{__AdoptEvents as _, __NoEvents as _};
                     (&#private::__EventsProbe(&__millrace_stage)).__adopt_events();
                 }
-                #feed
-                __millrace_stage #tracing #timing
+                (__millrace_stage #tracing #timing, __millrace_counters)
             }
         }
     }
@@ -46,15 +47,42 @@ fn stage_value(p: &Pipeline, name: &str, span: Span, call: TokenStream, fed: boo
 
 pub(crate) fn expand(p: Pipeline) -> TokenStream {
     let krate = &p.krate;
+    let metered = !matches!(p.metering, Metering::Off);
+    // What each stage's `match` binds its upstream value to: the stream, or (metered) the
+    // pair of the stream and the counters that feed the stage.
+    let binding = |span: Span| {
+        if metered {
+            quote_spanned!(span=> (__millrace_upstream, __millrace_fed))
+        } else {
+            quote_spanned!(span=> __millrace_upstream)
+        }
+    };
     let (mut cur, reusable) = match &p.head {
         Head::Source(e) => {
             let name = &p.head_name;
-            (stage_value(&p, name, p.head_span, quote!(#e), false), None)
+            let span = p.head_span;
+            let value = stage_value(&p, name, span, quote!(#e));
+            // The source is fed by nothing.
+            let value = if metered {
+                quote_spanned! {span=> {
+                    let __millrace_fed = ::core::option::Option::None;
+                    #value
+                }}
+            } else {
+                value
+            };
+            (value, None)
         }
-        Head::Placeholder(ty) => (quote!(__millrace_upstream), Some(ty)),
+        Head::Placeholder(ty) => {
+            // A reusable stage's input is the caller's stream: nothing feeds its first stage.
+            let input = if metered {
+                quote!((__millrace_upstream, ::core::option::Option::None))
+            } else {
+                quote!(__millrace_upstream)
+            };
+            (input, Some(ty))
+        }
     };
-    // Whether `cur` is still the reusable stage's input (not a metered stage).
-    let mut cur_is_input = reusable.is_some();
     for stage in &p.stages {
         let span = stage.span;
         let name = &stage.name;
@@ -73,20 +101,21 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
             StageKind::Path(func) => quote_spanned!(span=> #func(#up)),
             StageKind::Method(tokens) => quote_spanned!(span=> #up #tokens),
         };
-        // Metered, the upstream is a `Metered` stage (except the upstream of a reusable
-        // stage, which is the caller's stream): its counters feed this stage's `items_in`.
-        let fed = !matches!(p.metering, Metering::Off) && !cur_is_input;
-        let fed_by = fed.then(|| quote_spanned!(span=> let __millrace_fed = #up.metrics();));
-        let value = stage_value(&p, name, span, call, fed);
+        let value = stage_value(&p, name, span, call);
+        let bind = binding(span);
         cur = quote_spanned! {span=>
             match #cur {
-                __millrace_upstream => {
-                    #fed_by
-                    #value
-                }
+                #bind => #value,
             }
         };
-        cur_is_input = false;
+    }
+    if metered {
+        // The pipeline's value is the last stage; its counters were only for a next stage.
+        cur = quote! {
+            match #cur {
+                (__millrace_last, _) => __millrace_last,
+            }
+        };
     }
     let body = match reusable {
         Some(Some(ty)) => quote!(#krate::stage_fn(move |__millrace_upstream: #ty| #cur)),
