@@ -17,7 +17,18 @@ const N: u64 = 100_000;
 
 /// Worker role: read `stream` as `name` in group `g`, double `n`, commit into the hash
 /// `results` with HSETNX keyed by entry id, then ack. Ends when the group is drained.
-async fn worker(url: &str, stream: &str, results: &str, name: &str) -> (u64, u64) {
+///
+/// `stall_after`: once this worker has committed that many entries, it hangs on the next batch
+/// it reads, before committing it — so when it is killed it is certainly holding un-acked
+/// entries. (Killing at a random moment was flaky: a worker that keeps up with the producer
+/// spends most of its time with nothing pending.)
+async fn worker(
+    url: &str,
+    stream: &str,
+    results: &str,
+    name: &str,
+    stall_after: Option<u64>,
+) -> (u64, u64) {
     let client = Client::open(url).unwrap();
     let source = RedisStreamSource::builder(client.clone(), stream, "g", name)
         .capacity(2048)
@@ -44,6 +55,9 @@ async fn worker(url: &str, stream: &str, results: &str, name: &str) -> (u64, u64
             rows.push((token.id(), v));
             tokens.push(token);
         }
+        if stall_after.is_some_and(|k| inserted >= k) {
+            std::future::pending::<()>().await; // holds `tokens` un-acked until killed
+        }
         let report = sink.put_batch(rows).await.unwrap(); // commit …
         acker.ack(tokens).await.unwrap(); // … then ack
         inserted += report.inserted;
@@ -60,18 +74,26 @@ fn worker_process() {
         return;
     };
     let parts: Vec<&str> = spec.split('|').collect();
-    let [url, stream, results, name] = parts[..] else {
+    let [url, stream, results, name, stall_after] = parts[..] else {
         panic!("bad MILLRACE_REDIS_WORKER {spec:?}")
     };
+    let stall_after = (!stall_after.is_empty()).then(|| stall_after.parse::<u64>().unwrap());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let (inserted, duplicates) = rt.block_on(worker(url, stream, results, name));
+    let (inserted, duplicates) = rt.block_on(worker(url, stream, results, name, stall_after));
     println!("WORKER {name} inserted={inserted} duplicates={duplicates}");
 }
 
-fn spawn_worker(url: &str, stream: &str, results: &str, name: &str) -> Child {
+fn spawn_worker(
+    url: &str,
+    stream: &str,
+    results: &str,
+    name: &str,
+    stall_after: Option<u64>,
+) -> Child {
+    let stall_after = stall_after.map_or_else(String::new, |k| k.to_string());
     Command::new(std::env::current_exe().unwrap())
         .args([
             "worker_process",
@@ -82,7 +104,7 @@ fn spawn_worker(url: &str, stream: &str, results: &str, name: &str) -> Child {
         ])
         .env(
             "MILLRACE_REDIS_WORKER",
-            format!("{url}|{stream}|{results}|{name}"),
+            format!("{url}|{stream}|{results}|{name}|{stall_after}"),
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -148,19 +170,38 @@ async fn three_worker_processes_one_killed() {
             }
         })
     };
+    // w0 stalls, holding its next batch un-acked, once it has committed N/10 entries.
     let mut workers: Vec<Child> = (0..3)
-        .map(|i| spawn_worker(&url, &stream, &results, &format!("w{i}")))
+        .map(|i| {
+            let stall_after = (i == 0).then_some(N / 10);
+            spawn_worker(&url, &stream, &results, &format!("w{i}"), stall_after)
+        })
         .collect();
 
-    // Kill w0 with SIGKILL once a third of the work is committed.
+    // Kill w0 with SIGKILL once a third of the work is committed and w0 holds entries.
     loop {
         let done: u64 = query(&client, redis::cmd("HLEN").arg(&results)).await;
-        if done >= N / 3 {
+        let held = match query::<redis::Value>(
+            &client,
+            redis::cmd("XPENDING")
+                .arg(&stream)
+                .arg("g")
+                .arg("-")
+                .arg("+")
+                .arg(1)
+                .arg("w0"),
+        )
+        .await
+        {
+            redis::Value::Array(entries) => entries.len(),
+            other => panic!("unexpected XPENDING {other:?}"),
+        };
+        if done >= N / 3 && held > 0 {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "workers make no progress ({done} done)"
+            "workers make no progress ({done} done, w0 holds {held})"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
