@@ -112,12 +112,13 @@ mod sealed {
         /// The state of the same stage switched to [`Observed`](super::Observed).
         fn into_observed(state: Self::State) -> ObservedState;
 
-        /// Polls `stream`, timing it / entering the span if the state says so.
+        /// Polls `stream`, timing it / entering the span if the state says so. (`stage` is
+        /// an `Option` only so that the per-poll code has no panic path.)
         fn poll<S: Stream>(
             state: &mut Self::State,
             stream: Pin<&mut S>,
             cx: &mut Context<'_>,
-            stage: &StageMetrics,
+            stage: Option<&StageMetrics>,
         ) -> Poll<Option<S::Item>>;
     }
 }
@@ -170,7 +171,7 @@ impl sealed::Sealed for Counted {
         (): &mut (),
         stream: Pin<&mut S>,
         cx: &mut Context<'_>,
-        _: &StageMetrics,
+        _: Option<&StageMetrics>,
     ) -> Poll<Option<S::Item>> {
         stream.poll_next(cx)
     }
@@ -203,12 +204,13 @@ impl sealed::Sealed for Observed {
         state: &mut ObservedState,
         stream: Pin<&mut S>,
         cx: &mut Context<'_>,
-        stage: &StageMetrics,
+        stage: Option<&StageMetrics>,
     ) -> Poll<Option<S::Item>> {
-        if state.timed || state.span.is_some() {
-            slow_poll(stream, cx, stage, state)
-        } else {
-            stream.poll_next(cx)
+        match stage {
+            Some(stage) if state.timed || state.span.is_some() => {
+                slow_poll(stream, cx, stage, state)
+            }
+            _ => stream.poll_next(cx),
         }
     }
 }
@@ -566,7 +568,7 @@ where
         // consumer's `match` on it folds away once inlined (returning the polled value
         // unchanged made LLVM test the variant twice and, under LTO, stopped it from threading
         // the consumer's loop: 2–3× the instructions per item).
-        match M::poll(this.state, this.stream, cx, this.meter.stage()) {
+        match M::poll(this.state, this.stream, cx, this.meter.shared()) {
             Poll::Ready(Some(item)) => {
                 this.meter.on_item();
                 if K::COUNTS
