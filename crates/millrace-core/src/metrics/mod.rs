@@ -40,27 +40,28 @@
 //!
 //! | metered stage(s) | instr/item | over unmetered |
 //! |---|---:|---:|
-//! | every stage, the `pipeline!` default (4 stages, `items_in` fed) | 30.5 | **+23.5** (5.9 per stage) |
-//! | one, after the first `map` | 8.5 | **+1.5** |
-//! | one, after the last `map` (sees half the items) | 8.0 | **+1.0** |
-//! | one, `.count_errors()`, on a `Result` source | 8.5 | **+1.5** |
-//! | one, directly on the source | 30.5 | +23.5 |
+//! | one, directly on the source | 8.0 | **+1.0** |
+//! | one, after the first `map` | 8.0 | **+1.0** |
+//! | one, after the last `map` (sees half the items) | 7.5 | **+0.5** |
+//! | one, `.count_errors()`, on a `Result` source | 8.0 | **+1.0** |
+//! | every stage, the `pipeline!` default (4 stages, `items_in` fed) | 43.0 | **+36.0** (9 per stage) |
 //! | *a hand-written counter (relaxed store per item), directly on the source* | *41.5* | *+34.5* |
-//! | one, `.traced()`, no subscriber | 53.0 | +46.0 |
+//! | one, `.traced()`, no subscriber | 52.5 | +45.5 |
 //!
-//! A counting stage costs one instruction per item (the `inc`); what varies is whether LLVM
-//! keeps threading the neighbouring combinators' state machines through the loop. Alone in the
-//! middle or at the end it does (+1.0 to +1.5). Directly on the source in front of `filter` it
-//! does not (the loop dispatches once more per item on `filter`'s state, visible in the
-//! disassembly), and a hand-written counter in the same place pays more, so that is the cost
-//! of counting there, not of millrace. The `pipeline!` default measured +3.5 for 4 stages
-//! before it fed each stage's `items_in` and +23.5 after (construction-time work only, same
-//! per-item instructions): within the target of ≤ 10 per stage either way, and a reminder that
-//! these numbers are LLVM's decisions as much as the code's (`benches/RESULTS.md`). `.traced()` costs more even with no subscriber: not the span check itself, but
-//! the out-of-line span/timing path in the loop keeps LLVM from holding the neighbouring
-//! combinators' state in registers; that is why it is opt-in per stage. `with_timing` reads
-//! the clock twice per poll (≈ 50 ns); an enabled span costs ≈ 100 ns per poll with
-//! `tracing-subscriber`'s registry.
+//! A counting stage costs one instruction per item (the `inc`) when the pipeline's state stays
+//! in registers. What can undo that is not in the stage's per-item code but around it: a call
+//! in the same function that receives the pipeline's address — including the drop a landing
+//! pad runs if some call could unwind — keeps the state in memory. `Metered` has no such call
+//! of its own (no drop glue beyond one pointer, no panic path in `poll_next`, nounwind cold
+//! paths), which is why it beats a hand-written counter; with four metered stages, the drop of
+//! the whole pipeline in the landing pad of `futures`' `fold` (its own "polled after
+//! completion" panic) is no longer inlined, and the cost rises to 9 per stage, still within
+//! the target of ≤ 10. These are LLVM's decisions as much as the code's: see
+//! `benches/RESULTS.md` for the steps and the dead ends. `.traced()` costs more even with no
+//! subscriber: the out-of-line span/timing path in the loop keeps LLVM from holding the
+//! neighbouring combinators' state in registers; that is why it is opt-in per stage.
+//! `with_timing` reads the clock twice per poll (≈ 50 ns); an enabled span costs ≈ 100 ns per
+//! poll with `tracing-subscriber`'s registry.
 //!
 //! # Tracing
 //!
@@ -561,13 +562,12 @@ impl StageMetrics {
 /// values, never `&self`, and cannot unwind (`extern "C"`: a panic inside aborts). The
 /// stream lives in the consumer's frame; once its address escapes into a call — including
 /// the drop a landing pad would run if a call unwound — LLVM keeps the whole pipeline's state
-/// in memory. Measured under fat LTO (callgrind, `benches/RESULTS.md`): a 4-stage
-/// `pipeline!` with every stage metered went from +49.5 instructions per item over the
-/// unmetered pipeline (an `Arc` and a `tracing::Span` in every stage, no care for escapes)
-/// to +3.5. (A local `u64` count stored to the shared counter per item measured 1 instruction
-/// more per stage.)
+/// in memory. Measured under fat LTO (callgrind, `benches/RESULTS.md`): one metered stage
+/// went from +40.5 instructions per item over the unmetered pipeline (an `Arc` and a
+/// `tracing::Span` in every stage, no care for escapes) to +1.0.
 pub(crate) struct Meter {
-    // `Some` until dropped: `drop` moves the `Arc` out and releases it out of line.
+    // `Some` until dropped: `drop` moves the `Arc` out and releases it out of line. Per-poll
+    // code reads it through `shared()`, which has no panic path (see `Metered::poll_next`).
     stage: Option<StageMetrics>,
 }
 
