@@ -1071,7 +1071,7 @@ impl Metrics {
 /// [`__AdoptEvents`] and [`__NoEvents`] in scope: the probe adopts the events of a `Retry`,
 /// `Recover` or `Supervise` stage (method resolution picks `__AdoptEvents` when the stage is
 /// [`Observable`], the no-op otherwise), so retries and fallbacks show without user code.
-/// The stage counts only (about one instruction per item, see the module docs); the
+/// The stage counts only (1 to 9 instructions per item, see the module docs); the
 /// `pipeline!` options `timing = on;` and `tracing = on;` add `.with_timing()` / `.traced()`.
 #[doc(hidden)]
 pub fn __meter_stage<S: Stream>(name: &'static str, s: S) -> Metered<S> {
