@@ -123,6 +123,25 @@ async fn query<T: redis::FromRedisValue>(client: &Client, cmd: &redis::Cmd) -> T
     cmd.query_async(&mut c).await.unwrap()
 }
 
+/// How many entries of group `g` `consumer` holds un-acked (counting at most `limit`).
+async fn pending_for(client: &Client, stream: &str, consumer: &str, limit: usize) -> usize {
+    let entries: redis::Value = query(
+        client,
+        redis::cmd("XPENDING")
+            .arg(stream)
+            .arg("g")
+            .arg("-")
+            .arg("+")
+            .arg(limit)
+            .arg(consumer),
+    )
+    .await;
+    match entries {
+        redis::Value::Array(entries) => entries.len(),
+        other => panic!("unexpected XPENDING {other:?}"),
+    }
+}
+
 fn pending_of(summary: &redis::Value) -> u64 {
     match summary {
         redis::Value::Array(items) => match items[0] {
@@ -181,21 +200,7 @@ async fn three_worker_processes_one_killed() {
     // Kill w0 with SIGKILL once a third of the work is committed and w0 holds entries.
     loop {
         let done: u64 = query(&client, redis::cmd("HLEN").arg(&results)).await;
-        let held = match query::<redis::Value>(
-            &client,
-            redis::cmd("XPENDING")
-                .arg(&stream)
-                .arg("g")
-                .arg("-")
-                .arg("+")
-                .arg(1)
-                .arg("w0"),
-        )
-        .await
-        {
-            redis::Value::Array(entries) => entries.len(),
-            other => panic!("unexpected XPENDING {other:?}"),
-        };
+        let held = pending_for(&client, &stream, "w0", 1).await;
         if done >= N / 3 && held > 0 {
             break;
         }
@@ -207,21 +212,7 @@ async fn three_worker_processes_one_killed() {
     }
     workers[0].kill().unwrap(); // SIGKILL on Unix
     workers[0].wait().unwrap();
-    let summary: redis::Value = query(
-        &client,
-        redis::cmd("XPENDING")
-            .arg(&stream)
-            .arg("g")
-            .arg("-")
-            .arg("+")
-            .arg(100_000)
-            .arg("w0"),
-    )
-    .await;
-    let orphaned = match &summary {
-        redis::Value::Array(entries) => entries.len(),
-        other => panic!("unexpected XPENDING {other:?}"),
-    };
+    let orphaned = pending_for(&client, &stream, "w0", 100_000).await;
     eprintln!("w0 killed with {orphaned} entries pending");
     assert!(
         orphaned > 0,
