@@ -24,7 +24,6 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# BEGIN services: postgres
 # PostgreSQL binaries directory (newest installed major version), or nothing.
 postgres_bindir() {
   local dir
@@ -68,8 +67,6 @@ start_postgres() {
   export MILLRACE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/millrace_test"
   echo "start_postgres: PostgreSQL $("$bindir/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$port (data in $dir)" >&2
 }
-# END services: postgres
-# BEGIN services: redis
 # Starts a throwaway redis-server on a free 127.0.0.1 port (installing redis-server and
 # redis-tools from apt when missing) and exports MILLRACE_TEST_REDIS_URL for the tests.
 start_redis() {
@@ -95,4 +92,3 @@ start_redis() {
   SERVICES_STOP+=("redis-cli -p $port shutdown nosave >/dev/null 2>&1; rm -rf '$dir'")
   echo "redis-server on 127.0.0.1:$port (MILLRACE_TEST_REDIS_URL=$MILLRACE_TEST_REDIS_URL)"
 }
-# END services: redis

@@ -11,23 +11,15 @@
 //! | `progress` | live per-stage progress on indicatif |
 #![doc(test(attr(deny(warnings))))]
 
-// BEGIN modules: data
 #[cfg(feature = "fs")]
 pub mod fs;
-#[cfg(feature = "json")]
-pub mod json;
-#[cfg(feature = "sql")]
-pub mod sql;
-// END modules: data
-// BEGIN modules: http
 #[cfg(feature = "http")]
 pub mod http;
-// END modules: http
-// BEGIN modules: redis
-#[cfg(feature = "redis")]
-pub mod redis;
-// END modules: redis
-// BEGIN modules: progress
+#[cfg(feature = "json")]
+pub mod json;
 #[cfg(feature = "progress")]
 pub mod progress;
-// END modules: progress
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "sql")]
+pub mod sql;

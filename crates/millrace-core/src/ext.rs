@@ -45,7 +45,6 @@ pub trait PipelineExt: Stream {
         stage.wrap(self)
     }
 
-    // BEGIN ext: errors (recover_with, checkpoint_with, on_error, validate, validate_ok)
     /// On an error, switches to a fallback stream that resumes from the checkpoint.
     ///
     /// Every `Ok` item is recorded in a [`Checkpoint`](crate::Checkpoint) (`delivered` count and
@@ -230,9 +229,7 @@ pub trait PipelineExt: Stream {
     {
         ValidateOk::new(self, f)
     }
-    // END ext: errors
 
-    // BEGIN ext: concurrency (map_concurrent*, try_map_concurrent, map_blocking, rate_limit)
     /// Maps each item to a future and runs at most `n` of them at once on tokio tasks,
     /// yielding their outputs **in input order**.
     ///
@@ -587,9 +584,7 @@ pub trait PipelineExt: Stream {
     {
         RateLimit::new(self, rate)
     }
-    // END ext: concurrency
 
-    // BEGIN ext: flow (batch, batch_within, prefetch, timeout_each, deadline, stop_on)
     /// Groups items into `Vec`s of exactly `size` items; the last batch holds the rest.
     ///
     /// Never yields an empty batch. Each batch reserves its capacity once, at its first item
@@ -868,9 +863,7 @@ pub trait PipelineExt: Stream {
     {
         StopOn::new(self, token)
     }
-    // END ext: flow
 
-    // BEGIN ext: resources (metered)
     /// Counts what passes through this point of the pipeline: items, polls, `Pending` polls,
     /// the end of the stream, and optionally errors
     /// ([`count_errors`](crate::wrappers::Metered::count_errors)) and time spent upstream
@@ -927,7 +920,6 @@ pub trait PipelineExt: Stream {
     {
         Metered::new_in(self, metrics, name)
     }
-    // END ext: resources
 }
 
 impl<S: Stream + ?Sized> PipelineExt for S {}

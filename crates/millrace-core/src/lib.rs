@@ -44,35 +44,23 @@ pub mod wrappers;
 pub use futures_core::Stream;
 pub use futures_core::stream::FusedStream;
 
+pub use crate::checkpoint::{Checkpoint, Checkpointer, checkpoint_with};
 pub use crate::error::ConfigError;
 pub use crate::ext::PipelineExt;
-pub use crate::stage::{Identity, Stack, Stage, StageBuilder, stage_fn};
-// BEGIN root: errors (Checkpoint, Checkpointer, checkpoint_with, restartable)
-pub use crate::checkpoint::{Checkpoint, Checkpointer, checkpoint_with};
-pub use crate::sources::restartable;
-// END root: errors
-// BEGIN root: resources (scoped, paginate, Metrics)
 pub use crate::metrics::{Metrics, StageMetrics, StageSnapshot};
+pub use crate::sources::restartable;
 pub use crate::sources::{paginate, paginate_from, scoped};
+pub use crate::stage::{Identity, Stack, Stage, StageBuilder, stage_fn};
 pub use crate::wrappers::{Page, PagePosition};
-// END root: resources
 
 /// Everything a pipeline author needs in scope: `use millrace::prelude::*;`.
 pub mod prelude {
-    pub use crate::stage_fn;
-    pub use crate::{FusedStream, PipelineExt, Stage, Stream};
-    // BEGIN prelude: errors (retry, recover, supervise, validate)
     pub use crate::policy::{Invalid, RetryPolicy, Supervision};
-    pub use crate::{Checkpoint, Checkpointer, checkpoint_with, restartable};
-    // END prelude: errors
-    // BEGIN prelude: concurrency (map_concurrent, map_blocking, rate_limit)
     pub use crate::policy::{Rate, RateLimiter};
-    // END prelude: concurrency
-    // BEGIN prelude: flow (batch, prefetch, timeout, stop_on)
+    pub use crate::stage_fn;
     pub use crate::wrappers::TimeoutError;
-    pub use tokio_util::sync::CancellationToken;
-    // END prelude: flow
-    // BEGIN prelude: resources (scoped, paginate, metered)
+    pub use crate::{Checkpoint, Checkpointer, checkpoint_with, restartable};
+    pub use crate::{FusedStream, PipelineExt, Stage, Stream};
     pub use crate::{Metrics, Page, PagePosition, paginate, paginate_from, scoped};
-    // END prelude: resources
+    pub use tokio_util::sync::CancellationToken;
 }

@@ -1,8 +1,6 @@
 //! Free constructors of source stages: streams that are built from a factory or a resource
 //! rather than from an upstream stream.
 
-// BEGIN sources: errors
-
 use crate::checkpoint::Checkpoint;
 use crate::wrappers::Restartable;
 
@@ -49,9 +47,7 @@ where
 {
     Restartable::new(factory)
 }
-// END sources: errors
 
-// BEGIN sources: resources
 use crate::wrappers::{Page, PagePosition, Paginate, Scoped};
 
 /// A stream that lives inside a resource's scope: Rust's form of Python's `async with` +
@@ -261,4 +257,3 @@ where
 {
     Paginate::from_position(position, fetch_page)
 }
-// END sources: resources

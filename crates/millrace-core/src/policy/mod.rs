@@ -1,6 +1,5 @@
 //! Policies that configure wrappers: retry backoff, supervision of errors, rates.
 
-// BEGIN policy: errors
 mod retry;
 mod supervision;
 
@@ -9,9 +8,6 @@ pub use self::supervision::Supervision;
 pub use crate::wrappers::validate::Invalid;
 /// The [backon](https://docs.rs/backon) backoff builders that [`RetryPolicy::new`] accepts.
 pub use backon::{BackoffBuilder, ConstantBuilder, ExponentialBuilder, FibonacciBuilder};
-// END policy: errors
 
-// BEGIN policy: concurrency
 mod rate;
 pub use self::rate::{Rate, RateLimiter};
-// END policy: concurrency

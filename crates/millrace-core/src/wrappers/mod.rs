@@ -4,7 +4,6 @@
 //! Configured stages (`XStage`) implement [`Stage`](crate::Stage) so that a pipeline segment
 //! can be built once and applied to many sources.
 
-// BEGIN wrappers: errors
 mod recover;
 mod retry;
 mod supervise;
@@ -14,9 +13,7 @@ pub use self::recover::{CheckpointWith, Recover, RecoverStage};
 pub use self::retry::{Restartable, Retry, RetryStats};
 pub use self::supervise::{SkipCounter, Supervise, SuperviseStage};
 pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
-// END wrappers: errors
 
-// BEGIN wrappers: concurrency
 mod map_blocking;
 pub(crate) mod map_concurrent;
 mod rate_limit;
@@ -25,9 +22,7 @@ pub use self::map_concurrent::{
     MapConcurrent, MapConcurrentLocal, MapConcurrentStage, TryMapConcurrent, TryMapConcurrentStage,
 };
 pub use self::rate_limit::{RateLimit, RateLimitStage};
-// END wrappers: concurrency
 
-// BEGIN wrappers: flow
 mod batch;
 mod deadline;
 mod prefetch;
@@ -38,9 +33,7 @@ pub use self::deadline::{Deadline, DeadlineStage};
 pub use self::prefetch::{Prefetch, PrefetchStage};
 pub use self::stop_on::{StopOn, StopOnStage};
 pub use self::timeout_each::{TimeoutEach, TimeoutEachStage, TimeoutError};
-// END wrappers: flow
 
-// BEGIN wrappers: resources
 mod metered;
 mod paginate;
 mod scoped;
@@ -51,4 +44,3 @@ pub use self::metered::{
 };
 pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
 pub use self::scoped::Scoped;
-// END wrappers: resources
