@@ -36,6 +36,7 @@ pub mod error;
 mod ext;
 pub mod metrics;
 pub mod policy;
+pub mod positions;
 pub mod sources;
 pub mod stage;
 pub mod testing;

@@ -35,6 +35,7 @@ mod flaky;
 mod interleave;
 mod record;
 mod scripted;
+mod tracked;
 
 pub use self::conformance::{HANG_BOUND, conformance, consume};
 pub use self::drop_counter::{DropCounter, DropToken};
@@ -42,6 +43,7 @@ pub use self::flaky::{Flaky, FlakyError, FlakyStream};
 pub use self::interleave::{InterleavePending, interleave_pending};
 pub use self::record::{Recording, record};
 pub use self::scripted::{Scripted, Step, scripted};
+pub use self::tracked::{TrackedSource, tracked_source};
 
 /// The number of tasks alive on the current tokio runtime.
 ///
