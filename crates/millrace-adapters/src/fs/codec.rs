@@ -23,8 +23,14 @@ pub(crate) struct LineCodec {
     pub(crate) max: usize,
     /// Where to resume the newline scan in the buffer, so a long line is scanned once.
     next_index: usize,
-    /// Inside an over-long line that was already reported: drop bytes up to its newline.
+    /// Inside an over-long line: drop bytes up to its newline, then report it (so that the
+    /// position after it is exact).
     pub(crate) discarding: bool,
+    /// Bytes of the over-long line being discarded so far.
+    discarded: usize,
+    /// Bytes of input consumed by the frames decoded so far: the byte offset just after the
+    /// last frame (lines and their terminators), counted from where reading started.
+    pub(crate) consumed: u64,
 }
 
 impl LineCodec {
@@ -33,6 +39,8 @@ impl LineCodec {
             max,
             next_index: 0,
             discarding: false,
+            discarded: 0,
+            consumed: 0,
         }
     }
 
@@ -69,13 +77,22 @@ impl Decoder for LineCodec {
             if self.discarding {
                 match newline {
                     Some(nl) => {
+                        let content = self.discarded + nl
+                            - usize::from(nl > 0 && buf[nl - 1] == b'\r');
                         buf.advance(nl + 1);
+                        self.consumed += (self.discarded + nl + 1) as u64;
                         self.next_index = 0;
                         self.discarding = false;
-                        continue;
+                        self.discarded = 0;
+                        return Ok(Some(Frame::TooLong {
+                            len_at_least: content,
+                        }));
                     }
                     None => {
-                        buf.clear();
+                        // Keep a trailing `\r`: it may be the start of this line's `\r\n`.
+                        let keep = usize::from(buf.last() == Some(&b'\r'));
+                        self.discarded += buf.len() - keep;
+                        buf.advance(buf.len() - keep);
                         self.next_index = 0;
                         return Ok(None);
                     }
@@ -84,17 +101,16 @@ impl Decoder for LineCodec {
             return Ok(match newline {
                 Some(nl) => {
                     let line = buf.split_to(nl + 1);
+                    self.consumed += (nl + 1) as u64;
                     self.next_index = 0;
                     Some(self.frame(&line[..nl]))
                 }
                 // At least `max + 2` bytes without a newline: the content (which may end in one
-                // `\r` of a `\r\n`) is over the limit. Report now, skip the rest as it arrives.
+                // `\r` of a `\r\n`) is over the limit. Drop it as it arrives, and report the
+                // line once its end is found.
                 None if buf.len() > self.max.saturating_add(1) => {
-                    let len_at_least = buf.len() - usize::from(buf.last() == Some(&b'\r'));
-                    buf.clear();
-                    self.next_index = 0;
                     self.discarding = true;
-                    Some(Frame::TooLong { len_at_least })
+                    continue;
                 }
                 None => {
                     self.next_index = buf.len();
@@ -110,15 +126,20 @@ impl Decoder for LineCodec {
         }
         self.next_index = 0;
         if self.discarding {
+            // The over-long last line, without a final newline.
+            let len_at_least = self.discarded + buf.len();
+            self.consumed += len_at_least as u64;
             buf.clear();
             self.discarding = false;
-            return Ok(None);
+            self.discarded = 0;
+            return Ok(Some(Frame::TooLong { len_at_least }));
         }
         if buf.is_empty() {
             return Ok(None);
         }
         // The last line, without a final newline.
         let line = buf.split();
+        self.consumed += line.len() as u64;
         Ok(Some(self.frame(&line)))
     }
 }
@@ -150,10 +171,42 @@ mod tests {
             out,
             vec![
                 Frame::Text("abc".into()),
-                Frame::TooLong { len_at_least: 8 },
+                Frame::TooLong { len_at_least: 10 },
                 Frame::Text("xy".into()),
                 Frame::Text(String::new()),
                 Frame::Text("last".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn consumed_counts_every_byte_of_every_frame() {
+        for chunks in [
+            &[&b"ab\r\nabcdefgh"[..], b"ij\r", b"\nxy\n\nlast"][..],
+            &[b"abcdefghijk"],
+            &[b"a\n", b"bcdefghij", b"klm"],
+        ] {
+            let mut codec = LineCodec::new(4);
+            let mut buf = BytesMut::new();
+            let total: usize = chunks.iter().map(|c| c.len()).sum();
+            for chunk in chunks {
+                buf.extend_from_slice(chunk);
+                while codec.decode(&mut buf).unwrap().is_some() {}
+            }
+            while codec.decode_eof(&mut buf).unwrap().is_some() {}
+            assert_eq!(codec.consumed, total as u64, "{chunks:?}");
+        }
+    }
+
+    #[test]
+    fn an_over_long_line_is_reported_at_its_end_with_its_length() {
+        let out = decode_all(4, &[b"abcdefgh", b"ij\r", b"\nok\nxyzwvu"]);
+        assert_eq!(
+            out,
+            vec![
+                Frame::TooLong { len_at_least: 10 },
+                Frame::Text("ok".into()),
+                Frame::TooLong { len_at_least: 6 },
             ]
         );
     }

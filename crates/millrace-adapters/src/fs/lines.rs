@@ -9,6 +9,7 @@ use std::task::{Context, Poll, ready};
 
 use futures_util::stream::{FusedStream, Stream};
 use millrace_core::ConfigError;
+use millrace_core::positions::{CountRead, Position, Positioned, Tracked};
 use pin_project_lite::pin_project;
 use tokio::io::AsyncRead;
 use tokio::task::JoinHandle;
@@ -100,6 +101,50 @@ pub fn lines(path: impl AsRef<Path>) -> Lines<tokio::fs::File> {
         },
         max: DEFAULT_MAX_LINE_LENGTH,
         number: 0,
+        start: 0,
+    }
+}
+
+/// Where a line ends in its input: the byte offset just after it (its terminator included) and
+/// its line number. A [`Lines`] source opened from a path resumes there
+/// ([`Lines::resume_after`]) by seeking, not by re-reading; it is what [`Lines::tracked`]
+/// attaches to every line.
+///
+/// ```
+/// use millrace::adapters::fs::LinePosition;
+/// use millrace::positions::Position;
+///
+/// let at = LinePosition { offset: 120, line: 3 };
+/// assert_eq!(at.to_text(), "120:3");
+/// assert_eq!(LinePosition::from_text("120:3"), Some(at));
+/// assert_eq!(at.to_string(), "line 3 (byte offset 120)");
+/// assert!(LinePosition { offset: 130, line: 4 } > at);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinePosition {
+    /// The byte offset just after the line and its terminator.
+    pub offset: u64,
+    /// The line's 1-based number (0: before the first line).
+    pub line: u64,
+}
+
+impl fmt::Display for LinePosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {} (byte offset {})", self.line, self.offset)
+    }
+}
+
+impl Position for LinePosition {
+    fn to_text(&self) -> String {
+        format!("{}:{}", self.offset, self.line)
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let (offset, line) = text.split_once(':')?;
+        Some(LinePosition {
+            offset: offset.parse().ok()?,
+            line: line.parse().ok()?,
+        })
     }
 }
 
@@ -133,6 +178,7 @@ pub fn lines_from<R: AsyncRead>(reader: R) -> Lines<R> {
         },
         max: DEFAULT_MAX_LINE_LENGTH,
         number: 0,
+        start: 0,
     }
 }
 
@@ -148,6 +194,8 @@ pin_project! {
         max: usize,
         // Number of the last line yielded (or skipped).
         number: u64,
+        // The byte offset reading started at (a resumed source seeks there).
+        start: u64,
     }
 }
 
@@ -219,6 +267,51 @@ impl<R> Lines<R> {
         Ok(self)
     }
 
+    /// The position just after the last line yielded or skipped (where a resumed source
+    /// would continue).
+    ///
+    /// ```
+    /// use millrace::adapters::fs::{self, LinePosition};
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut lines = fs::lines_from(&b"ab\r\ncd\n"[..]);
+    /// lines.next().await;
+    /// assert_eq!(lines.position(), LinePosition { offset: 4, line: 1 });
+    /// # }
+    /// ```
+    pub fn position(&self) -> LinePosition {
+        let consumed = match &self.state {
+            State::Reading { framed } => framed.decoder().consumed,
+            _ => 0,
+        };
+        LinePosition {
+            offset: self.start + consumed,
+            line: self.number,
+        }
+    }
+
+    /// Tracks the lines: every line (and every bad line's error) comes with the
+    /// [`LinePosition`] after it, for a sink that commits positions with its data (see
+    /// [`millrace::positions`](millrace_core::positions)). Resume with
+    /// [`resume_after`](Self::resume_after).
+    ///
+    /// ```
+    /// use millrace::adapters::fs::{self, LinePosition};
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let out: Vec<_> = fs::lines_from(&b"a\nbb\n"[..]).tracked().collect().await;
+    /// let at: Vec<LinePosition> = out.iter().map(|p| p.position).collect();
+    /// assert_eq!(at, [LinePosition { offset: 2, line: 1 }, LinePosition { offset: 5, line: 2 }]);
+    /// # }
+    /// ```
+    pub fn tracked(self) -> Tracked<CountRead<TrackedLines<R>>> {
+        Tracked::new(TrackedLines { lines: self })
+    }
+
     /// The number of the last line yielded or skipped (0 before the first line).
     ///
     /// ```
@@ -235,6 +328,78 @@ impl<R> Lines<R> {
     /// ```
     pub fn line_number(&self) -> u64 {
         self.number
+    }
+}
+
+impl Lines<tokio::fs::File> {
+    /// Resumes after `position` (a position committed by an earlier run; `None`: from the
+    /// start): the file is opened and **seeked** to the byte offset, and line numbers go on
+    /// from the position's line. A file shorter than the offset is an [`LineError::Open`]
+    /// error that says so.
+    ///
+    /// ```
+    /// use millrace::adapters::fs::{self, LinePosition};
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("in.txt");
+    /// std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+    /// let after_one = LinePosition { offset: 4, line: 1 };
+    /// let rest: Vec<_> = fs::lines(&path)
+    ///     .resume_after(Some(after_one))
+    ///     .map(|l| l.unwrap())
+    ///     .map(|l| (l.number, l.text))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(rest, [(2, "two".to_owned()), (3, "three".to_owned())]);
+    /// # }
+    /// ```
+    pub fn resume_after(mut self, position: Option<LinePosition>) -> Self {
+        let at = position.unwrap_or_default();
+        self.start = at.offset;
+        self.number = at.line;
+        self
+    }
+}
+
+pin_project! {
+    /// The stream inside [`Lines::tracked`]: each item of [`Lines`] beside the
+    /// [`LinePosition`] after it.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct TrackedLines<R> {
+        #[pin]
+        lines: Lines<R>,
+    }
+}
+
+impl<R: fmt::Debug> fmt::Debug for TrackedLines<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrackedLines")
+            .field("lines", &self.lines)
+            .finish()
+    }
+}
+
+impl<R: AsyncRead> Stream for TrackedLines<R> {
+    type Item = Positioned<LinePosition, Result<Line, LineError>>;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut lines = self.project().lines;
+        let item = ready!(lines.as_mut().poll_next(cx));
+        Poll::Ready(item.map(|item| Positioned::item(lines.position(), item)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.lines.size_hint()
+    }
+}
+
+impl<R: AsyncRead> FusedStream for TrackedLines<R> {
+    fn is_terminated(&self) -> bool {
+        self.lines.is_terminated()
     }
 }
 
@@ -264,7 +429,27 @@ impl<R: AsyncRead> Stream for Lines<R> {
                 StateProj::Start { path, convert } => {
                     let (path, convert) = (std::mem::take(path), *convert);
                     let open_path = path.clone();
-                    let open = tokio::task::spawn_blocking(move || std::fs::File::open(open_path));
+                    let start = *this.start;
+                    let open = tokio::task::spawn_blocking(move || {
+                        use std::io::Seek as _;
+                        let mut file = std::fs::File::open(open_path)?;
+                        if start > 0 {
+                            let len = file.metadata()?.len();
+                            if len < start {
+                                return Err(io::Error::new(
+                                    io::ErrorKind::InvalidInput,
+                                    format!(
+                                        "the file is {len} bytes long, shorter than the resume \
+                                         position (byte {start}): it was truncated or replaced \
+                                         since the position was committed; start over on a new \
+                                         pipeline name, or restore the file"
+                                    ),
+                                ));
+                            }
+                            file.seek(io::SeekFrom::Start(start))?;
+                        }
+                        Ok(file)
+                    });
                     this.state.set(State::Opening {
                         path,
                         convert,
@@ -320,13 +505,9 @@ impl<R: AsyncRead> Stream for Lines<R> {
                             })
                         }
                         Some(Err(source)) => {
-                            // Inside an over-long line that was already reported, the error
-                            // belongs to that line; otherwise to the next one.
-                            let line = if framed.decoder().discarding {
-                                *this.number
-                            } else {
-                                *this.number + 1
-                            };
+                            // The error belongs to the line being read (an over-long line is
+                            // reported only once its end is found).
+                            let line = *this.number + 1;
                             this.state.set(State::Done);
                             Some(Err(LineError::Io { line, source }))
                         }

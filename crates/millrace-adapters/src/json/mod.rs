@@ -38,6 +38,7 @@ use std::task::{Context, Poll, ready};
 
 use futures_util::stream::{FusedStream, Stream};
 use millrace_core::Stage;
+use millrace_core::positions::Positioned;
 use pin_project_lite::pin_project;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -278,6 +279,74 @@ impl<T> Default for DecodeStage<T> {
     }
 }
 
+/// Decodes one item of a lines source: `None` for a blank line (nothing to decode), the
+/// decoded value, or the error naming the line. [`decode_lines`] and [`decode_tracked`] are
+/// built on it.
+///
+/// ```
+/// use millrace::adapters::{fs::Line, json};
+///
+/// let line = |text: &str| Ok(Line { number: 4, text: text.to_owned() });
+/// assert_eq!(json::decode_line::<u8>(line("  ")).map(|r| r.is_ok()), None);
+/// assert_eq!(json::decode_line::<u8>(line("7")).unwrap().unwrap().value, 7);
+/// assert!(json::decode_line::<u8>(line("x")).unwrap().is_err());
+/// ```
+pub fn decode_line<T: DeserializeOwned>(
+    item: Result<Line, LineError>,
+) -> Option<Result<Decoded<T>, JsonLineError>> {
+    let line = match item {
+        Err(e) => return Some(Err(JsonLineError::Line(e))),
+        Ok(line) if line.text.trim().is_empty() => return None,
+        Ok(line) => line,
+    };
+    Some(match serde_json::from_str(&line.text) {
+        Ok(value) => Ok(Decoded {
+            line: line.number,
+            value,
+        }),
+        Err(source) => Err(JsonLineError::Malformed {
+            line: line.number,
+            snippet: snippet(&line.text),
+            source,
+        }),
+    })
+}
+
+/// Decodes a tracked lines source (`fs::lines(path).tracked()`), keeping every line's
+/// position: values and errors stay beside their [`LinePosition`](crate::fs::LinePosition);
+/// blank lines become [`Filtered`](millrace_core::positions::Entry::Filtered) entries (counted,
+/// and passed over by the commit position).
+///
+/// ```
+/// use millrace::adapters::{fs, json};
+/// use millrace::positions::Entry;
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let out: Vec<_> = json::decode_tracked::<u32, _>(fs::lines_from(&b"1\n\nnope\n"[..]).tracked())
+///     .dead_letter_errors()
+///     .collect()
+///     .await;
+/// let out: Vec<_> = out.into_iter().map(|p| (p.position.line, p.entry)).collect();
+/// assert_eq!(out[0], (1, Entry::Item(json::Decoded { line: 1, value: 1 })));
+/// assert_eq!(out[1], (2, Entry::Filtered));
+/// assert!(matches!(&out[2], (3, Entry::Dead(reason)) if reason.starts_with("line 3 is not valid JSON")));
+/// # }
+/// ```
+#[allow(clippy::type_complexity)]
+pub fn decode_tracked<T, S>(
+    lines: millrace_core::positions::Tracked<S>,
+) -> millrace_core::positions::Tracked<
+    impl Stream<Item = Positioned<crate::fs::LinePosition, Result<Decoded<T>, JsonLineError>>>,
+>
+where
+    S: Stream<Item = Positioned<crate::fs::LinePosition, Result<Line, LineError>>>,
+    T: DeserializeOwned,
+{
+    lines.filter_map(decode_line::<T>)
+}
+
 impl<S, T> Stage<S> for DecodeStage<T>
 where
     S: Stream<Item = Result<Line, LineError>>,
@@ -369,23 +438,12 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut upstream = self.project().upstream;
         loop {
-            let item = match ready!(upstream.as_mut().poll_next(cx)) {
-                None => return Poll::Ready(None),
-                Some(Err(e)) => Err(JsonLineError::Line(e)),
-                Some(Ok(line)) if line.text.trim().is_empty() => continue,
-                Some(Ok(line)) => match serde_json::from_str(&line.text) {
-                    Ok(value) => Ok(Decoded {
-                        line: line.number,
-                        value,
-                    }),
-                    Err(source) => Err(JsonLineError::Malformed {
-                        line: line.number,
-                        snippet: snippet(&line.text),
-                        source,
-                    }),
-                },
+            let Some(item) = ready!(upstream.as_mut().poll_next(cx)) else {
+                return Poll::Ready(None);
             };
-            return Poll::Ready(Some(item));
+            if let Some(decoded) = decode_line(item) {
+                return Poll::Ready(Some(decoded));
+            }
         }
     }
 

@@ -214,3 +214,38 @@ impl<P, T> Positioned<P, T> {
         }
     }
 }
+
+/// A source position a sink can store and a source can resume from: ordered (later entries
+/// of one source have greater positions) and written as text in the sink's offsets table.
+///
+/// ```
+/// use millrace::positions::Position;
+///
+/// assert_eq!(42u64.to_text(), "42");
+/// assert_eq!(u64::from_text("42"), Some(42));
+/// assert_eq!(u64::from_text("forty-two"), None);
+/// ```
+pub trait Position: Clone + PartialOrd + std::fmt::Debug + Send + Sync + 'static {
+    /// The position as text (stored by sinks; must round-trip through
+    /// [`from_text`](Self::from_text)).
+    fn to_text(&self) -> String;
+
+    /// Reads a position written by [`to_text`](Self::to_text); `None` if `text` is not one.
+    fn from_text(text: &str) -> Option<Self>;
+}
+
+macro_rules! position_by_parse {
+    ($($t:ty),*) => {$(
+        impl Position for $t {
+            fn to_text(&self) -> String {
+                self.to_string()
+            }
+
+            fn from_text(text: &str) -> Option<Self> {
+                text.parse().ok()
+            }
+        }
+    )*};
+}
+
+position_by_parse!(u64, i64, u32, i32, String);
