@@ -1,0 +1,724 @@
+//! [`Claim`]: one writer's hold on a pipeline, and its exactly-once commits.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FusedStream, Stream, StreamExt};
+use millrace_core::positions::{Accounting, Position, Tracked, TrackedBatch};
+use pin_project_lite::pin_project;
+use sqlx::{Database, Encode, Executor, IntoArguments, Type};
+
+use super::backend::{self, Backend, CommitOutcome, CommitPlan, Holder};
+use super::{BatchInsert, Committed, InsertError, InsertReport, InsertRow};
+
+/// What a [`Claim`] commits: a [`TrackedBatch`], or a `Result` of one (an upstream error ends
+/// the commits with [`InsertError::Upstream`]).
+///
+/// ```
+/// use millrace::adapters::sql::IntoBatch;
+/// use millrace::positions::{Positioned, TrackedBatch};
+///
+/// let batch = TrackedBatch::from_entries(vec![Positioned::item(1u64, (1_i64,))]).unwrap();
+/// assert!(IntoBatch::into_batch(Ok::<_, String>(batch)).is_ok());
+/// ```
+pub trait IntoBatch<P, T> {
+    /// The upstream's error type.
+    type Error;
+
+    /// The batch, or the upstream's error.
+    ///
+    /// # Errors
+    ///
+    /// The upstream's error, if this item is one.
+    fn into_batch(self) -> Result<TrackedBatch<P, T>, Self::Error>;
+}
+
+impl<P, T> IntoBatch<P, T> for TrackedBatch<P, T> {
+    type Error = Infallible;
+
+    fn into_batch(self) -> Result<TrackedBatch<P, T>, Infallible> {
+        Ok(self)
+    }
+}
+
+impl<P, T, E> IntoBatch<P, T> for Result<TrackedBatch<P, T>, E> {
+    type Error = E;
+
+    fn into_batch(self) -> Result<TrackedBatch<P, T>, E> {
+        self
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// This machine's name, to tell holders on this host (whose liveness can be checked) from
+/// others (whose lease must run out).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Whether process `pid` of this host is alive. Where that cannot be known (not Linux), it is
+/// assumed alive and the lease has to run out.
+fn pid_alive(pid: i64) -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses; a zombie has exited.
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        Err(_) => false,
+    }
+}
+
+/// Aborts the heartbeat task when the claim goes away.
+#[derive(Debug)]
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A writer's hold on a pipeline, from [`BatchInsert::claim`]: says where to resume, and
+/// commits tracked batches exactly once (rows, dead letters and position in one transaction,
+/// fenced by the claim's epoch). Dropping it stops its heartbeat; [`release`](Self::release)
+/// (or the end of [`run`](Self::run) / [`commit_each`](Self::commit_each)) frees the pipeline
+/// for the next run at once.
+pub struct Claim<DB: Database, P> {
+    sink: BatchInsert<DB>,
+    source: String,
+    epoch: i64,
+    position: Option<P>,
+    report: InsertReport,
+    lost: Arc<AtomicBool>,
+    _heartbeat: Heartbeat,
+}
+
+impl<DB: Database, P: fmt::Debug> fmt::Debug for Claim<DB, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claim")
+            .field("pipeline", &self.sink.pipeline)
+            .field("source", &self.source)
+            .field("epoch", &self.epoch)
+            .field("position", &self.position)
+            .field("report", &self.report)
+            .finish()
+    }
+}
+
+impl<DB, P> Claim<DB, P>
+where
+    DB: Backend,
+    P: Position,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    pub(super) async fn acquire(sink: BatchInsert<DB>, source: String) -> Result<Self, InsertError> {
+        let ops = DB::ops();
+        let setup = |source| InsertError::Setup { source };
+        ops.prepare(&sink.pool, &sink.sql).await.map_err(setup)?;
+        let me = Holder {
+            host: host_name(),
+            pid: i64::from(std::process::id()),
+        };
+        let lease_ms = i64::try_from(sink.lease.as_millis()).unwrap_or(i64::MAX);
+        // A lost race (another claim changed the epoch between our read and our update) is
+        // read again: it then shows the winner as the live holder.
+        for _ in 0..3 {
+            let row = ops
+                .read_offsets(&sink.pool, &sink.sql, &sink.pipeline, &source)
+                .await
+                .map_err(setup)?
+                .unwrap_or_default();
+            let now = now_ms();
+            let age = now.saturating_sub(row.heartbeat_ms);
+            let free = row.holder_pid == 0
+                || age > lease_ms
+                || (row.holder_host == me.host && !pid_alive(row.holder_pid));
+            if !free {
+                return Err(InsertError::Held {
+                    pipeline: sink.pipeline.clone(),
+                    source_name: source,
+                    holder: row.holder,
+                    heartbeat_age: Duration::from_millis(u64::try_from(age).unwrap_or(0)),
+                    lease: sink.lease,
+                });
+            }
+            let taken = ops
+                .take_over(
+                    &sink.pool,
+                    &sink.sql,
+                    &sink.pipeline,
+                    &source,
+                    row.epoch,
+                    &me,
+                    now,
+                )
+                .await
+                .map_err(setup)?;
+            if !taken {
+                continue;
+            }
+            let position = if row.position.is_empty() {
+                None
+            } else {
+                Some(P::from_text(&row.position).ok_or_else(|| InsertError::BadPosition {
+                    pipeline: sink.pipeline.clone(),
+                    source_name: source.clone(),
+                    stored: row.position.clone(),
+                })?)
+            };
+            let epoch = row.epoch + 1;
+            let lost = Arc::new(AtomicBool::new(false));
+            let heartbeat = Heartbeat(tokio::spawn(beat(
+                sink.clone(),
+                source.clone(),
+                epoch,
+                Arc::clone(&lost),
+            )));
+            return Ok(Claim {
+                sink,
+                source,
+                epoch,
+                position,
+                report: InsertReport::default(),
+                lost,
+                _heartbeat: heartbeat,
+            });
+        }
+        let row = ops
+            .read_offsets(&sink.pool, &sink.sql, &sink.pipeline, &source)
+            .await
+            .map_err(setup)?
+            .unwrap_or_default();
+        Err(InsertError::Held {
+            pipeline: sink.pipeline.clone(),
+            source_name: source,
+            holder: row.holder,
+            heartbeat_age: Duration::from_millis(
+                u64::try_from(now_ms().saturating_sub(row.heartbeat_ms)).unwrap_or(0),
+            ),
+            lease: sink.lease,
+        })
+    }
+
+    /// The committed position to resume after (`None`: nothing committed, start at the
+    /// beginning). After commits of this claim, the last position committed.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// let claim = BatchInsert::new(pool, "p", "INSERT INTO t (x) ").claim::<u64>("s").await.unwrap();
+    /// assert_eq!(claim.resume_after(), None);
+    /// # }
+    /// ```
+    pub fn resume_after(&self) -> Option<&P> {
+        self.position.as_ref()
+    }
+
+    /// The claim's epoch: incremented by every claim of the pipeline; a commit succeeds only
+    /// while it is current.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// let sink = BatchInsert::new(pool, "p", "INSERT INTO t (x) ");
+    /// let first = sink.claim::<u64>("s").await.unwrap();
+    /// assert_eq!(first.epoch(), 1);
+    /// first.release().await.unwrap();
+    /// assert_eq!(sink.claim::<u64>("s").await.unwrap().epoch(), 2);
+    /// # }
+    /// ```
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// What this claim committed so far.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// let claim = BatchInsert::new(pool, "p", "INSERT INTO t (x) ").claim::<u64>("s").await.unwrap();
+    /// assert_eq!(claim.report().batches_committed, 0);
+    /// # }
+    /// ```
+    pub fn report(&self) -> InsertReport {
+        self.report
+    }
+
+    /// Commits one batch: its rows, its dead letters and its position, in one transaction,
+    /// only while this claim's epoch is current. The position never moves backwards.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    /// use millrace::positions::{Positioned, TrackedBatch};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// sqlx::query("CREATE TABLE t (x INTEGER)").execute(&pool).await.unwrap();
+    /// let sink = BatchInsert::new(pool.clone(), "p", "INSERT INTO t (x) ");
+    /// let mut claim = sink.claim::<u64>("s").await.unwrap();
+    /// let batch = TrackedBatch::from_entries(vec![
+    ///     Positioned::item(1u64, (10_i64,)),
+    ///     Positioned::dead(2, "no x"),
+    /// ]).unwrap();
+    /// let done = claim.commit(&batch).await.unwrap();
+    /// assert_eq!((done.rows_inserted, done.dead_lettered, done.position), (1, 1, 2));
+    /// let reason: String = sqlx::query_scalar("SELECT reason FROM millrace_dead_letters").fetch_one(&pool).await.unwrap();
+    /// assert_eq!(reason, "no x");
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InsertError::Batch`] (rolled back; commit again or run again), or
+    /// [`InsertError::Fenced`] if another process took the pipeline over.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future rolls the transaction back.
+    pub async fn commit<T: InsertRow<DB>>(
+        &mut self,
+        batch: &TrackedBatch<P, T>,
+    ) -> Result<Committed<P>, InsertError> {
+        if self.lost.load(Ordering::Relaxed) {
+            return Err(self.fenced());
+        }
+        let position = match &self.position {
+            Some(at) if *at > *batch.position() => at.clone(),
+            _ => batch.position().clone(),
+        };
+        let plan = CommitPlan {
+            pipeline: &self.sink.pipeline,
+            source: &self.source,
+            epoch: self.epoch,
+            position: position.to_text(),
+            now_ms: now_ms(),
+            dead_letters: batch
+                .dead_letters()
+                .iter()
+                .map(|d| (d.position.to_text(), d.reason.as_str()))
+                .collect(),
+            filtered: batch.filtered(),
+        };
+        let outcome = backend::commit(&self.sink.pool, &self.sink.sql, &plan, batch.items()).await;
+        match outcome {
+            Ok(CommitOutcome::Committed { rows_inserted }) => {
+                let rows = batch.items().len() as u64;
+                let dead_lettered = batch.dead_letters().len() as u64;
+                self.report.batches_committed += 1;
+                self.report.rows_inserted += rows_inserted;
+                self.report.rows_ignored += rows.saturating_sub(rows_inserted);
+                self.report.dead_lettered += dead_lettered;
+                self.report.filtered += batch.filtered();
+                self.position = Some(position.clone());
+                Ok(Committed {
+                    position,
+                    rows,
+                    rows_inserted,
+                    dead_lettered,
+                    filtered: batch.filtered(),
+                })
+            }
+            Ok(CommitOutcome::Fenced) => {
+                self.lost.store(true, Ordering::Relaxed);
+                Err(self.fenced())
+            }
+            Err(source) => Err(InsertError::Batch {
+                report: self.report,
+                source,
+            }),
+        }
+    }
+
+    fn fenced(&self) -> InsertError {
+        InsertError::Fenced {
+            pipeline: self.sink.pipeline.clone(),
+            source_name: self.source.clone(),
+            epoch: self.epoch,
+            report: self.report,
+        }
+    }
+
+    /// Frees the pipeline (the next claim need not wait for this process to exit or its lease
+    /// to run out). Committed data and position stay.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// let sink = BatchInsert::new(pool, "p", "INSERT INTO t (x) ");
+    /// sink.claim::<u64>("s").await.unwrap().release().await.unwrap();
+    /// assert!(sink.claim::<u64>("s").await.is_ok());
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// sqlx's error (the lease then runs out by itself).
+    pub async fn release(self) -> Result<(), sqlx::Error> {
+        DB::ops()
+            .heartbeat(
+                &self.sink.pool,
+                &self.sink.sql,
+                &self.sink.pipeline,
+                &self.source,
+                self.epoch,
+                now_ms(),
+                true,
+            )
+            .await
+            .map(drop)
+    }
+}
+
+impl<DB, P> Claim<DB, P>
+where
+    DB: Backend,
+    P: Position,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    /// Commits every batch of a tracked stream as it arrives (one transaction each), records
+    /// each in the stream's [`Accounting`], and releases the pipeline at the end. A stream of
+    /// the commits, for progress and metering; [`run`](Self::run) drives it to the end.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    /// use millrace::testing::tracked_source;
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// sqlx::query("CREATE TABLE t (x INTEGER)").execute(&pool).await.unwrap();
+    /// let claim = BatchInsert::new(pool, "p", "INSERT INTO t (x) ").claim::<u64>("s").await.unwrap();
+    /// let source = tracked_source(vec![1_i64, 2, 3], claim.resume_after().copied());
+    /// let positions: Vec<u64> = claim
+    ///     .commit_each(source.map(|x| (x,)).batch(2))
+    ///     .map(|c| c.unwrap().position)
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(positions, [2, 3]);
+    /// # }
+    /// ```
+    pub fn commit_each<S, T>(self, batches: Tracked<S>) -> CommitEach<DB, P, S, T>
+    where
+        S: Stream,
+        S::Item: IntoBatch<P, T>,
+        T: InsertRow<DB> + Send + Sync + 'static,
+    {
+        let accounting = batches.accounting();
+        CommitEach {
+            upstream: batches,
+            accounting,
+            report: self.report,
+            position: self.position.clone(),
+            state: State::Idle(Some(Box::new(self))),
+        }
+    }
+
+    /// Commits every batch of a tracked stream ([`commit_each`](Self::commit_each)) and
+    /// returns the totals.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    /// use millrace::testing::tracked_source;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// sqlx::query("CREATE TABLE t (x INTEGER)").execute(&pool).await.unwrap();
+    /// let claim = BatchInsert::new(pool, "p", "INSERT INTO t (x) ").claim::<u64>("s").await.unwrap();
+    /// let source = tracked_source(vec![1_i64, -2, 3], None);
+    /// let accounting = source.accounting();
+    /// let report = claim
+    ///     .run(source.validate(|x| if *x < 0 { Err("negative") } else { Ok(()) }).map(|x| (x,)).batch(2))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!((report.rows_inserted, report.dead_lettered), (2, 1));
+    /// assert!(accounting.check().is_ok());
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first [`InsertError`]; everything before it is committed.
+    pub async fn run<S, T>(
+        self,
+        batches: Tracked<S>,
+    ) -> Result<InsertReport, InsertError<<S::Item as IntoBatch<P, T>>::Error>>
+    where
+        S: Stream,
+        S::Item: IntoBatch<P, T>,
+        T: InsertRow<DB> + Send + Sync + 'static,
+    {
+        let mut commits = std::pin::pin!(self.commit_each(batches));
+        while let Some(commit) = commits.next().await {
+            commit?;
+        }
+        Ok(commits.report())
+    }
+}
+
+/// Refreshes the claim's heartbeat every third of the lease; marks the claim lost if its epoch
+/// is no longer current.
+async fn beat<DB>(sink: BatchInsert<DB>, source: String, epoch: i64, lost: Arc<AtomicBool>)
+where
+    DB: Backend,
+{
+    let mut tick = tokio::time::interval(sink.lease / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let beat = DB::ops().heartbeat(
+            &sink.pool,
+            &sink.sql,
+            &sink.pipeline,
+            &source,
+            epoch,
+            now_ms(),
+            false,
+        );
+        // A failed heartbeat is retried on the next tick; the commit's epoch check is what
+        // keeps the data safe.
+        if let Ok(false) = beat.await {
+            lost.store(true, Ordering::Relaxed);
+            return;
+        }
+    }
+}
+
+type CommitFuture<DB, P, T> = BoxFuture<
+    'static,
+    (
+        Box<Claim<DB, P>>,
+        TrackedBatch<P, T>,
+        Result<Committed<P>, InsertError>,
+    ),
+>;
+
+enum State<DB: Database, P, T> {
+    /// Boxed: the claim moves into each commit's future and back.
+    Idle(Option<Box<Claim<DB, P>>>),
+    Committing(CommitFuture<DB, P, T>),
+    Releasing(BoxFuture<'static, ()>),
+    Done,
+}
+
+pin_project! {
+    /// Stream for [`Claim::commit_each`]: one item per committed batch; the first error is the
+    /// last item.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct CommitEach<DB: Database, P, S, T> {
+        #[pin]
+        upstream: Tracked<S>,
+        accounting: Accounting,
+        report: InsertReport,
+        position: Option<P>,
+        state: State<DB, P, T>,
+    }
+}
+
+impl<DB: Database, P: fmt::Debug, S, T> fmt::Debug for CommitEach<DB, P, S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Idle(_) => "idle",
+            State::Committing(_) => "committing",
+            State::Releasing(_) => "releasing",
+            State::Done => "done",
+        };
+        f.debug_struct("CommitEach")
+            .field("state", &state)
+            .field("report", &self.report)
+            .field("position", &self.position)
+            .field("accounting", &self.accounting.balance())
+            .finish()
+    }
+}
+
+impl<DB: Database, P, S, T> CommitEach<DB, P, S, T> {
+    /// What was committed so far.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    /// use millrace::testing::tracked_source;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// let claim = BatchInsert::new(pool, "p", "INSERT INTO t (x) ").claim::<u64>("s").await.unwrap();
+    /// let commits = claim.commit_each(tracked_source(vec![(1_i64,)], None).batch(1));
+    /// assert_eq!(commits.report().batches_committed, 0);
+    /// # }
+    /// ```
+    pub fn report(&self) -> InsertReport {
+        self.report
+    }
+
+    /// The last committed position (or the one resumed after).
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    /// use millrace::testing::tracked_source;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// let claim = BatchInsert::new(pool, "p", "INSERT INTO t (x) ").claim::<u64>("s").await.unwrap();
+    /// let commits = claim.commit_each(tracked_source(vec![(1_i64,)], None).batch(1));
+    /// assert_eq!(commits.position(), None);
+    /// # }
+    /// ```
+    pub fn position(&self) -> Option<&P> {
+        self.position.as_ref()
+    }
+
+    /// The accounting of the tracked stream being committed.
+    ///
+    /// ```
+    /// use millrace::adapters::sql::BatchInsert;
+    /// use millrace::testing::tracked_source;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    /// let claim = BatchInsert::new(pool, "p", "INSERT INTO t (x) ").claim::<u64>("s").await.unwrap();
+    /// let commits = claim.commit_each(tracked_source(vec![(1_i64,)], None).batch(1));
+    /// assert_eq!(commits.accounting().read(), 0);
+    /// # }
+    /// ```
+    pub fn accounting(&self) -> &Accounting {
+        &self.accounting
+    }
+}
+
+impl<DB, P, S, T> Stream for CommitEach<DB, P, S, T>
+where
+    DB: Backend,
+    P: Position,
+    S: Stream,
+    S::Item: IntoBatch<P, T>,
+    T: InsertRow<DB> + Send + Sync + 'static,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    type Item = Result<Committed<P>, InsertError<<S::Item as IntoBatch<P, T>>::Error>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            match this.state {
+                State::Idle(claim) => {
+                    let item = ready!(this.upstream.as_mut().poll_next(cx));
+                    let mut claim = claim.take().expect("an idle CommitEach holds its claim");
+                    match item.map(IntoBatch::into_batch) {
+                        Some(Ok(batch)) => {
+                            *this.state = State::Committing(Box::pin(async move {
+                                let result = claim.commit(&batch).await;
+                                (claim, batch, result)
+                            }));
+                        }
+                        Some(Err(source)) => {
+                            *this.state = State::Releasing(Box::pin(async move {
+                                let _ = claim.release().await;
+                            }));
+                            return Poll::Ready(Some(Err(InsertError::Upstream {
+                                report: *this.report,
+                                source,
+                            })));
+                        }
+                        None => {
+                            *this.state = State::Releasing(Box::pin(async move {
+                                // If this fails the lease runs out by itself.
+                                let _ = claim.release().await;
+                            }));
+                        }
+                    }
+                }
+                State::Committing(commit) => {
+                    let (claim, batch, result) = ready!(commit.as_mut().poll(cx));
+                    *this.report = claim.report();
+                    match result {
+                        Ok(committed) => {
+                            this.accounting.record_commit(&batch);
+                            *this.position = Some(committed.position.clone());
+                            *this.state = State::Idle(Some(claim));
+                            return Poll::Ready(Some(Ok(committed)));
+                        }
+                        Err(e) => {
+                            // A fenced claim must not release: the pipeline is someone
+                            // else's now (its epoch check makes the release a no-op anyway).
+                            *this.state = State::Releasing(Box::pin(async move {
+                                let _ = claim.release().await;
+                            }));
+                            return Poll::Ready(Some(Err(e.map_upstream(|never| match never {}))));
+                        }
+                    }
+                }
+                State::Releasing(release) => {
+                    ready!(release.as_mut().poll(cx));
+                    *this.state = State::Done;
+                    return Poll::Ready(None);
+                }
+                State::Done => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+impl<DB, P, S, T> FusedStream for CommitEach<DB, P, S, T>
+where
+    DB: Backend,
+    P: Position,
+    S: Stream,
+    S::Item: IntoBatch<P, T>,
+    T: InsertRow<DB> + Send + Sync + 'static,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+}
