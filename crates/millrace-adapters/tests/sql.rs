@@ -7,8 +7,11 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use futures::stream::FusedStream;
 use futures::{StreamExt, TryStreamExt, stream};
-use millrace::adapters::sql::{self, BatchInsert, InsertError, InsertReport, RowsError};
+use millrace::adapters::sql::{self, BatchInsert, InsertError, RowsError};
+use millrace::positions::{Positioned, TrackedBatch};
+use millrace::testing::tracked_source;
 use sqlx::{Pool, Postgres, Sqlite};
 
 /// A name no other test (or earlier run against the same database) uses.
@@ -64,9 +67,17 @@ async fn postgres() -> Option<Pool<Postgres>> {
 /// The same scenarios on every backend: `$pool` is an async expression giving
 /// `Option<(guard, Pool<$db>)>`.
 macro_rules! scenarios {
-    ($module:ident, $db:ty, bad_bigint = $bad:literal, $pool:expr) => {
+    ($module:ident, $db:ty, bad_bigint = $bad:literal, fail_on_row = $fail:path, drop_trigger = $drop:path, $pool:expr) => {
         mod $module {
             use super::*;
+
+            fn fail_on_row_sql(table: &str, trigger: &str, id: i64) -> Vec<String> {
+                $fail(table, trigger, id)
+            }
+
+            fn drop_trigger_sql(table: &str, trigger: &str) -> String {
+                $drop(table, trigger)
+            }
 
             type Db = $db;
 
@@ -93,7 +104,6 @@ macro_rules! scenarios {
                     .await
                     .unwrap();
                 let report = BatchInsert::new(pool.clone(), &table, format!("INSERT INTO {table} (id, name) "))
-                    .ledger_table(format!("{table}_batches"))
                     .run(stream::iter(batches(20, 500)))
                     .await
                     .unwrap();
@@ -152,176 +162,245 @@ macro_rules! scenarios {
                 assert!(std::error::Error::source(err).is_some());
             }
 
-            #[tokio::test]
-            async fn a_rerun_after_a_failure_midway_leaves_exactly_one_copy_of_each_row() {
-                let Some((_guard, pool)) = pool().await else { return };
-                let table = unique("retry");
-                // No key on `id`: only the ledger stands between a re-run and duplicates.
-                sqlx::query(&format!("CREATE TABLE {table} (id BIGINT NOT NULL, name TEXT NOT NULL)"))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                let sink = BatchInsert::new(pool.clone(), &table, format!("INSERT INTO {table} (id, name) "))
-                    .ledger_table(format!("{table}_batches"));
-                let all = batches(6, 10);
+            async fn table(pool: &Pool<Db>, prefix: &str, columns: &str) -> (String, BatchInsert<Db>) {
+                let table = unique(prefix);
+                sqlx::query(&format!("CREATE TABLE {table} ({columns})")).execute(pool).await.unwrap();
+                let sink = BatchInsert::new(pool.clone(), table.clone(), format!("INSERT INTO {table} (id, name) "))
+                    .offsets_table(format!("{table}_offsets"))
+                    .dead_letter_table(format!("{table}_dead"));
+                (table, sink)
+            }
 
-                // Run 1: the source fails where batch 3 should be.
-                let failing = stream::iter(all.clone().into_iter().enumerate().map(|(i, b)| {
-                    if i == 3 { Err("source failed at batch 3") } else { Ok(b) }
-                }));
-                let err = sink.try_run(failing).await.unwrap_err();
-                assert!(
-                    matches!(err, InsertError::Upstream { seq: 3, source: "source failed at batch 3", .. }),
-                    "{err:?}"
-                );
-                assert_eq!(err.report().batches_committed, 3);
-                assert_eq!(err.report().rows_inserted, 30);
+            fn rows(n: i64) -> Vec<(i64, String)> {
+                (0..n).map(|i| (i, format!("row {i}"))).collect()
+            }
+
+            async fn ids(pool: &Pool<Db>, table: &str) -> Vec<i64> {
+                sqlx::query_scalar::<Db, i64>(&format!("SELECT id FROM {table} ORDER BY id"))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+            }
+
+            /// The data of the issue: run 1 commits rows 0..10 as batches of 5, run 2 re-reads
+            /// rows 0..16 as batches of 8 (what time-based batching does when timings differ).
+            /// The seq ledger lost rows 10..16 here; positions lose nothing.
+            #[tokio::test]
+            async fn shifted_batch_boundaries_lose_nothing() {
+                let Some((_guard, pool)) = pool().await else { return };
+                let (table, sink) = table(&pool, "shifted", "id BIGINT PRIMARY KEY, name TEXT NOT NULL").await;
+                let sink = sink.on_conflict("ON CONFLICT (id) DO NOTHING");
+
+                let claim = sink.claim::<u64>("input").await.unwrap();
+                let report = claim.run(tracked_source(rows(10), None).batch(5)).await.unwrap();
+                assert_eq!((report.batches_committed, report.rows_inserted), (2, 10));
+
+                let claim = sink.claim::<u64>("input").await.unwrap();
+                assert_eq!(claim.resume_after(), Some(&10));
+                let source = tracked_source(rows(16), claim.resume_after().copied());
+                let report = claim.run(source.batch(8)).await.unwrap();
+                assert_eq!((report.batches_committed, report.rows_inserted, report.rows_ignored), (1, 6, 0));
+                assert_eq!(ids(&pool, &table).await, (0..16).collect::<Vec<_>>());
+
+                // Another input of the same pipeline has its own position: its rows go in.
+                let claim = sink.claim::<u64>("other input").await.unwrap();
+                assert_eq!(claim.resume_after(), None);
+                let other: Vec<(i64, String)> = (100..103).map(|i| (i, format!("o{i}"))).collect();
+                let report = claim.run(tracked_source(other, None).batch(8)).await.unwrap();
+                assert_eq!(report.rows_inserted, 3);
+                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 19);
+            }
+
+            /// No key on `id`: only the committed position stands between a re-run and
+            /// duplicates.
+            #[tokio::test]
+            async fn an_upstream_failure_midway_resumes_after_the_last_commit() {
+                let Some((_guard, pool)) = pool().await else { return };
+                let (table, sink) = table(&pool, "resume", "id BIGINT NOT NULL, name TEXT NOT NULL").await;
+                let all = rows(60);
+
+                let claim = sink.claim::<u64>("input").await.unwrap();
+                let failing = tracked_source(all.clone(), None)
+                    .map(|row| if row.0 == 35 { Err("source failed at row 35") } else { Ok(row) })
+                    .batch(10)
+                    .via(|batches| {
+                        batches.map(|b| {
+                            let failed = b.items().iter().any(Result::is_err);
+                            if failed { Err("source failed at row 35") } else { Ok(b.map(Result::unwrap)) }
+                        })
+                    });
+                let err = claim.run(failing).await.unwrap_err();
+                assert!(matches!(err, InsertError::Upstream { source: "source failed at row 35", .. }), "{err:?}");
+                assert_eq!((err.report().batches_committed, err.report().rows_inserted), (3, 30));
                 assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 30);
 
-                // Run 2 (the retry): the same batches from the start.
-                let report = sink.run(stream::iter(all.clone())).await.unwrap();
-                let mut expected = InsertReport::default();
-                expected.batches_committed = 3;
-                expected.rows_inserted = 30;
-                expected.batches_skipped = 3;
-                expected.next_seq = 6;
-                assert_eq!(report, expected);
-
-                // Run 3: everything is in already.
-                let report = sink.run(stream::iter(all)).await.unwrap();
-                assert_eq!((report.batches_committed, report.batches_skipped), (0, 6));
-
-                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 60);
-                assert_eq!(count(&pool, &format!("SELECT COUNT(DISTINCT id) FROM {table}")).await, 60);
+                for _ in 0..2 {
+                    // The retry, and a retry of the retry: each resumes where the last stopped.
+                    let claim = sink.claim::<u64>("input").await.unwrap();
+                    let source = tracked_source(all.clone(), claim.resume_after().copied());
+                    claim.run(source.batch(7)).await.unwrap();
+                }
+                assert_eq!(ids(&pool, &table).await, (0..60).collect::<Vec<_>>());
             }
 
             #[tokio::test]
-            async fn a_failing_batch_is_rolled_back_whole_even_across_statements() {
+            async fn a_failing_batch_is_rolled_back_whole_with_its_position() {
                 let Some((_guard, pool)) = pool().await else { return };
-                let table = unique("rollback");
-                sqlx::query(&format!(
-                    "CREATE TABLE {table} (id BIGINT NOT NULL, name TEXT NOT NULL CHECK (name <> 'poison'))"
-                ))
-                .execute(&pool)
-                .await
-                .unwrap();
-                let sink = BatchInsert::new(pool.clone(), &table, format!("INSERT INTO {table} (id, name) "))
-                    .ledger_table(format!("{table}_batches"))
-                    .rows_per_statement(100);
-                let mut all = batches(5, 250); // 3 statements per batch
-                all[3][240].1 = "poison".to_owned(); // in the batch's last statement
+                let (table, sink) = table(
+                    &pool,
+                    "rollback",
+                    "id BIGINT NOT NULL, name TEXT NOT NULL CHECK (name <> 'poison')",
+                )
+                .await;
+                let sink = sink.rows_per_statement(100);
+                let mut all = rows(1250); // batches of 250: 3 statements each
+                all[990].1 = "poison".to_owned(); // in batch 3's last statement
 
-                let err = sink.run(stream::iter(all.clone())).await.unwrap_err();
-                assert!(matches!(err, InsertError::Batch { seq: 3, .. }), "{err:?}");
-                assert!(err.to_string().starts_with("batch insert: batch 3 failed and was rolled back (3 batches committed before it)"), "{err}");
+                let claim = sink.claim::<u64>("input").await.unwrap();
+                let err = claim.run(tracked_source(all.clone(), None).batch(250)).await.unwrap_err();
+                assert!(matches!(err, InsertError::Batch { .. }), "{err:?}");
+                assert!(err.to_string().starts_with("batch insert: a batch failed and was rolled back (3 batches committed before it)"), "{err}");
                 assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 750);
-                let ledger = count(&pool, &format!("SELECT COUNT(*) FROM {table}_batches")).await;
-                assert_eq!(ledger, 3, "the failed batch's key was rolled back with it");
-
-                // Fixed input, re-run: batches 0-2 skipped, 3 and 4 committed.
-                all[3][240].1 = "fixed".to_owned();
-                let report = sink.run(stream::iter(all)).await.unwrap();
-                assert_eq!((report.batches_committed, report.batches_skipped, report.rows_inserted), (2, 3, 500));
-                assert_eq!(count(&pool, &format!("SELECT COUNT(DISTINCT id) FROM {table}")).await, 1250);
-                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 1250);
-            }
-
-            #[tokio::test]
-            async fn keyed_rows_stay_single_when_batch_boundaries_shift() {
-                let Some((_guard, pool)) = pool().await else { return };
-                let table = unique("keyed");
-                sqlx::query(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT NOT NULL)"))
-                    .execute(&pool)
+                let position: String = sqlx::query_scalar(&format!("SELECT position FROM {table}_offsets"))
+                    .fetch_one(&pool)
                     .await
                     .unwrap();
-                let rows: Vec<(i64, String)> = (0..100).map(|i| (i, format!("r{i}"))).collect();
-                let sink = BatchInsert::new(pool.clone(), &table, format!("INSERT INTO {table} (id, name) "))
-                    .ledger_table(format!("{table}_batches"))
-                    .on_conflict("ON CONFLICT (id) DO NOTHING");
+                assert_eq!(position, "750", "the failed batch's position was rolled back with it");
 
-                // First run: batches of 30, stopped after two batches.
-                let first: Vec<Vec<_>> = rows.chunks(30).take(2).map(<[_]>::to_vec).collect();
-                sink.run(stream::iter(first)).await.unwrap();
-                // Re-run with batches of 40 (time-based batching shifts boundaries): the ledger
-                // keys differ, so batch 0 and 1 are not skipped, but the rows are not doubled.
-                let second: Vec<Vec<_>> = rows.chunks(40).map(<[_]>::to_vec).collect();
-                let report = sink.start_at(100).run(stream::iter(second)).await.unwrap();
-                assert_eq!(report.batches_committed, 3);
-                assert_eq!(report.rows_inserted, 40);
-                assert_eq!(report.rows_ignored, 60);
-                assert_eq!(report.next_seq, 103);
-                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 100);
+                all[990].1 = "fixed".to_owned();
+                let claim = sink.claim::<u64>("input").await.unwrap();
+                let source = tracked_source(all, claim.resume_after().copied());
+                let report = claim.run(source.batch(300)).await.unwrap();
+                assert_eq!((report.batches_committed, report.rows_inserted), (2, 500));
+                assert_eq!(ids(&pool, &table).await, (0..1250).collect::<Vec<_>>());
             }
 
+            /// The database fails on the 4th commit (a trigger), then works again.
             #[tokio::test]
-            async fn sinks_with_different_names_share_a_ledger_independently() {
+            async fn the_nth_commit_failing_in_the_database_loses_nothing() {
                 let Some((_guard, pool)) = pool().await else { return };
-                let table = unique("names");
-                sqlx::query(&format!("CREATE TABLE {table} (id BIGINT NOT NULL, name TEXT NOT NULL)"))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                let ledger = format!("{table}_batches");
-                let insert = format!("INSERT INTO {table} (id, name) ");
-                let a = BatchInsert::new(pool.clone(), "a", insert.clone()).ledger_table(&ledger);
-                let b = BatchInsert::new(pool.clone(), "b", insert).ledger_table(&ledger);
-                assert_eq!(a.run(stream::iter(batches(2, 3))).await.unwrap().batches_committed, 2);
-                assert_eq!(b.run(stream::iter(batches(2, 3))).await.unwrap().batches_committed, 2);
-                assert_eq!(a.run(stream::iter(batches(2, 3))).await.unwrap().batches_skipped, 2);
-                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 12);
-            }
-
-            #[tokio::test]
-            async fn commit_each_after_batch_hands_on_durable_batches_and_reruns_cleanly() {
-                use millrace::prelude::*;
-                use millrace::adapters::sql::{BatchOutcome, Committed};
-                let Some((_guard, pool)) = pool().await else { return };
-                let table = unique("commit_each");
-                sqlx::query(&format!(
-                    "CREATE TABLE {table} (id BIGINT NOT NULL, name TEXT NOT NULL CHECK (name <> 'poison'))"
-                ))
-                .execute(&pool)
-                .await
-                .unwrap();
-                let sink = BatchInsert::new(pool.clone(), &table, format!("INSERT INTO {table} (id, name) "))
-                    .ledger_table(format!("{table}_batches"));
-                let rows = |poison: bool| {
-                    stream::iter(0..95_i64)
-                        .map(move |i| (i, if poison && i == 34 { "poison".to_owned() } else { format!("n{i}") }))
-                        .batch(10)
-                };
-
-                // Run 1: batch 3 (rows 30..40) violates the CHECK; the stream yields the three
-                // durable batches, then the error, then ends.
-                let items: Vec<_> = sink.clone().commit_each(rows(true)).collect().await;
-                assert_eq!(items.len(), 4);
-                for (seq, item) in items[..3].iter().enumerate() {
-                    let Committed { seq: got, outcome, rows } = item.as_ref().unwrap();
-                    assert_eq!(*got, seq as u64);
-                    assert_eq!(*outcome, BatchOutcome::Committed { rows_inserted: 10 });
-                    assert_eq!(rows[0].0, seq as i64 * 10);
+                let (table, sink) = table(&pool, "trigger", "id BIGINT NOT NULL, name TEXT NOT NULL").await;
+                let trigger = format!("{table}_fail");
+                for statement in fail_on_row_sql(&table, &trigger, 35) {
+                    sqlx::query(&statement).execute(&pool).await.unwrap();
                 }
-                let err = items[3].as_ref().unwrap_err();
-                assert!(matches!(err, InsertError::Batch { seq: 3, .. }), "{err:?}");
-                assert_eq!(err.report().batches_committed, 3);
+                let claim = sink.claim::<u64>("input").await.unwrap();
+                let err = claim.run(tracked_source(rows(100), None).batch(10)).await.unwrap_err();
+                assert!(matches!(err, InsertError::Batch { report, .. } if report.batches_committed == 3), "{err:?}");
                 assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 30);
 
-                // Run 2, the retry with the source fixed.
-                let mut commits = sink.commit_each(rows(false));
-                let mut outcomes = Vec::new();
-                while let Some(item) = commits.next().await {
-                    outcomes.push(item.unwrap().outcome);
-                }
-                assert_eq!(outcomes[..3], [BatchOutcome::AlreadyCommitted; 3]);
-                assert_eq!(outcomes[9], BatchOutcome::Committed { rows_inserted: 5 });
-                let report = commits.report();
+                sqlx::query(&drop_trigger_sql(&table, &trigger)).execute(&pool).await.unwrap();
+                let claim = sink.claim::<u64>("input").await.unwrap();
+                let source = tracked_source(rows(100), claim.resume_after().copied());
+                claim.run(source.batch(10)).await.unwrap();
+                assert_eq!(ids(&pool, &table).await, (0..100).collect::<Vec<_>>());
+            }
+
+            #[tokio::test]
+            async fn a_second_writer_is_refused_and_a_fenced_writer_commits_nothing() {
+                let Some((_guard, pool)) = pool().await else { return };
+                let (table, sink) = table(&pool, "fence", "id BIGINT NOT NULL, name TEXT NOT NULL").await;
+                let mut first = sink.claim::<u64>("input").await.unwrap();
+                let err = sink.claim::<u64>("input").await.unwrap_err();
+                assert!(matches!(err, InsertError::Held { .. }), "{err:?}");
+                let text = err.to_string();
+                assert!(text.contains(&format!("is being written by pid {} on ", std::process::id())), "{text}");
+                assert!(text.contains("wait for it to finish or stop it"), "{text}");
+
+                // The first writer goes silent past its lease (as a paused process would):
+                // the next claim takes over with a new epoch.
+                sqlx::query(&format!("UPDATE {table}_offsets SET heartbeat_ms = 0"))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                let mut second = sink.claim::<u64>("input").await.unwrap();
+                assert_eq!((first.epoch(), second.epoch()), (1, 2));
+
+                // The first wakes up and commits: refused by the epoch check, nothing written.
+                let batch = |from: i64| {
+                    let entries = (from..from + 5)
+                        .map(|i| Positioned::item(i as u64 + 1, (i, format!("row {i}"))))
+                        .collect();
+                    TrackedBatch::from_entries(entries).unwrap()
+                };
+                let err = first.commit(&batch(0)).await.unwrap_err();
+                assert!(matches!(err, InsertError::Fenced { epoch: 1, .. }), "{err:?}");
+                assert!(err.to_string().contains("was taken over by another process"), "{err}");
+                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 0);
+                second.commit(&batch(0)).await.unwrap();
+                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 5);
+                // The fenced claim stays fenced.
+                assert!(matches!(first.commit(&batch(5)).await, Err(InsertError::Fenced { .. })));
+            }
+
+            #[tokio::test]
+            async fn dead_letters_and_filtered_entries_commit_with_the_rows_and_balance() {
+                let Some((_guard, pool)) = pool().await else { return };
+                let (table, sink) = table(&pool, "dead", "id BIGINT NOT NULL, name TEXT NOT NULL").await;
+                let claim = sink.claim::<u64>("input").await.unwrap();
+                let source = tracked_source(rows(20), None);
+                let accounting = source.accounting();
+                let report = claim
+                    .run(
+                        source
+                            .filter(|(id, _)| id % 5 != 0)
+                            .validate(|(id, _)| if id % 7 == 3 { Err(format!("id {id} is bad")) } else { Ok(()) })
+                            .batch_within(6, std::time::Duration::from_millis(50)),
+                    )
+                    .await
+                    .unwrap();
+                // Filtered: 0, 5, 10, 15; dead letters: 3 and 17 (10 was filtered before validation).
+                assert_eq!((report.rows_inserted, report.dead_lettered, report.filtered), (14, 2, 4));
+                assert_eq!(accounting.check().unwrap().to_string(), "read 20 = committed 14 + dead-lettered 2 + filtered 4");
+                let dead: Vec<(String, String)> =
+                    sqlx::query_as(&format!("SELECT position, reason FROM {table}_dead ORDER BY reason"))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
                 assert_eq!(
-                    (report.batches_committed, report.batches_skipped, report.rows_inserted, report.next_seq),
-                    (7, 3, 65, 10)
+                    dead,
+                    [("18", "id 17 is bad"), ("4", "id 3 is bad")]
+                        .map(|(p, r)| (p.to_owned(), r.to_owned()))
                 );
+                let totals: (i64, i64, i64) = sqlx::query_as(&format!(
+                    "SELECT committed, dead_lettered, filtered FROM {table}_offsets"
+                ))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                assert_eq!(totals, (14, 2, 4));
+            }
+
+            #[tokio::test]
+            async fn commit_each_yields_each_durable_batch_then_the_error_then_ends() {
+                let Some((_guard, pool)) = pool().await else { return };
+                let (table, sink) = table(
+                    &pool,
+                    "commit_each",
+                    "id BIGINT NOT NULL, name TEXT NOT NULL CHECK (name <> 'poison')",
+                )
+                .await;
+                let mut all = rows(95);
+                all[34].1 = "poison".to_owned();
+                let claim = sink.claim::<u64>("input").await.unwrap();
+                let mut commits = claim.commit_each(tracked_source(all.clone(), None).batch(10));
+                let mut items = Vec::new();
+                while let Some(item) = commits.next().await {
+                    items.push(item);
+                }
                 assert!(commits.is_terminated());
-                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 95);
-                assert_eq!(count(&pool, &format!("SELECT COUNT(DISTINCT id) FROM {table}")).await, 95);
+                assert_eq!(items.len(), 4);
+                let positions: Vec<u64> = items[..3].iter().map(|c| c.as_ref().unwrap().position).collect();
+                assert_eq!(positions, [10, 20, 30]);
+                assert!(matches!(items[3], Err(InsertError::Batch { .. })));
+                assert_eq!(commits.position(), Some(&30));
+                assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await, 30);
+                // The claim was released at the end: the next run claims at once.
+                all[34].1 = "fixed".to_owned();
+                let claim = sink.claim::<u64>("input").await.unwrap();
+                let source = tracked_source(all, claim.resume_after().copied());
+                assert_eq!(claim.run(source.batch(10)).await.unwrap().rows_inserted, 65);
+                assert_eq!(ids(&pool, &table).await, (0..95).collect::<Vec<_>>());
             }
 
             #[tokio::test]
@@ -332,8 +411,7 @@ macro_rules! scenarios {
                     .execute(&pool)
                     .await
                     .unwrap();
-                let sink = BatchInsert::new(pool.clone(), table.clone(), format!("INSERT INTO {table} (id, name) "))
-                    .ledger_table(format!("{table}_batches"));
+                let sink = BatchInsert::new(pool.clone(), table.clone(), format!("INSERT INTO {table} (id, name) "));
                 let pipeline = stream::iter(0..1000_i64).map(|i| (i, i.to_string())).chunks(64);
                 let report = tokio::spawn(async move { sink.run(pipeline).await }).await.unwrap().unwrap();
                 assert_eq!((report.batches_committed, report.rows_inserted), (16, 1000));
@@ -349,17 +427,61 @@ macro_rules! scenarios {
     };
 }
 
-// SQLite reads NULL as 0 for an integer, but refuses a text value; PostgreSQL refuses NULL.
-scenarios!(on_sqlite, Sqlite, bad_bigint = "'ten'", {
-    let (dir, pool) = sqlite().await;
-    Some((Box::new(dir) as Box<dyn std::any::Any>, pool))
-});
+/// A trigger that makes the insert of row `id` fail (SQLite).
+fn sqlite_fail_on_row(table: &str, trigger: &str, id: i64) -> Vec<String> {
+    vec![format!(
+        "CREATE TRIGGER {trigger} BEFORE INSERT ON {table} WHEN NEW.id = {id} \
+         BEGIN SELECT RAISE(ABORT, 'injected failure at row {id}'); END"
+    )]
+}
 
-scenarios!(on_postgres, Postgres, bad_bigint = "NULL", {
-    postgres()
-        .await
-        .map(|pool| (Box::new(()) as Box<dyn std::any::Any>, pool))
-});
+fn sqlite_drop_trigger(_table: &str, trigger: &str) -> String {
+    format!("DROP TRIGGER {trigger}")
+}
+
+/// A trigger that makes the insert of row `id` fail (PostgreSQL).
+fn postgres_fail_on_row(table: &str, trigger: &str, id: i64) -> Vec<String> {
+    vec![
+        format!(
+            "CREATE FUNCTION {trigger}() RETURNS trigger AS $$ BEGIN \
+             IF NEW.id = {id} THEN RAISE EXCEPTION 'injected failure at row {id}'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql"
+        ),
+        format!(
+            "CREATE TRIGGER {trigger} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {trigger}()"
+        ),
+    ]
+}
+
+fn postgres_drop_trigger(table: &str, trigger: &str) -> String {
+    format!("DROP TRIGGER {trigger} ON {table}")
+}
+
+// SQLite reads NULL as 0 for an integer, but refuses a text value; PostgreSQL refuses NULL.
+scenarios!(
+    on_sqlite,
+    Sqlite,
+    bad_bigint = "'ten'",
+    fail_on_row = sqlite_fail_on_row,
+    drop_trigger = sqlite_drop_trigger,
+    {
+        let (dir, pool) = sqlite().await;
+        Some((Box::new(dir) as Box<dyn std::any::Any>, pool))
+    }
+);
+
+scenarios!(
+    on_postgres,
+    Postgres,
+    bad_bigint = "NULL",
+    fail_on_row = postgres_fail_on_row,
+    drop_trigger = postgres_drop_trigger,
+    {
+        postgres()
+            .await
+            .map(|pool| (Box::new(()) as Box<dyn std::any::Any>, pool))
+    }
+);
 
 #[tokio::test]
 async fn sqlite_in_memory_is_shared_by_the_pool() {

@@ -77,8 +77,8 @@ impl Decoder for LineCodec {
             if self.discarding {
                 match newline {
                     Some(nl) => {
-                        let content = self.discarded + nl
-                            - usize::from(nl > 0 && buf[nl - 1] == b'\r');
+                        let content =
+                            self.discarded + nl - usize::from(nl > 0 && buf[nl - 1] == b'\r');
                         buf.advance(nl + 1);
                         self.consumed += (self.discarded + nl + 1) as u64;
                         self.next_index = 0;

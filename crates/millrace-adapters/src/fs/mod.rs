@@ -36,5 +36,6 @@ mod lines;
 pub use self::atomic::{AtomicFile, try_write_lines_atomic, write_lines_atomic};
 pub use self::error::{LineError, SinkError};
 pub use self::lines::{
-    DEFAULT_MAX_LINE_LENGTH, Line, LinePosition, Lines, READ_BUFFER, TrackedLines, lines, lines_from,
+    DEFAULT_MAX_LINE_LENGTH, Line, LinePosition, Lines, READ_BUFFER, TrackedLines, lines,
+    lines_from,
 };

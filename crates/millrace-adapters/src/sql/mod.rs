@@ -38,11 +38,11 @@
 mod insert;
 mod rows;
 
+#[doc(hidden)]
+pub use self::insert::internal;
 pub use self::insert::{
     Backend, BatchInsert, Claim, CommitEach, Committed, DEFAULT_DEAD_LETTER_TABLE,
     DEFAULT_OFFSETS_TABLE, DEFAULT_ROWS_PER_STATEMENT, InsertError, InsertReport, InsertRow,
     IntoBatch, RowValues,
 };
-#[doc(hidden)]
-pub use self::insert::internal;
 pub use self::rows::{Rows, RowsError, rows, rows_as};

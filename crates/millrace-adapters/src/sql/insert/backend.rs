@@ -100,7 +100,9 @@ pub(super) struct CommitPlan<'a> {
 /// The outcome of a commit transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CommitOutcome {
-    Committed { rows_inserted: u64 },
+    Committed {
+        rows_inserted: u64,
+    },
     /// The epoch check matched no row: another process claimed the pipeline.
     Fenced,
 }
@@ -108,8 +110,11 @@ pub(super) enum CommitOutcome {
 /// The statements of the sink, per backend. Internal.
 #[doc(hidden)]
 pub trait Ops<DB: Database>: Send + Sync {
-    fn prepare<'a>(&'a self, pool: &'a Pool<DB>, sql: &'a SinkSql)
-    -> BoxFuture<'a, Result<(), sqlx::Error>>;
+    fn prepare<'a>(
+        &'a self,
+        pool: &'a Pool<DB>,
+        sql: &'a SinkSql,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
 
     fn read_offsets<'a>(
         &'a self,

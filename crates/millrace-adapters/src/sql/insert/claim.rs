@@ -82,20 +82,36 @@ fn pid_alive(pid: i64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the command name in parentheses; a zombie has exited.
         Ok(stat) => !matches!(
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
             Some('Z' | 'X')
         ),
         Err(_) => false,
     }
 }
 
-/// Aborts the heartbeat task when the claim goes away.
-#[derive(Debug)]
-struct Heartbeat(tokio::task::JoinHandle<()>);
+/// The claim's heartbeat task, and the release of a claim dropped without
+/// [`Claim::release`].
+struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    /// Set when the claim was released (or lost): nothing to do on drop.
+    released: bool,
+    release: Option<BoxFuture<'static, ()>>,
+}
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
+        // A dropped claim frees the pipeline on the runtime, best effort: a claim in the same
+        // process right after may still find it held (await `release` to be sure); a crash
+        // leaves it to the liveness check or the lease.
+        if let (false, Some(release), Ok(runtime)) = (
+            self.released,
+            self.release.take(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            runtime.spawn(release);
+        }
     }
 }
 
@@ -111,7 +127,7 @@ pub struct Claim<DB: Database, P> {
     position: Option<P>,
     report: InsertReport,
     lost: Arc<AtomicBool>,
-    _heartbeat: Heartbeat,
+    heartbeat: Heartbeat,
 }
 
 impl<DB: Database, P: fmt::Debug> fmt::Debug for Claim<DB, P> {
@@ -135,7 +151,10 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
 {
-    pub(super) async fn acquire(sink: BatchInsert<DB>, source: String) -> Result<Self, InsertError> {
+    pub(super) async fn acquire(
+        sink: BatchInsert<DB>,
+        source: String,
+    ) -> Result<Self, InsertError> {
         let ops = DB::ops();
         let setup = |source| InsertError::Setup { source };
         ops.prepare(&sink.pool, &sink.sql).await.map_err(setup)?;
@@ -184,20 +203,37 @@ where
             let position = if row.position.is_empty() {
                 None
             } else {
-                Some(P::from_text(&row.position).ok_or_else(|| InsertError::BadPosition {
-                    pipeline: sink.pipeline.clone(),
-                    source_name: source.clone(),
-                    stored: row.position.clone(),
-                })?)
+                Some(
+                    P::from_text(&row.position).ok_or_else(|| InsertError::BadPosition {
+                        pipeline: sink.pipeline.clone(),
+                        source_name: source.clone(),
+                        stored: row.position.clone(),
+                    })?,
+                )
             };
             let epoch = row.epoch + 1;
             let lost = Arc::new(AtomicBool::new(false));
-            let heartbeat = Heartbeat(tokio::spawn(beat(
-                sink.clone(),
-                source.clone(),
-                epoch,
-                Arc::clone(&lost),
-            )));
+            let release = {
+                let (sink, source) = (sink.clone(), source.clone());
+                Box::pin(async move {
+                    let _ = DB::ops()
+                        .heartbeat(
+                            &sink.pool,
+                            &sink.sql,
+                            &sink.pipeline,
+                            &source,
+                            epoch,
+                            now_ms(),
+                            true,
+                        )
+                        .await;
+                }) as BoxFuture<'static, ()>
+            };
+            let heartbeat = Heartbeat {
+                task: tokio::spawn(beat(sink.clone(), source.clone(), epoch, Arc::clone(&lost))),
+                released: false,
+                release: Some(release),
+            };
             return Ok(Claim {
                 sink,
                 source,
@@ -205,7 +241,7 @@ where
                 position,
                 report: InsertReport::default(),
                 lost,
-                _heartbeat: heartbeat,
+                heartbeat: heartbeat,
             });
         }
         let row = ops
@@ -390,7 +426,8 @@ where
     /// # Errors
     ///
     /// sqlx's error (the lease then runs out by itself).
-    pub async fn release(self) -> Result<(), sqlx::Error> {
+    pub async fn release(mut self) -> Result<(), sqlx::Error> {
+        self.heartbeat.released = true;
         DB::ops()
             .heartbeat(
                 &self.sink.pool,
@@ -490,10 +527,17 @@ where
         T: InsertRow<DB> + Send + Sync + 'static,
     {
         let mut commits = std::pin::pin!(self.commit_each(batches));
+        let mut failed = None;
+        // After an error the stream releases the claim, then ends: drive it to the end.
         while let Some(commit) = commits.next().await {
-            commit?;
+            if let Err(e) = commit {
+                failed.get_or_insert(e);
+            }
         }
-        Ok(commits.report())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(commits.report()),
+        }
     }
 }
 
