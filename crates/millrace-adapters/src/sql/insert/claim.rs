@@ -241,7 +241,7 @@ where
                 position,
                 report: InsertReport::default(),
                 lost,
-                heartbeat: heartbeat,
+                heartbeat,
             });
         }
         let row = ops
