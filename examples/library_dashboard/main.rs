@@ -7,9 +7,16 @@
 //! that resumes from the checkpoint, 32 lookups in flight, rate-limited), and committed in
 //! batches to SQLite, with live per-stage progress and a final report.
 //!
-//! Ctrl-C stops it gracefully: the batches in flight are enriched and committed, then the
-//! report prints. Running it again resumes after the last committed line; nothing is inserted
-//! twice.
+//! Exactly once, through the library: the SQLite sink commits every batch's rows, its dead
+//! letters (the bad lines, with their reasons) and the log's byte position in one transaction;
+//! a run resumes by seeking the log to the committed position. Ctrl-C stops it gracefully (the
+//! batches in flight are enriched and committed, the report prints); a SIGKILL at any moment
+//! loses nothing either. A second copy started on the same data is refused, naming the first.
+//! The report ends with the accounting line `read = committed + dead-lettered + filtered`.
+//!
+//! Exit status: 0 when the log is done and the accounting balances; 130 when stopped by Ctrl-C
+//! (or `--stop-after`), after draining; 1 when an error stopped it or the accounting does not
+//! balance; 2 for bad arguments. Running it again resumes in every case.
 //!
 //! Flags: `--lines N` (default 1,000,000), `--data-dir DIR` (default `target/millrace-demo`),
 //! `--fresh` (delete the database first), `--stop-after N` (stop as Ctrl-C does after N
@@ -89,8 +96,10 @@ async fn main() -> ExitCode {
     match pipeline::run(&config, token).await {
         Ok(report) => {
             println!("{report}");
-            if report.fatal.is_some() {
+            if report.fatal.is_some() || (report.unbalanced.is_some() && !report.interrupted) {
                 ExitCode::FAILURE
+            } else if report.interrupted {
+                ExitCode::from(130)
             } else {
                 ExitCode::SUCCESS
             }

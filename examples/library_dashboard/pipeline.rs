@@ -1,9 +1,14 @@
 //! The library dashboard pipeline, shared by the example (`main.rs`) and `tests/flagship.rs`.
 //!
 //! ```text
-//! fs::lines ─ stop_on ─ (resume filter) ─ json::decode ─ validate_ok ─ on_error(Resume)
-//!   ─ batch ─ prefetch ─ rate_limit ─ map_concurrent(32, catalog lookup) ─ commit_each (SQLite)
+//! claim (resume position) ─ fs::lines(..).resume_after(..).tracked() ─ stop_on ─ json::decode_tracked
+//!   ─ validate ─ dead letters ─ batch_within ─ prefetch ─ rate_limit ─ map_concurrent(32, catalog lookup)
+//!   ─ commit_each (SQLite: rows, dead letters and position in one transaction)
 //! ```
+//!
+//! Every line read is committed as a row, dead-lettered with its reason (malformed, invalid,
+//! unknown book: in the `millrace_dead_letters` table), or counted; the report ends with the
+//! accounting line `read = committed + dead-lettered + filtered`.
 //!
 //! Before the log is read, the popular part of the catalog is loaded through the paginated
 //! HTTP source (`restartable(..).retry(..)`, then `recover_with` to the mirror, resuming from
@@ -25,8 +30,9 @@ use millrace::adapters::http::{
 };
 use millrace::adapters::json::{self, Decoded, JsonLineError};
 use millrace::adapters::sql::{BatchInsert, InsertError, InsertRow, RowValues};
-use millrace::adapters::{fs, fs::LineError};
-use millrace::policy::{ExponentialBuilder, Invalid};
+use millrace::adapters::{fs, fs::LinePosition};
+use millrace::policy::ExponentialBuilder;
+use millrace::positions::{Balance, Entry, Positioned, TrackedBatch};
 use millrace::prelude::*;
 use millrace::{PagePosition, StageSnapshot};
 use serde::Deserialize;
@@ -43,8 +49,8 @@ pub(crate) const POPULAR_BOOKS: u64 = 10_000;
 const MEMBERS: u64 = 20_000;
 /// The time stamp of line 1 (2024-01-01T00:00:00Z); one event every 30 s after it.
 const FIRST_TS: i64 = 1_704_067_200;
-/// The name of the sink in the SQLite batch ledger.
-const SINK: &str = "activity";
+/// The pipeline's name in the offsets table.
+const PIPELINE: &str = "library_dashboard";
 
 /// What one run does.
 #[derive(Debug, Clone)]
@@ -59,8 +65,10 @@ pub(crate) struct Config {
     pub(crate) stop_after: Option<u64>,
     /// Print a live per-stage status line to stderr every 500 ms.
     pub(crate) progress: bool,
-    /// Log lines per lookup batch and per SQLite transaction.
+    /// Log lines per lookup batch and per SQLite transaction (at most).
     pub(crate) batch_size: usize,
+    /// A batch is also closed this long after its first line (`batch_within`).
+    pub(crate) batch_time: Duration,
     /// Catalog lookups in flight at once.
     pub(crate) in_flight: usize,
     /// Catalog lookups per second (the burst is `in_flight`).
@@ -77,6 +85,7 @@ impl Config {
             stop_after: None,
             progress: false,
             batch_size: 1_000,
+            batch_time: Duration::from_millis(250),
             in_flight: 32,
             lookups_per_second: 1_000,
         }
@@ -290,31 +299,31 @@ pub(crate) struct Skip {
     pub(crate) detail: String,
 }
 
-/// The error items between decoding and supervision.
+/// Why a line became a dead letter before enrichment.
 #[derive(Debug)]
 enum Reject {
     Json(JsonLineError),
-    Invalid(Invalid<Decoded<Event>, &'static str>),
-}
-
-impl From<JsonLineError> for Reject {
-    fn from(e: JsonLineError) -> Self {
-        Reject::Json(e)
-    }
-}
-
-impl From<Invalid<Decoded<Event>, &'static str>> for Reject {
-    fn from(e: Invalid<Decoded<Event>, &'static str>) -> Self {
-        Reject::Invalid(e)
-    }
+    Invalid { line: u64, reason: &'static str },
 }
 
 impl fmt::Display for Reject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reject::Json(e) => fmt::Display::fmt(e, f),
-            Reject::Invalid(e) => write!(f, "line {}: {}", e.item.line, e.reason),
+            Reject::Invalid { line, reason } => write!(f, "line {line}: {reason}"),
         }
+    }
+}
+
+/// Decodes and validates one entry: the event, or why the line is rejected.
+fn accept(decoded: Result<Decoded<Event>, JsonLineError>) -> Result<Decoded<Event>, Reject> {
+    let event = decoded.map_err(Reject::Json)?;
+    match check_event(&event) {
+        Ok(()) => Ok(event),
+        Err(reason) => Err(Reject::Invalid {
+            line: event.line,
+            reason,
+        }),
     }
 }
 
@@ -337,22 +346,30 @@ impl Skips {
     }
 }
 
-/// Turns an error item of the read/decode/validate stages into a [`Skip`], or into the fatal
-/// error that ended the input (an I/O error).
-fn classify(reject: &Reject) -> Result<Skip, String> {
+/// The [`Skip`] of a rejected line (its dead letter's reason is the detail).
+fn skip_of(reject: &Reject) -> Skip {
     let (line, reason) = match reject {
         Reject::Json(JsonLineError::Malformed { line, .. }) => (*line, SkipReason::MalformedJson),
-        Reject::Json(JsonLineError::Line(e)) if e.is_skipped_line() => {
-            (e.line().unwrap_or(0), SkipReason::Unreadable)
-        }
-        Reject::Json(e) => return Err(e.to_string()),
-        Reject::Invalid(e) => (e.item.line, SkipReason::Invalid),
+        Reject::Json(JsonLineError::Line(e)) => (e.line().unwrap_or(0), SkipReason::Unreadable),
+        Reject::Json(_) => (0, SkipReason::MalformedJson),
+        Reject::Invalid { line, .. } => (*line, SkipReason::Invalid),
     };
-    Ok(Skip {
+    Skip {
         line,
         reason,
         detail: reject.to_string(),
-    })
+    }
+}
+
+/// An error of the line source that is not about one line (the file cannot be opened or
+/// read): it ends the input instead of becoming a dead letter.
+fn fatal_read_error(
+    entry: &Positioned<LinePosition, Result<Decoded<Event>, JsonLineError>>,
+) -> Option<String> {
+    match &entry.entry {
+        Entry::Item(Err(JsonLineError::Line(e))) if !e.is_skipped_line() => Some(e.to_string()),
+        _ => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,6 +516,7 @@ struct Lookup {
     options: HttpOptions,
     popular: HashMap<u64, Book>,
     counters: Arc<HttpCounters>,
+    skips: Skips,
 }
 
 impl Lookup {
@@ -529,9 +547,13 @@ impl Lookup {
     }
 
     /// Enriches one batch: popular books from memory, the others with one lookup for the
-    /// batch. Events whose book the catalog lacks are skipped.
-    async fn enrich(&self, batch: Vec<Decoded<Event>>) -> Result<(Vec<Row>, Vec<Skip>), HttpError> {
+    /// batch. Events whose book the catalog lacks become dead letters.
+    async fn enrich(
+        &self,
+        batch: TrackedBatch<LinePosition, Decoded<Event>>,
+    ) -> Result<TrackedBatch<LinePosition, Row>, HttpError> {
         let mut missing: Vec<u64> = batch
+            .items()
             .iter()
             .map(|d| d.value.book)
             .filter(|id| !self.popular.contains_key(id))
@@ -547,11 +569,9 @@ impl Lookup {
                 .map(|b| (b.id, b))
                 .collect()
         };
-        let mut rows = Vec::with_capacity(batch.len());
-        let mut skips = Vec::new();
-        for Decoded { line, value: e } in batch {
+        Ok(batch.map_or_dead_letter(|Decoded { line, value: e }| {
             match self.popular.get(&e.book).or_else(|| fetched.get(&e.book)) {
-                Some(book) => rows.push(Row {
+                Some(book) => Ok(Row {
                     line: line as i64,
                     ts: e.ts,
                     member: e.member,
@@ -560,17 +580,20 @@ impl Lookup {
                     title: book.title.clone(),
                     year: i64::from(book.year),
                 }),
-                None => skips.push(Skip {
-                    line,
-                    reason: SkipReason::UnknownBook,
-                    detail: format!(
+                None => {
+                    let detail = format!(
                         "line {line}: book {} is not in the catalog (ids 0..{CATALOG_BOOKS})",
                         e.book
-                    ),
-                }),
+                    );
+                    self.skips.push(Skip {
+                        line,
+                        reason: SkipReason::UnknownBook,
+                        detail: detail.clone(),
+                    });
+                    Err(detail)
+                }
             }
-        }
-        Ok((rows, skips))
+        }))
     }
 }
 
@@ -631,8 +654,10 @@ pub(crate) struct Report {
     pub(crate) skips: Vec<Skip>,
     /// Batches committed by this run.
     pub(crate) batches_committed: u64,
-    /// Batches the ledger already had (never expected when resuming by line).
-    pub(crate) batches_skipped: u64,
+    /// Dead letters committed by this run (the skipped lines, with their reasons).
+    pub(crate) dead_lettered: u64,
+    /// The delivery accounting of this run: `read = committed + dead-lettered + filtered`.
+    pub(crate) balance: Balance,
     /// Rows inserted by this run.
     pub(crate) rows_inserted: u64,
     /// Rows ignored by `ON CONFLICT DO NOTHING` (already in the table).
@@ -655,6 +680,9 @@ pub(crate) struct Report {
     pub(crate) server: ServerStats,
     /// Whether the run was stopped (Ctrl-C or `--stop-after`) before the end of the log.
     pub(crate) interrupted: bool,
+    /// The accounting does not balance: some lines read were neither committed, dead-lettered
+    /// nor filtered (the run ended on an error; run again to resume).
+    pub(crate) unbalanced: Option<String>,
     /// The error that ended the run early, if any (everything before it is committed).
     pub(crate) fatal: Option<String>,
     /// Time from the start of the pipeline (catalog load included) to the last commit.
@@ -682,8 +710,8 @@ pub(crate) enum RunError {
     Db(sqlx::Error),
     /// The catalog could not be loaded, even from the mirror.
     Catalog(HttpError),
-    /// A batch could not be committed.
-    Insert(InsertError),
+    /// The pipeline is held by another run, or a batch could not be committed.
+    Insert(InsertError<HttpError>),
 }
 
 impl fmt::Display for RunError {
@@ -708,17 +736,9 @@ impl std::error::Error for RunError {
     }
 }
 
-/// The line number an item of the line source concerns (`Open` errors: before every line).
-fn line_of(item: &Result<fs::Line, LineError>) -> u64 {
-    match item {
-        Ok(line) => line.number,
-        Err(e) => e.line().unwrap_or(u64::MAX),
-    }
-}
-
-/// Runs the pipeline once: generates the log if needed, resumes after the last committed line,
-/// stops gracefully when `token` fires (in-flight batches are enriched and committed), and
-/// reports.
+/// Runs the pipeline once: generates the log if needed, claims the pipeline and resumes after
+/// its committed position, stops gracefully when `token` fires (in-flight batches are enriched
+/// and committed), and reports.
 pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Report, RunError> {
     let log = config.log_path();
     let generated_in = ensure_log(&log, config.lines).await.map_err(RunError::Io)?;
@@ -727,30 +747,25 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
     }
     let pool = open_db(&config.db_path()).await.map_err(RunError::Db)?;
 
-    // Resume: every committed batch holds a run of lines in order, so the table's last line is
-    // where the previous run stopped; new batches continue the ledger's sequence.
+    // One writer per pipeline: a second copy on the same data is refused here, naming the
+    // first. The claim says where the last run's commits ended.
     let sink = BatchInsert::new(
         pool.clone(),
-        SINK,
+        PIPELINE,
         "INSERT INTO activity (line, ts, member, book, action, title, year) ",
     )
     .on_conflict("ON CONFLICT (line) DO NOTHING")
     .rows_per_statement(500);
-    sink.prepare().await.map_err(RunError::Db)?;
-    let (resumed_after,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(line), 0) FROM activity")
-        .fetch_one(&pool)
+    let source_name = log.file_name().map_or_else(
+        || log.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let claim = sink
+        .claim::<LinePosition>(&source_name)
         .await
-        .map_err(RunError::Db)?;
-    let (next_seq,): (i64,) = sqlx::query_as(&format!(
-        "SELECT COALESCE(MAX(seq) + 1, 0) FROM {} WHERE sink = ?",
-        millrace::adapters::sql::DEFAULT_LEDGER_TABLE
-    ))
-    .bind(SINK)
-    .fetch_one(&pool)
-    .await
-    .map_err(RunError::Db)?;
-    let resumed_after = resumed_after as u64;
-    let sink = sink.start_at(next_seq as u64);
+        .map_err(|e| RunError::Insert(e.map_upstream(|never| match never {})))?;
+    let resume = claim.resume_after().copied();
+    let resumed_after = resume.map_or(0, |at| at.line);
 
     let started = Instant::now();
     let metrics = Metrics::new();
@@ -777,6 +792,7 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
     let popular = load_popular(&client, &server, &metrics, &counters)
         .await
         .map_err(RunError::Catalog)?;
+    let skips = Skips::default();
     let lookup = Arc::new(Lookup {
         client,
         primary: server.base_url(),
@@ -784,73 +800,56 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
         options: http_options(&counters),
         popular,
         counters: Arc::clone(&counters),
+        skips: skips.clone(),
     });
 
-    let skips = Skips::default();
     let fatal: Arc<Mutex<Option<String>>> = Arc::default();
-    let (skips_in, fatal_in) = (skips.clone(), Arc::clone(&fatal));
-    let (skips_out, fatal_out) = (skips.clone(), Arc::clone(&fatal));
-
-    let supervised = fs::lines(&log)
+    let fatal_in = Arc::clone(&fatal);
+    let skips_in = skips.clone();
+    let lines = fs::lines(&log)
+        .resume_after(resume)
+        .tracked()
         .stop_on(token.clone())
-        .filter(move |item| future::ready(line_of(item) > resumed_after))
-        .metered_in(&metrics, "read")
-        .count_errors()
-        .with_timing()
-        .wrap(json::decode::<Event>())
-        .map_err(Reject::from)
-        .validate_ok(check_event)
-        .inspect(move |item| {
-            if let Err(reject) = item {
-                match classify(reject) {
-                    Ok(skip) => skips_in.push(skip),
-                    Err(fatal) => {
-                        *fatal_in.lock().unwrap_or_else(PoisonError::into_inner) = Some(fatal)
-                    }
+        .via(|s| s.metered_in(&metrics, "read").with_timing());
+    let batches = json::decode_tracked::<Event, _>(lines)
+        // An I/O error ends the input (it is not about one line): the run stops, and the
+        // accounting shows the entries not done.
+        .via(move |s| {
+            s.take_while(move |entry| {
+                let fatal_error = fatal_read_error(entry);
+                let go_on = fatal_error.is_none();
+                if let Some(e) = fatal_error {
+                    *fatal_in.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
                 }
-            }
+                future::ready(go_on)
+            })
         })
-        .on_error(Supervision::Resume);
-    // The skipped lines show in the "valid" stage's report row.
-    let skipped = supervised.skip_counter();
-    let valid = supervised
-        .filter_map(|item| future::ready(item.ok()))
-        .metered_in(&metrics, "valid")
-        .with_timing();
-    valid.metrics().track_skips(&skipped);
-    let events = valid
-        .batch(config.batch_size)
+        .map(accept)
+        .dead_letter_with(move |reject| {
+            let skip = skip_of(&reject);
+            let reason = skip.detail.clone();
+            skips_in.push(skip);
+            reason
+        })
+        .batch_within(config.batch_size, config.batch_time)
         // Reading and decoding run on their own task, overlapping enrichment and inserts.
         .prefetch(4);
 
-    let rows = events
-        .rate_limit(Rate::per_second(config.lookups_per_second).burst(config.in_flight as u32))
-        .map_concurrent(config.in_flight, move |batch| {
-            let lookup = Arc::clone(&lookup);
-            async move { lookup.enrich(batch).await }
-        })
-        // A batch that cannot be enriched, even by the mirror, ends the input: committing the
-        // batches after it would leave a hole that resuming by line would never fill.
-        .map(move |enriched| match enriched {
-            Ok((rows, skipped)) => {
-                for skip in skipped {
-                    skips_out.push(skip);
-                }
-                Some(rows)
-            }
-            Err(e) => {
-                *fatal_out.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some(format!("catalog lookup failed: {e}"));
-                None
-            }
-        })
-        .take_while(|rows| future::ready(rows.is_some()))
-        .filter_map(future::ready)
-        .metered_in(&metrics, "enriched")
-        .with_timing();
+    let limit = Rate::per_second(config.lookups_per_second).burst(config.in_flight as u32);
+    let in_flight = config.in_flight;
+    let rows = batches.via(|s| {
+        s.rate_limit(limit)
+            .map_concurrent(in_flight, move |batch| {
+                let lookup = Arc::clone(&lookup);
+                async move { lookup.enrich(batch).await }
+            })
+            .metered_in(&metrics, "enriched")
+            .with_timing()
+    });
 
     let mut commits = std::pin::pin!(
-        sink.commit_each(rows)
+        claim
+            .commit_each(rows)
             .metered_in(&metrics, "committed")
             .count_errors()
             .with_timing()
@@ -869,10 +868,17 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
                     token.cancel(); // as Ctrl-C does: drain what is in flight, then stop
                 }
             }
+            // A batch that cannot be enriched, even by the mirror, ends the run: the batches
+            // after it are not committed (the position cannot pass over it).
+            Err(InsertError::Upstream { source, .. }) => {
+                *fatal.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(format!("catalog lookup failed: {source}"));
+            }
             Err(e) => insert_error = Some(e),
         }
     }
     let insert = commits.as_ref().get_ref().get_ref().report();
+    let accounting = commits.as_ref().get_ref().get_ref().accounting().clone();
     let elapsed = started.elapsed();
     if let Some(progress) = progress {
         drop(progress);
@@ -890,21 +896,16 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
 
     let mut skips = skips.take();
     skips.sort_by_key(|s| s.line);
-    let stages = metrics.snapshot();
-    let read = stages
-        .iter()
-        .find(|s| s.name == "read")
-        .map_or(0, |s| s.items);
-    let read_all = read >= config.lines.saturating_sub(resumed_after);
     let fatal = fatal.lock().unwrap_or_else(PoisonError::into_inner).take();
     Ok(Report {
         lines: config.lines,
         generated_in,
         resumed_after,
-        stages,
+        stages: metrics.snapshot(),
         skips,
         batches_committed: insert.batches_committed,
-        batches_skipped: insert.batches_skipped,
+        dead_lettered: insert.dead_lettered,
+        balance: accounting.balance(),
         rows_inserted: insert.rows_inserted,
         rows_ignored: insert.rows_ignored,
         rows_in_db: rows_in_db as u64,
@@ -915,7 +916,8 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
         lookup_limits: (config.in_flight, config.lookups_per_second),
         lookup_fallbacks: counters.lookup_fallbacks.load(Ordering::Relaxed),
         server: server.stats(),
-        interrupted: !read_all && fatal.is_none(),
+        interrupted: token.is_cancelled() && fatal.is_none(),
+        unbalanced: accounting.check().err().map(|e| e.to_string()),
         fatal,
         elapsed,
     })
@@ -944,6 +946,8 @@ impl fmt::Display for Report {
             format!("STOPPED by an error: {fatal}")
         } else if self.interrupted {
             "interrupted: in-flight batches drained and committed; run again to resume".to_owned()
+        } else if self.unbalanced.is_some() {
+            "INCOMPLETE: the accounting does not balance".to_owned()
         } else {
             "complete".to_owned()
         };
@@ -975,12 +979,12 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "sqlite: {} rows inserted in {} batches ({} already present, {} batches already in \
-             the ledger); {} rows in the table",
+            "sqlite: {} rows inserted in {} batches ({} already present), {} dead letters (table \
+             millrace_dead_letters); {} rows in the table",
             thousands(self.rows_inserted),
             thousands(self.batches_committed),
             self.rows_ignored,
-            self.batches_skipped,
+            thousands(self.dead_lettered),
             thousands(self.rows_in_db),
         )?;
         let mut by_reason: Vec<(SkipReason, Vec<&Skip>)> = Vec::new();
@@ -1022,6 +1026,10 @@ impl fmt::Display for Report {
             self.server.injected_delays,
             self.server.max_in_flight,
         )?;
+        writeln!(f, "accounting: {}", self.balance)?;
+        if let Some(unbalanced) = &self.unbalanced {
+            writeln!(f, "  {unbalanced}")?;
+        }
         write!(
             f,
             "throughput: {} lines/s ({:.2?} for the pipeline, catalog load included)",
