@@ -108,7 +108,11 @@ fn every_wrapper_is_send_sync_unpin_over_send_sync_unpin_inputs() {
         "Batch (Stage)": src().wrap(BatchStage::new(2)) => SSU;
         "Prefetch": src().prefetch(2) => SSU;
         "Prefetch (Stage)": src().wrap(PrefetchStage::new(2)) => SSU;
-        "TimeoutEach": src().timeout_each(Duration::from_secs(1)) => SSU;
+        "IdleTimeout": src().idle_timeout(Duration::from_secs(1)) => SSU;
+        "ItemTimeout": src().item_timeout(Duration::from_secs(1)) => SSU;
+        "TryBatch": res().try_batch(2) => SSU;
+        "TryBatch (within)": res().try_batch_within(2, Duration::from_millis(5)) => SSU;
+        "SkipErrors": res().skip_errors() => SSU;
         "Deadline": src().deadline(Duration::from_secs(1)) => SSU;
         "StopOn": src().stop_on(token.clone()) => SSU;
         "Restartable": restartable(|_: &Checkpoint<u32>| res()) => SSU;
@@ -118,11 +122,15 @@ fn every_wrapper_is_send_sync_unpin_over_send_sync_unpin_inputs() {
         "Recover": res().recover_with(|_, _: &Checkpoint<u32>| Some(res())) => SSU;
         "CheckpointWith": res().checkpoint_with(0u64, |n, _: &u32| *n += 1) => SSU;
         "Recover (custom checkpoint)": res().checkpoint_with(0u64, |n, _: &u32| *n += 1).recover_with(|_, _: &u64| Some(res())) => SSU;
-        // `Replace` holds a `Box<dyn FnMut(E) -> T + Send>` (no `Sync`): Supervise is `!Sync`
-        // whatever the policy. Documented here; harmless for a stream (polled through `&mut`).
-        "Supervise (Stop)": res().on_error(Supervision::Stop) => (true, false, true);
-        "Supervise (Resume)": res().on_error(Supervision::Resume) => (true, false, true);
-        "Supervise (Replace)": res().on_error(Supervision::replace(|_e: String| 0)) => (true, false, true);
+        // `Replace` holds a `Box<dyn FnMut(E) -> T + Send + Sync>`; `Supervision::replace`
+        // takes any `Send` closure (kept in a `Mutex` reached through `&mut` only).
+        "Supervise (Stop)": res().on_error(Supervision::Stop) => SSU;
+        "Supervise (Resume)": res().on_error(Supervision::Resume) => SSU;
+        "Supervise (Replace)": res().on_error(Supervision::replace(|_e: String| 0)) => SSU;
+        "Supervise (Replace, a !Sync closure)": res().on_error(Supervision::replace({
+            let calls = std::cell::Cell::new(0u32);
+            move |_e: String| { calls.set(calls.get() + 1); calls.get() }
+        })) => SSU;
         "Validate": src().validate(even) => SSU;
         "ValidateOk": res().map(|r| r.map_err(|_| RowErr)).validate_ok(even) => SSU;
         "Scoped": scoped(async { Ok::<_, String>(5u32) }, |n: &u32| stream::iter(vec![Ok::<u32, String>(*n)]), |_n| async {}) => SCOPED;
@@ -180,7 +188,10 @@ fn wrappers_lose_send_sync_over_a_not_send_upstream() {
     let not_ss = (false, false, true);
     let n = expect! {
         "Batch": rc_src().batch(2) => not_ss;
-        "TimeoutEach": rc_src().timeout_each(Duration::from_secs(1)) => not_ss;
+        "IdleTimeout": rc_src().idle_timeout(Duration::from_secs(1)) => not_ss;
+        "ItemTimeout": rc_src().item_timeout(Duration::from_secs(1)) => not_ss;
+        "SkipErrors": rc_src().map(Ok::<u32, String>).skip_errors() => not_ss;
+        "TryBatch": rc_src().map(Ok::<u32, String>).try_batch(2) => not_ss;
         "Deadline": rc_src().deadline(Duration::from_secs(1)) => not_ss;
         "StopOn": rc_src().stop_on(token.clone()) => not_ss;
         "Validate": rc_src().validate(even) => not_ss;
@@ -200,11 +211,14 @@ fn wrappers_lose_unpin_over_a_not_unpin_upstream() {
     let not_unpin = (true, true, false);
     let n = expect! {
         "Batch": pinned().batch(2) => not_unpin;
-        "TimeoutEach": pinned().timeout_each(Duration::from_secs(1)) => not_unpin;
+        "IdleTimeout": pinned().idle_timeout(Duration::from_secs(1)) => not_unpin;
+        "ItemTimeout": pinned().item_timeout(Duration::from_secs(1)) => not_unpin;
+        "SkipErrors": pinned().map(Ok::<u32, String>).skip_errors() => not_unpin;
+        "TryBatch": pinned().map(Ok::<u32, String>).try_batch(2) => not_unpin;
         "Deadline": pinned().deadline(Duration::from_secs(1)) => not_unpin;
         "StopOn": pinned().stop_on(token.clone()) => not_unpin;
         "Validate": pinned().validate(even) => not_unpin;
-        "Supervise": pinned().map(Ok::<u32, String>).on_error(Supervision::Resume) => (true, false, false);
+        "Supervise": pinned().map(Ok::<u32, String>).on_error(Supervision::Resume) => not_unpin;
         "Recover": pinned().map(Ok::<u32, String>).recover_with(|_, _: &Checkpoint<u32>| None::<stream::Empty<R>>) => not_unpin;
         "Metered": pinned().metered("m") => not_unpin;
         "MapConcurrent": pinned().map_concurrent(2, double) => not_unpin;

@@ -1,11 +1,13 @@
 //! `batch(n)` / `batch_within(n, d)`: size-or-time batching, never empty, tail flushed.
+//! `try_batch(n)` / `try_batch_within(n, d)`: the same over `Ok` items, an `Err` flushing the
+//! partial batch before itself: `[[Ok1, Ok2], Err, [Ok3]]`.
 
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use millrace::prelude::*;
 use millrace::testing::{DropCounter, Step, conformance, record, scripted};
-use millrace::wrappers::{Batch, BatchStage};
+use millrace::wrappers::{Batch, BatchStage, TryBatch, TryBatchStage};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -183,4 +185,141 @@ fn send_and_unpin() {
 async fn upstream_panic_reaches_consumer() {
     let _ =
         millrace::testing::consume(scripted([Step::Item(1), Step::Panic("boom")]).batch(5)).await;
+}
+
+// ---- Duration::MAX saturates (issue 14, bad input) ----
+
+#[tokio::test(start_paused = true)]
+async fn batch_within_duration_max_is_valid() {
+    // Used to panic with "overflow when adding duration to instant" at the first item.
+    let slow = scripted([Step::Item(1), Step::Delay(1000 * MS), Step::Item(2)]);
+    let rec = record(slow.batch_within(2, Duration::MAX)).await;
+    assert_eq!(rec.items, vec![vec![1, 2]]);
+    assert_eq!(rec.times, [1000 * MS]);
+}
+
+// ---- try_batch: the fallible form ----
+
+type R = Result<u32, &'static str>;
+
+#[tokio::test(start_paused = true)]
+async fn try_batch_flushes_the_partial_batch_then_the_error_then_goes_on() {
+    let rows: Vec<R> = vec![Ok(1), Ok(2), Err("bad"), Ok(3)];
+    let out: Vec<Result<Vec<u32>, &str>> = stream::iter(rows).try_batch(10).collect().await;
+    assert_eq!(out, [Ok(vec![1, 2]), Err("bad"), Ok(vec![3])]);
+    // `batch` keeps the error inside a batch, as documented.
+    let rows: Vec<R> = vec![Ok(1), Ok(2), Err("bad"), Ok(3)];
+    let out: Vec<Vec<R>> = stream::iter(rows).batch(10).collect().await;
+    assert_eq!(out, [vec![Ok(1), Ok(2), Err("bad"), Ok(3)]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_batch_by_size_errors_at_every_place() {
+    let rows: Vec<R> = vec![
+        Err("first"),
+        Ok(1),
+        Ok(2),
+        Err("after a full batch"),
+        Err("twice"),
+        Ok(3),
+        Err("last"),
+    ];
+    let out: Vec<Result<Vec<u32>, &str>> = stream::iter(rows).try_batch(2).collect().await;
+    assert_eq!(
+        out,
+        [
+            Err("first"),
+            Ok(vec![1, 2]),
+            Err("after a full batch"),
+            Err("twice"),
+            Ok(vec![3]),
+            Err("last"),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_batch_within_exact_flush_instants() {
+    let steps = || {
+        scripted([
+            Step::ok(1),
+            Step::Delay(30 * MS),
+            Step::ok(2),
+            Step::Delay(30 * MS),
+            Step::err("bad"), // at 60 ms: flushes [1, 2] before its 100 ms window, then itself
+            Step::ok(3),
+            Step::Delay(150 * MS), // [3]'s window closes at 160 ms
+            Step::ok(4),
+            Step::ok(5),
+        ])
+    };
+    let rec = record(steps().try_batch_within(10, 100 * MS)).await;
+    assert_eq!(
+        rec.items,
+        [Ok(vec![1, 2]), Err("bad"), Ok(vec![3]), Ok(vec![4, 5]),]
+    );
+    assert_eq!(rec.times, [60 * MS, 60 * MS, 160 * MS, 210 * MS]);
+    let expected = rec.items;
+    conformance(move || steps().try_batch_within(10, 100 * MS), expected).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_batch_conformance_and_stage() {
+    let steps = || {
+        scripted([
+            Step::ok(1),
+            Step::ok(2),
+            Step::ok(3),
+            Step::err("bad"),
+            Step::ok(4),
+        ])
+    };
+    let expected = vec![Ok(vec![1, 2]), Ok(vec![3]), Err("bad"), Ok(vec![4])];
+    conformance(move || steps().try_batch(2), expected.clone()).await;
+    conformance(move || steps().wrap(TryBatchStage::new(2)), expected).await;
+    let out: Vec<Result<Vec<u32>, &str>> = steps()
+        .wrap(TryBatchStage::within(2, 5 * MS))
+        .collect()
+        .await;
+    assert_eq!(out, [Ok(vec![1, 2]), Ok(vec![3]), Err("bad"), Ok(vec![4])]);
+}
+
+#[test]
+fn try_batch_rejects_zero_size_and_window() {
+    let src = || stream::iter(Vec::<R>::new());
+    assert_eq!(
+        TryBatch::try_new(src(), 0).unwrap_err().to_string(),
+        "`try_batch`: `size` must be at least 1, got 0; pass a non-zero value"
+    );
+    assert_eq!(
+        TryBatch::try_within(src(), 0, MS).unwrap_err().to_string(),
+        "`try_batch_within`: `size` must be at least 1, got 0; pass a non-zero value"
+    );
+    assert_eq!(
+        TryBatch::try_within(src(), 2, Duration::ZERO)
+            .unwrap_err()
+            .to_string(),
+        "`try_batch_within`: `within` must be a non-zero duration, got 0ns; pass a value in that range"
+    );
+    assert!(TryBatchStage::try_new(0).is_err());
+    assert!(TryBatchStage::try_within(1, Duration::ZERO).is_err());
+    let panicked = std::panic::catch_unwind(|| src().try_batch(0));
+    assert!(panicked.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_batch_within_duration_max_is_valid() {
+    let slow = scripted([Step::ok(1), Step::Delay(1000 * MS), Step::ok(2)]);
+    let out: Vec<Result<Vec<u32>, &str>> = slow.try_batch_within(2, Duration::MAX).collect().await;
+    assert_eq!(out, [Ok(vec![1, 2])]);
+}
+
+#[test]
+fn try_batch_send_unpin_and_size_hint() {
+    fn assert_unpin<T: Unpin>(_: &T) {}
+    let rows: Vec<R> = vec![Ok(1), Ok(2), Ok(3)];
+    let s = stream::iter(rows).try_batch(2);
+    assert_send(&s);
+    assert_unpin(&s);
+    assert_eq!(s.size_hint(), (1, Some(3)));
 }

@@ -377,7 +377,7 @@ async fn ended_but_held<S: Stream + Unpin>(what: &str, mut s: S, tasks: usize) -
 }
 
 #[tokio::test(start_paused = true)]
-async fn deadline_and_timeout_each_abort_a_prefetch_producer_when_they_fire() {
+async fn deadline_and_idle_timeout_abort_a_prefetch_producer_when_they_fire() {
     let slow = || {
         stream::iter(0..1000u32).then(|x| async move {
             tokio::time::sleep(10 * MS).await;
@@ -399,8 +399,8 @@ async fn deadline_and_timeout_each_abort_a_prefetch_producer_when_they_fire() {
     let stalled = stream::iter(0..3u32)
         .chain(stream::pending())
         .prefetch(2)
-        .timeout_each(20 * MS);
-    let got = ended_but_held("prefetch → timeout_each", Box::pin(stalled), tasks).await;
+        .idle_timeout(20 * MS);
+    let got = ended_but_held("prefetch → idle_timeout", Box::pin(stalled), tasks).await;
     assert_eq!(got.len(), 4);
 }
 

@@ -17,8 +17,8 @@ use futures::{StreamExt, stream};
 use millrace::prelude::*;
 use millrace::testing::{DropCounter, Flaky, FlakyError, Step, scripted};
 use millrace::wrappers::{
-    BatchStage, DeadlineStage, MeteredStage, PrefetchStage, RecoverStage, StopOnStage,
-    SuperviseStage, TimeoutEachStage, ValidateOkStage, ValidateStage,
+    BatchStage, DeadlineStage, IdleTimeoutStage, MeteredStage, PrefetchStage, RecoverStage,
+    StopOnStage, SuperviseStage, ValidateOkStage, ValidateStage,
 };
 use reliability::{Probe, check_stage, probe};
 
@@ -111,15 +111,15 @@ async fn flow_stages() {
     )
     .await;
     check_stage(
-        "timeout_each(1s) passing",
-        |c| src(c).timeout_each(Duration::from_secs(1)),
+        "idle_timeout(1s) passing",
+        |c| src(c).idle_timeout(Duration::from_secs(1)),
         (0..5).map(Ok).collect(),
         1,
     )
     .await;
     check_stage(
-        "timeout_each(5ms) elapsing",
-        |c| src(c).timeout_each(5 * MS),
+        "idle_timeout(5ms) elapsing",
+        |c| src(c).idle_timeout(5 * MS),
         vec![
             Ok(0),
             Err(TimeoutError::Item {
@@ -131,8 +131,8 @@ async fn flow_stages() {
     )
     .await;
     check_stage(
-        "wrap(TimeoutEachStage::new(1s))",
-        |c| src(c).wrap(TimeoutEachStage::new(Duration::from_secs(1))),
+        "wrap(IdleTimeoutStage::new(1s))",
+        |c| src(c).wrap(IdleTimeoutStage::new(Duration::from_secs(1))),
         (0..5).map(Ok).collect(),
         1,
     )
@@ -733,7 +733,7 @@ async fn nested_pipelines() {
     )
     .await;
     check_stage(
-        "scoped body: stop_on → timeout_each → recover_with → prefetch",
+        "scoped body: stop_on → idle_timeout → recover_with → prefetch",
         |c| {
             let c2 = c.clone();
             scoped(
@@ -742,7 +742,7 @@ async fn nested_pipelines() {
                     let c3 = c2.clone();
                     probe(scripted(steps(6)), &c2)
                         .stop_on(CancellationToken::new())
-                        .timeout_each(Duration::from_secs(1))
+                        .idle_timeout(Duration::from_secs(1))
                         .recover_with(move |_e, cp: &Checkpoint<u32>| {
                             Some(
                                 probe(scripted(steps(6)), &c3)
@@ -771,7 +771,7 @@ fn construct_and_drop_outside_a_runtime() {
     drop(src(&c).batch(2));
     drop(src(&c).batch_within(2, MS));
     drop(src(&c).prefetch(2));
-    drop(src(&c).timeout_each(MS));
+    drop(src(&c).idle_timeout(MS));
     drop(src(&c).deadline(MS));
     drop(src(&c).stop_on(CancellationToken::new()));
     drop(

@@ -681,3 +681,101 @@ async fn mixed_ready_and_pending_futures_keep_order_in_every_mode() {
         assert_eq!(out, expected);
     }
 }
+
+// ---- cooperative scheduling (tokio's budget) and parallelism on a multi-threaded runtime ----
+
+#[tokio::test(flavor = "current_thread")]
+async fn ready_futures_do_not_starve_a_neighbour_task() {
+    // A ticker on the same current-thread runtime counts its turns.
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let t = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            t.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+        }
+    });
+    tokio::task::yield_now().await; // let the ticker start
+    for ordered in [true, false] {
+        let t = ticks.clone();
+        let consumer = tokio::spawn(async move {
+            let s = stream::iter(0..10_000u64);
+            let mut s = if ordered {
+                s.map_concurrent(16, std::future::ready).boxed()
+            } else {
+                s.map_concurrent_unordered(16, std::future::ready).boxed()
+            };
+            let first = t.load(Ordering::SeqCst);
+            let mut n = 0u64;
+            while let Some(_x) = s.next().await {
+                n += 1;
+            }
+            (n, t.load(Ordering::SeqCst) - first)
+        });
+        let (n, ticks_during) = consumer.await.unwrap();
+        assert_eq!(n, 10_000);
+        // Tokio's budget is 128 units per task turn: the consumer gives way at least once per
+        // ~128 items, so the ticker runs about 78 times; without the budget it ran 0 times.
+        assert!(
+            ticks_during >= 10_000 / 128 / 2,
+            "ordered: {ordered}: the neighbour ran {ticks_during} times during 10,000 items"
+        );
+    }
+    // The local mode takes part in the budget too.
+    let t = ticks.clone();
+    let consumer = tokio::spawn(async move {
+        let mut s = stream::iter(0..10_000u64).map_concurrent_local(16, std::future::ready);
+        let first = t.load(Ordering::SeqCst);
+        while s.next().await.is_some() {}
+        t.load(Ordering::SeqCst) - first
+    });
+    let ticks_during = consumer.await.unwrap();
+    assert!(ticks_during >= 10_000 / 128 / 2, "local: {ticks_during}");
+    ticker.abort();
+}
+
+/// Waits (spinning: this is CPU work before any `.await`) until `peers` futures have arrived
+/// at `gate`, or gives up after 10 s of real time; returns whether they all arrived.
+fn rendezvous(gate: &AtomicUsize, peers: usize) -> bool {
+    gate.fetch_add(1, Ordering::SeqCst);
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    while gate.load(Ordering::SeqCst) < peers {
+        if std::time::Instant::now() > give_up {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_work_before_the_first_await_runs_in_parallel_on_a_multi_threaded_runtime() {
+    // Two futures that each must see the other running at the same time before they finish:
+    // polled one at a time (inline on the consumer) the first one would wait in vain.
+    for ordered in [true, false] {
+        let gate = Arc::new(AtomicUsize::new(0));
+        let f = move |_: u32| {
+            let gate = gate.clone();
+            async move { rendezvous(&gate, 2) }
+        };
+        let out: Vec<bool> = if ordered {
+            stream::iter(0..2u32).map_concurrent(2, f).collect().await
+        } else {
+            stream::iter(0..2u32)
+                .map_concurrent_unordered(2, f)
+                .collect()
+                .await
+        };
+        assert_eq!(out, [true, true], "ordered: {ordered}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn on_a_current_thread_runtime_ready_futures_still_cost_no_task() {
+    let tasks = testing::alive_tasks();
+    let mut s = stream::iter(0..100u32).map_concurrent(4, |x| std::future::ready(x + 1));
+    assert_eq!(s.next().await, Some(1));
+    assert_eq!(s.in_flight(), 0);
+    assert_eq!(testing::alive_tasks(), tasks);
+    assert_eq!(s.count().await, 99);
+}

@@ -1,14 +1,16 @@
 //! `paginate(first, fetch_page)`: pages flattened into one stream; next-page prefetch;
-//! resumable from a `PagePosition` without loss or duplicates.
+//! resumable from a `PagePosition` without loss or duplicates; a repeated cursor (A→A, A→B→A)
+//! stops the stream instead of fetching forever.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use millrace::prelude::*;
 use millrace::testing::{DropCounter, conformance, consume};
-use millrace::wrappers::Paginate;
+use millrace::wrappers::{Paginate, RepeatedCursor};
 use tokio::time::Instant;
 
 const FETCH: Duration = Duration::from_millis(100);
@@ -409,4 +411,153 @@ async fn restartable_with_a_page_position_checkpoint_resumes_without_loss_or_dup
             "prefetch = {prefetch}"
         );
     }
+}
+
+// ---- a repeated cursor stops the stream: it cannot loop forever ----
+
+/// A buggy server: `links[k]` is the next cursor named by page `k` (`None`: last page); page
+/// `k` holds the one item `k * 10`. Counts the fetches.
+fn looping(
+    links: &'static [Option<u32>],
+    fetches: &Arc<AtomicUsize>,
+) -> impl FnMut(u32) -> std::future::Ready<Result<Page<u32, u32>, String>> + Clone + use<> {
+    let fetches = fetches.clone();
+    move |k: u32| {
+        fetches.fetch_add(1, Ordering::SeqCst);
+        let items = vec![k * 10];
+        std::future::ready(Ok(match links[k as usize] {
+            Some(next) => Page::next(items, next),
+            None => Page::last(items),
+        }))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_page_naming_itself_stops_after_its_items() {
+    // A → A
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let mut s = Box::pin(paginate(0, looping(&[Some(0)], &fetches)));
+    assert_eq!(s.next().await, Some(Ok(0)));
+    assert_eq!(s.next().await, None);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        s.repeated_cursor(),
+        Some(&RepeatedCursor {
+            cursor: 0,
+            from: 0,
+            pages: 1
+        })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cycle_ends_with_a_typed_error_when_asked() {
+    // A → B → C → A, with and without prefetching the next page.
+    for prefetch in [false, true] {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let s = paginate(0, looping(&[Some(1), Some(2), Some(0)], &fetches))
+            .on_repeated_cursor(|stop| format!("stopped: {stop}"));
+        let s = if prefetch { s.prefetch_next_page() } else { s };
+        let out = consume(s).await;
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out[..3], [Ok(0), Ok(10), Ok(20)]);
+        assert_eq!(
+            out[3],
+            Err(format!(
+                "stopped: {}",
+                RepeatedCursor {
+                    cursor: 0,
+                    from: 2,
+                    pages: 3
+                }
+            ))
+        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 3, "prefetch: {prefetch}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_typed_error_converts_into_common_error_types() {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let out: Vec<Result<u32, String>> = paginate(0, looping(&[Some(1), Some(0)], &fetches))
+        .on_repeated_cursor(String::from)
+        .collect()
+        .await;
+    assert_eq!(out[..2], [Ok(0), Ok(10)]);
+    assert_eq!(
+        out[2],
+        Err(
+            "page 1 named 0 as its next page, which was already fetched (after 2 pages): \
+             following it would loop forever, so pagination stopped; check how the server \
+             builds its cursors, or allow repeats with `allow_repeated_cursors()`"
+                .to_string()
+        )
+    );
+    let boxed: Box<dyn std::error::Error + Send + Sync> = RepeatedCursor {
+        cursor: 1u32,
+        from: 1,
+        pages: 1,
+    }
+    .into();
+    assert!(boxed.to_string().starts_with("page 1 named 1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_of_cursors_is_bounded_and_configurable() {
+    // A cycle through 5 pages: invisible when only 4 cursors are remembered, caught with 5.
+    const CYCLE: &[Option<u32>] = &[Some(1), Some(2), Some(3), Some(4), Some(0)];
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let taken = paginate(0, looping(CYCLE, &fetches))
+        .remember_cursors(4)
+        .take(12)
+        .count()
+        .await;
+    assert_eq!(taken, 12);
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let all = consume(paginate(0, looping(CYCLE, &fetches)).remember_cursors(5)).await;
+    assert_eq!(all, [Ok(0), Ok(10), Ok(20), Ok(30), Ok(40)]);
+    assert_eq!(fetches.load(Ordering::SeqCst), 5);
+    // The default remembers 32 cursors.
+    assert_eq!(millrace::wrappers::REMEMBERED_CURSORS, 32);
+    let fetches = Arc::new(AtomicUsize::new(0));
+    assert_eq!(
+        consume(paginate(0, looping(CYCLE, &fetches))).await.len(),
+        5
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn repeats_can_be_allowed_and_distinct_cursors_are_never_stopped() {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let taken = paginate(0, looping(&[Some(0)], &fetches))
+        .allow_repeated_cursors()
+        .take(50)
+        .count()
+        .await;
+    assert_eq!((taken, fetches.load(Ordering::SeqCst)), (50, 50));
+    // 100 distinct pages, more than the memory holds: all delivered, no false stop.
+    let pages: &'static [Option<u32>] = Box::leak(
+        (0..100u32)
+            .map(|k| (k < 99).then_some(k + 1))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let mut s = Box::pin(paginate(0, looping(pages, &fetches)).remember_cursors(3));
+    let mut n = 0;
+    while let Some(item) = s.next().await {
+        assert_eq!(item, Ok(n * 10));
+        n += 1;
+    }
+    assert_eq!(n, 100);
+    assert!(s.repeated_cursor().is_none());
+}
+
+#[test]
+#[should_panic(
+    expected = "`paginate`: `remember_cursors` must be at least 1, got 0; pass a non-zero value"
+)]
+fn remembering_zero_cursors_is_rejected() {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let _ = paginate(0, looping(&[None], &fetches)).remember_cursors(0);
 }

@@ -308,3 +308,105 @@ async fn a_panic_in_body_fn_reaches_the_consumer_and_the_resource_is_still_close
     tokio::task::yield_now().await;
     assert_eq!(log.events(), ["open", "close"]);
 }
+
+// ---- `Scoped::close`: an awaitable close after an early exit (Python's `aclosing`) ----
+
+/// `logged_scope` as its concrete type, so that `close` can be called on it.
+macro_rules! logged_scoped {
+    ($log:expr, $rows:expr) => {{
+        let log: &Log = $log;
+        let rows: Rows = $rows;
+        let (lo, lb, lc) = (log.clone(), log.clone(), log.clone());
+        scoped(
+            async move {
+                lo.push("open");
+                Ok::<_, String>(Conn { rows })
+            },
+            move |conn: &Conn| {
+                let lb = lb.clone();
+                scripted(conn.rows.clone()).inspect(move |r| lb.push(format!("item {r:?}")))
+            },
+            move |_conn: Conn| async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                lc.push("close");
+            },
+        )
+    }};
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_after_an_early_exit_is_awaited_and_runs_exactly_once() {
+    let log = Log::default();
+    let tasks_before = millrace::testing::alive_tasks();
+    let mut s = Box::pin(logged_scoped!(
+        &log,
+        vec![Step::ok(1), Step::ok(2), Step::ok(3)]
+    ));
+    assert_eq!(s.next().await, Some(Ok(1)));
+    // Early exit: the resource is open, the close has not started.
+    assert_eq!(log.count("close"), 0);
+    assert_eq!(s.as_mut().close().await, None);
+    // Awaited: the close (which takes 10 ms) has finished when `close()` returns.
+    assert_eq!(log.count("close"), 1);
+    assert_eq!(log.events(), ["open", "item Ok(1)", "close"]);
+    assert!(s.is_terminated());
+    assert_eq!(s.next().await, None);
+    // Idempotent with itself and with the drop path: nothing more runs, nothing is spawned.
+    assert_eq!(s.as_mut().close().await, None);
+    assert_eq!(millrace::testing::alive_tasks(), tasks_before);
+    drop(s);
+    assert_eq!(millrace::testing::alive_tasks(), tasks_before);
+    tokio::task::yield_now().await;
+    assert_eq!(log.count("close"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_after_the_natural_end_does_nothing_more() {
+    let log = Log::default();
+    let mut s = std::pin::pin!(logged_scoped!(&log, vec![Step::ok(1)]));
+    assert_eq!(s.next().await, Some(Ok(1)));
+    assert_eq!(s.next().await, None); // closed inside poll_next
+    assert_eq!(log.count("close"), 1);
+    assert_eq!(s.as_mut().close().await, None);
+    assert_eq!(log.count("close"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_before_the_first_poll_opens_nothing_and_closes_nothing() {
+    let log = Log::default();
+    let mut s = std::pin::pin!(logged_scoped!(&log, vec![Step::ok(1)]));
+    assert_eq!(s.as_mut().close().await, None);
+    assert!(log.events().is_empty());
+    assert_eq!(s.next().await, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_hands_back_the_body_error_held_during_the_close() {
+    let log = Log::default();
+    let mut s = std::pin::pin!(logged_scoped!(
+        &log,
+        vec![Step::ok(1), Step::err("broken".to_string()), Step::ok(2)]
+    ));
+    assert_eq!(s.next().await, Some(Ok(1)));
+    // The error arrives; the close starts and is pending (10 ms): the error is held.
+    assert!(s.next().now_or_never().is_none());
+    assert_eq!(log.count("close"), 0);
+    // The consumer gives up on `next` and closes: the held error is not lost.
+    assert_eq!(s.as_mut().close().await, Some("broken".to_string()));
+    assert_eq!(log.count("close"), 1);
+    assert_eq!(s.next().await, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_close_future_dropped_midway_is_finished_by_the_drop_path_once() {
+    let log = Log::default();
+    let mut s = Box::pin(logged_scoped!(&log, vec![Step::ok(1), Step::ok(2)]));
+    assert_eq!(s.next().await, Some(Ok(1)));
+    // Start the close and abandon it while it is pending.
+    assert!(s.as_mut().close().now_or_never().is_none());
+    assert_eq!(log.count("close"), 0);
+    // Dropping the stream hands the close in progress to the runtime (not a second close).
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(log.count("close"), 1);
+}

@@ -1,5 +1,5 @@
 //! Time-based stages together, under paused time with exact instants: retry schedules driven
-//! by `timeout_each`, jitter bounds over many runs, rate limits across retries and idle
+//! by `idle_timeout`, jitter bounds over many runs, rate limits across retries and idle
 //! periods, `batch_within` fed by a rate limit or a timeout, `deadline` over a backoff.
 //!
 //! The per-wrapper files check each stage alone; these check how their clocks interact.
@@ -44,8 +44,8 @@ impl Opens {
 }
 
 #[tokio::test(start_paused = true)]
-async fn timeout_each_inside_the_factory_drives_an_exact_exponential_schedule() {
-    // Each attempt yields the next item, then hangs; `timeout_each(50ms)` turns the hang into
+async fn idle_timeout_inside_the_factory_drives_an_exact_exponential_schedule() {
+    // Each attempt yields the next item, then hangs; `idle_timeout(50ms)` turns the hang into
     // an error 50 ms later and the retry re-opens after 100, 200, 400 ms (doubling) — except
     // that every delivered item resets the schedule, so every wait is 100 ms.
     let opens = Opens::new();
@@ -53,7 +53,7 @@ async fn timeout_each_inside_the_factory_drives_an_exact_exponential_schedule() 
     let s = restartable(move |cp: &Checkpoint<u32>| {
         o2.log();
         let from = cp.delivered as u32;
-        scripted([Step::Item(from), Step::Hang]).timeout_each(50 * MS)
+        scripted([Step::Item(from), Step::Hang]).idle_timeout(50 * MS)
     })
     .retry(RetryPolicy::new(
         ExponentialBuilder::new()
@@ -81,7 +81,7 @@ async fn without_reset_the_schedule_doubles_across_timeouts_then_gives_up() {
     let o2 = opens.clone();
     let s = restartable(move |cp: &Checkpoint<u32>| {
         o2.log();
-        scripted([Step::Item(cp.delivered as u32), Step::Hang]).timeout_each(50 * MS)
+        scripted([Step::Item(cp.delivered as u32), Step::Hang]).idle_timeout(50 * MS)
     })
     .retry(
         RetryPolicy::new(
@@ -208,7 +208,7 @@ async fn batch_within_carries_a_timeout_error_in_its_own_batch() {
         Step::Item(1),
         Step::Hang,
     ])
-    .timeout_each(100 * MS)
+    .idle_timeout(100 * MS)
     .batch_within(10, 50 * MS);
     let rec = record(s).await;
     assert_eq!(
@@ -250,11 +250,11 @@ async fn deadline_cuts_a_retry_backoff_at_the_exact_instant() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn timeout_each_behind_prefetch_is_not_charged_for_a_slow_consumer() {
-    // The source takes 30 ms per item; the consumer 80 ms. `timeout_each(50ms)` after the
+async fn idle_timeout_behind_prefetch_is_not_charged_for_a_slow_consumer() {
+    // The source takes 30 ms per item; the consumer 80 ms. `idle_timeout(50ms)` after the
     // prefetch measures only the consumer's waits for an item, which never exceed 30 ms.
     let steps = (0..6).flat_map(|i| [Step::Delay(30 * MS), Step::Item(i)]);
-    let mut s = Box::pin(scripted(steps).prefetch(2).timeout_each(50 * MS));
+    let mut s = Box::pin(scripted(steps).prefetch(2).idle_timeout(50 * MS));
     let start = Instant::now();
     let mut got = Vec::new();
     while let Some(x) = s.next().await {

@@ -1,11 +1,15 @@
-//! `timeout_each(d)` and `deadline(d)`: exact instants, a typed error, the upstream cancelled.
+//! `item_timeout(d)` (reports a late item, keeps going), `idle_timeout(d)` (formerly
+//! `timeout_each`: ends at the first late item) and `deadline(d)`: exact instants, a typed
+//! error, the upstream kept or cancelled as documented; any duration up to `Duration::MAX`.
 
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use millrace::prelude::*;
 use millrace::testing::{DropCounter, Step, conformance, consume, record, scripted};
-use millrace::wrappers::{Deadline, DeadlineStage, TimeoutEach, TimeoutEachStage};
+use millrace::wrappers::{
+    Deadline, DeadlineStage, IdleTimeout, IdleTimeoutStage, ItemTimeout, ItemTimeoutStage,
+};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -24,7 +28,7 @@ fn guarded(
 }
 
 #[tokio::test(start_paused = true)]
-async fn timeout_each_exact_instants_and_upstream_dropped() {
+async fn idle_timeout_exact_instants_and_upstream_dropped() {
     let counter = DropCounter::new();
     let source = guarded(
         vec![
@@ -38,7 +42,7 @@ async fn timeout_each_exact_instants_and_upstream_dropped() {
         ],
         &counter,
     );
-    let mut s = Box::pin(source.timeout_each(100 * MS));
+    let mut s = Box::pin(source.idle_timeout(100 * MS));
     let start = tokio::time::Instant::now();
     let mut times = Vec::new();
     let mut items = Vec::new();
@@ -71,8 +75,8 @@ async fn timeout_each_exact_instants_and_upstream_dropped() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn timeout_each_waits_on_end_of_stream_too() {
-    let rec = record(scripted([Step::Item(1), Step::Hang]).timeout_each(30 * MS)).await;
+async fn idle_timeout_waits_on_end_of_stream_too() {
+    let rec = record(scripted([Step::Item(1), Step::Hang]).idle_timeout(30 * MS)).await;
     assert_eq!(
         rec.items,
         [
@@ -87,9 +91,9 @@ async fn timeout_each_waits_on_end_of_stream_too() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn timeout_each_does_not_charge_the_consumer_time() {
+async fn idle_timeout_does_not_charge_the_consumer_time() {
     // The consumer takes 500 ms between polls; the upstream is always ready: no timeout.
-    let mut s = Box::pin(stream::iter(0..3).timeout_each(10 * MS));
+    let mut s = Box::pin(stream::iter(0..3).idle_timeout(10 * MS));
     let mut got = Vec::new();
     while let Some(x) = s.next().await {
         got.push(x);
@@ -166,7 +170,7 @@ async fn conformance_of_both() {
         ])
     };
     conformance(
-        move || steps().timeout_each(50 * MS),
+        move || steps().idle_timeout(50 * MS),
         vec![
             Ok(1),
             Ok(2),
@@ -191,7 +195,7 @@ async fn conformance_of_both() {
 
 #[tokio::test(start_paused = true)]
 async fn stages_match_methods() {
-    let out = consume(stream::iter([1, 2]).wrap(TimeoutEachStage::new(MS))).await;
+    let out = consume(stream::iter([1, 2]).wrap(IdleTimeoutStage::new(MS))).await;
     assert_eq!(out, [Ok(1), Ok(2)]);
     let out = consume(stream::iter([1, 2]).wrap(DeadlineStage::new(MS))).await;
     assert_eq!(out, [Ok(1), Ok(2)]);
@@ -200,7 +204,7 @@ async fn stages_match_methods() {
 #[tokio::test(start_paused = true)]
 #[should_panic(expected = "boom")]
 async fn upstream_panic_reaches_consumer() {
-    let _ = consume(scripted([Step::Item(1), Step::Panic("boom")]).timeout_each(MS)).await;
+    let _ = consume(scripted([Step::Item(1), Step::Panic("boom")]).idle_timeout(MS)).await;
 }
 
 #[test]
@@ -227,10 +231,10 @@ fn error_display_says_what_elapsed_and_what_to_do() {
 
 #[test]
 #[should_panic(
-    expected = "`timeout_each`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
+    expected = "`idle_timeout`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
 )]
-fn zero_timeout_each_panics() {
-    let _ = stream::iter([1]).timeout_each(Duration::ZERO);
+fn zero_idle_timeout_panics() {
+    let _ = stream::iter([1]).idle_timeout(Duration::ZERO);
 }
 
 #[test]
@@ -244,25 +248,32 @@ fn zero_deadline_panics() {
 #[test]
 fn try_constructors_return_the_error() {
     assert_eq!(
-        TimeoutEach::try_new(stream::iter([1]), Duration::ZERO)
+        IdleTimeout::try_new(stream::iter([1]), Duration::ZERO)
             .unwrap_err()
             .to_string(),
-        "`timeout_each`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
+        "`idle_timeout`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
     );
+    assert_eq!(
+        ItemTimeout::try_new(stream::iter([1]), Duration::ZERO)
+            .unwrap_err()
+            .to_string(),
+        "`item_timeout`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
+    );
+    assert!(ItemTimeoutStage::try_new(Duration::ZERO).is_err());
     assert_eq!(
         Deadline::try_new(stream::iter([1]), Duration::ZERO)
             .unwrap_err()
             .to_string(),
         "`deadline`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
     );
-    assert!(TimeoutEachStage::try_new(Duration::ZERO).is_err());
+    assert!(IdleTimeoutStage::try_new(Duration::ZERO).is_err());
     assert!(DeadlineStage::try_new(Duration::ZERO).is_err());
 }
 
 #[test]
 fn send_unpin_and_size_hint() {
     fn assert_unpin<T: Unpin>(_: &T) {}
-    let t = stream::iter(0..3).timeout_each(MS);
+    let t = stream::iter(0..3).idle_timeout(MS);
     let d = stream::iter(0..3).deadline(MS);
     assert_send(&t);
     assert_send(&d);
@@ -270,4 +281,191 @@ fn send_unpin_and_size_hint() {
     assert_unpin(&d);
     assert_eq!(t.size_hint(), (1, Some(4)));
     assert_eq!(d.size_hint(), (1, Some(4)));
+}
+
+// ---- item_timeout: a late item is reported, the stream goes on ----
+
+#[tokio::test(start_paused = true)]
+async fn item_timeout_reports_a_late_item_and_keeps_the_upstream() {
+    let counter = DropCounter::new();
+    let source = guarded(
+        vec![
+            Step::Item(1),
+            Step::Delay(250 * MS), // late: one error at 100 ms, then the item at 250 ms
+            Step::Item(2),
+            Step::Delay(99 * MS), // in time
+            Step::Item(3),
+            Step::Delay(150 * MS), // late again, before the end
+        ],
+        &counter,
+    );
+    let rec = record(source.item_timeout(100 * MS)).await;
+    assert_eq!(
+        rec.items,
+        [
+            Ok(1),
+            Err(TimeoutError::Elapsed {
+                after: 100 * MS,
+                index: 1
+            }),
+            Ok(2),
+            Ok(3),
+            Err(TimeoutError::Elapsed {
+                after: 100 * MS,
+                index: 3
+            }),
+        ]
+    );
+    // Exact instants: the error 100 ms into each wait, the late item when it comes.
+    assert_eq!(
+        rec.times,
+        [Duration::ZERO, 100 * MS, 250 * MS, 349 * MS, 449 * MS]
+    );
+    // The upstream was polled to its end (not cancelled), then dropped with the stream.
+    assert_eq!(counter.alive(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn item_timeout_reports_once_per_wait_then_waits() {
+    // A stalled upstream: one error, then the stream waits (it does not end, and does not
+    // repeat the error) until the consumer gives up.
+    let mut s = Box::pin(scripted([Step::Item(1), Step::Hang]).item_timeout(10 * MS));
+    assert_eq!(s.next().await, Some(Ok(1)));
+    assert_eq!(
+        s.next().await,
+        Some(Err(TimeoutError::Elapsed {
+            after: 10 * MS,
+            index: 1
+        }))
+    );
+    assert!(!s.is_terminated());
+    let waited = tokio::time::timeout(Duration::from_secs(3600), s.next()).await;
+    assert!(waited.is_err(), "no second error and no end: {waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn item_timeout_does_not_charge_the_consumer_time() {
+    let mut s = Box::pin(stream::iter(0..3).item_timeout(10 * MS));
+    let mut got = Vec::new();
+    while let Some(x) = s.next().await {
+        got.push(x);
+        tokio::time::sleep(500 * MS).await;
+    }
+    assert_eq!(got, [Ok(0), Ok(1), Ok(2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn item_timeout_conformance_and_stage() {
+    let steps = || {
+        scripted([
+            Step::Item(1),
+            Step::Delay(80 * MS),
+            Step::Item(2),
+            Step::Item(3),
+        ])
+    };
+    let expected = vec![
+        Ok(1),
+        Err(TimeoutError::Elapsed {
+            after: 50 * MS,
+            index: 1,
+        }),
+        Ok(2),
+        Ok(3),
+    ];
+    conformance(move || steps().item_timeout(50 * MS), expected.clone()).await;
+    conformance(
+        move || steps().wrap(ItemTimeoutStage::new(50 * MS)),
+        expected,
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "boom")]
+async fn item_timeout_upstream_panic_reaches_consumer() {
+    let _ = consume(scripted([Step::Item(1), Step::Panic("boom")]).item_timeout(MS)).await;
+}
+
+#[test]
+fn elapsed_display_says_the_stream_goes_on() {
+    let e = TimeoutError::Elapsed {
+        after: 100 * MS,
+        index: 3,
+    };
+    assert_eq!(
+        e.to_string(),
+        "no item #3 within 100ms; the stream keeps waiting for it. To give up on a slow item, \
+         bound its work instead (`tokio::time::timeout` inside `map_concurrent`)"
+    );
+}
+
+#[test]
+fn item_timeout_auto_traits_and_size_hint() {
+    fn assert_unpin<T: Unpin>(_: &T) {}
+    let t = stream::iter(0..3).item_timeout(MS);
+    assert_send(&t);
+    assert_unpin(&t);
+    // Each item (and the end) may be preceded by one error.
+    assert_eq!(t.size_hint(), (3, Some(7)));
+}
+
+// ---- the deprecated name keeps the old (ending) behaviour ----
+
+#[tokio::test(start_paused = true)]
+#[allow(deprecated)]
+async fn timeout_each_is_a_deprecated_alias_of_idle_timeout() {
+    let s: millrace::wrappers::TimeoutEach<_> =
+        scripted([Step::Item(1), Step::Hang]).timeout_each(30 * MS);
+    let s: IdleTimeout<_> = s; // the same type
+    let rec = record(s).await;
+    assert_eq!(
+        rec.items,
+        [
+            Ok(1),
+            Err(TimeoutError::Item {
+                after: 30 * MS,
+                index: 1
+            })
+        ]
+    );
+    let _: IdleTimeoutStage = millrace::wrappers::TimeoutEachStage::new(MS);
+}
+
+#[test]
+#[allow(deprecated)]
+#[should_panic(
+    expected = "`timeout_each`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
+)]
+fn zero_timeout_each_panics_with_its_own_name() {
+    let _ = stream::iter([1]).timeout_each(Duration::ZERO);
+}
+
+// ---- any duration works: `Duration::MAX` saturates (issue 14, bad input) ----
+
+#[tokio::test(start_paused = true)]
+async fn duration_max_is_a_valid_limit() {
+    let slow = || {
+        scripted([
+            Step::Item(1),
+            Step::Delay(Duration::from_secs(1800)),
+            Step::Item(2),
+        ])
+    };
+    // Used to panic with "overflow when adding duration to instant" once the timer was armed.
+    assert_eq!(
+        consume(slow().idle_timeout(Duration::MAX)).await,
+        [Ok(1), Ok(2)]
+    );
+    assert_eq!(
+        consume(slow().item_timeout(Duration::MAX)).await,
+        [Ok(1), Ok(2)]
+    );
+    assert_eq!(
+        consume(slow().deadline(Duration::MAX)).await,
+        [Ok(1), Ok(2)]
+    );
+    #[allow(deprecated)]
+    let old = slow().timeout_each(Duration::MAX);
+    assert_eq!(consume(old).await, [Ok(1), Ok(2)]);
 }

@@ -195,3 +195,51 @@ fn validate_streams_are_send() {
     assert_send(&stream::iter([1u32]).validate(even));
     assert_send(&stream::iter([Ok::<u32, RowError>(1)]).validate_ok(even));
 }
+
+// ---- `validate_ok` over the common error types (no user `From` impl possible: E0117) ----
+
+#[tokio::test(start_paused = true)]
+async fn validate_ok_with_string_errors() {
+    let rows: Vec<Result<i32, String>> = vec![Ok(1), Err("io: eof".to_string()), Ok(-2), Ok(3)];
+    let out: Vec<Result<i32, String>> = futures::stream::iter(rows)
+        .validate_ok(|x: &i32| if *x > 0 { Ok(()) } else { Err("not positive") })
+        .collect()
+        .await;
+    assert_eq!(
+        out,
+        [
+            Ok(1),
+            Err("io: eof".to_string()),
+            Err("item #2 rejected: not positive".to_string()),
+            Ok(3),
+        ]
+    );
+    // A `String` reason works too (any `Display` reason).
+    let rows: Vec<Result<i32, String>> = vec![Ok(-7)];
+    let out: Vec<Result<i32, String>> = futures::stream::iter(rows)
+        .validate_ok(|x: &i32| Err(format!("{x} is out of range")))
+        .collect()
+        .await;
+    assert_eq!(
+        out,
+        [Err("item #0 rejected: -7 is out of range".to_string())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn validate_ok_with_str_errors() {
+    let rows: Vec<Result<i32, &'static str>> = vec![Ok(1), Err("io: eof"), Ok(-2), Ok(3)];
+    let out: Vec<Result<i32, &str>> = futures::stream::iter(rows)
+        .validate_ok(|x: &i32| if *x > 0 { Ok(()) } else { Err("not positive") })
+        .collect()
+        .await;
+    assert_eq!(out, [Ok(1), Err("io: eof"), Err("not positive"), Ok(3)]);
+    // Then supervision as usual.
+    let rows: Vec<Result<i32, &'static str>> = vec![Ok(1), Ok(-2), Ok(3)];
+    let kept: Vec<i32> = futures::stream::iter(rows)
+        .validate_ok(|x: &i32| if *x > 0 { Ok(()) } else { Err("not positive") })
+        .skip_errors()
+        .collect()
+        .await;
+    assert_eq!(kept, [1, 3]);
+}

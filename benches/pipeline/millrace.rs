@@ -356,7 +356,7 @@ fn ok_from(from: u64, n: u64) -> impl Stream<Item = Result<u64, BenchError>> {
 type Never = stream::Empty<Result<u64, BenchError>>;
 
 /// Memory row: `n` items through 6 millrace wrappers (prefetch, stop_on, batch, recover_with,
-/// on_error, timeout_each; plus futures' flatten/map between them). Peak RSS must not grow
+/// on_error, idle_timeout; plus futures' flatten/map between them). Peak RSS must not grow
 /// with `n`.
 fn stream6_millrace(n: u64) -> u64 {
     use futures::StreamExt as _;
@@ -370,7 +370,7 @@ fn stream6_millrace(n: u64) -> u64 {
             .map(Ok::<u64, BenchError>)
             .recover_with(|_: &BenchError, _: &Checkpoint<u64>| None::<Never>)
             .on_error(Supervision::Resume)
-            .timeout_each(Duration::from_secs(3600))
+            .idle_timeout(Duration::from_secs(3600))
             .map(|r| match r {
                 Ok(Ok(x)) => x,
                 Ok(Err(e)) => panic!("{e}"),

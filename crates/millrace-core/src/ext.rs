@@ -155,6 +155,37 @@ pub trait PipelineExt: Stream {
         Supervise::new(self, supervision)
     }
 
+    /// Drops the `Err` items and yields the plain `T` of every `Ok(T)`: what
+    /// `on_error(Supervision::Resume)` followed by `filter_map(|r| ready(r.ok()))` does, in
+    /// one stage (aiostream's and Akka's resume).
+    ///
+    /// Skipped errors are never silently lost: each is counted ([`SkipErrors::skipped`],
+    /// [`SkipErrors::skip_counter`]) and reported as a `tracing` warning with the error, and a
+    /// metered stage adopts the count as `skipped` (with
+    /// [`with_events`](crate::wrappers::Metered::with_events), and automatically under
+    /// `pipeline!`). To keep the errors, use [`on_error`](Self::on_error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let s = stream::iter([Ok(1), Err("bad row"), Ok(3)]).skip_errors();
+    /// let skipped = s.skip_counter();
+    /// assert_eq!(s.collect::<Vec<i32>>().await, [1, 3]);
+    /// assert_eq!(skipped.get(), 1);
+    /// # }
+    /// ```
+    fn skip_errors<T, E>(self) -> SkipErrors<Self>
+    where
+        Self: Stream<Item = Result<T, E>> + Sized,
+    {
+        SkipErrors::new(self)
+    }
+
     /// Checks every item with `f`: passing items become `Ok(item)`, rejected ones
     /// `Err(Invalid { item, reason, index })`, so the invalid item is carried, never lost.
     ///
@@ -189,7 +220,10 @@ pub trait PipelineExt: Stream {
     /// Checks the `Ok` items of a fallible stream with `f`; rejected items become
     /// `Err(E::from(Invalid { item, reason, index }))` and upstream errors pass through.
     ///
-    /// `index` counts every upstream item, errors included.
+    /// `index` counts every upstream item, errors included. The error type `E` needs
+    /// `From<Invalid<T, R>>`: implement it for your error enum (keeping the item), or use
+    /// `String` (the message `"item #<index> rejected: <reason>"`) or `&str` with `&str`
+    /// reasons (the reason), for which millrace provides the conversion.
     ///
     /// # Examples
     ///
@@ -235,8 +269,12 @@ pub trait PipelineExt: Stream {
     ///
     /// Spawned mode: the futures (`Send + 'static`) keep running while the consumer is busy
     /// between items, so a slow consumer or one holding a lock the work needs cannot stall
-    /// them (no "futurelock"). Each future is first polled once inline; one that is ready at
-    /// once costs no task and no allocation. At most `n` futures are in flight and at most
+    /// them (no "futurelock"). On a multi-threaded runtime every future runs on its own task,
+    /// so CPU work gets parallelism; on a current-thread runtime each future is first polled
+    /// once inline, so one that is ready at once costs no task and no allocation (see
+    /// [`MapConcurrent`]'s `# Execution`). The stream spends tokio's cooperative budget per
+    /// item, so ready futures cannot starve the neighbour tasks. At most `n` futures are in
+    /// flight and at most
     /// `n + m` items outstanding, where `m` is the output buffer (default `n`, see
     /// [`MapConcurrent::with_output_buffer`]). For `!Send` or borrowing futures use
     /// [`map_concurrent_local`](Self::map_concurrent_local).
@@ -661,6 +699,84 @@ pub trait PipelineExt: Stream {
         crate::error::built(Batch::try_within(self, size, within))
     }
 
+    /// Batches the `Ok` items of a fallible stream into `Vec`s of `size`; an `Err` **flushes
+    /// the partial batch first**, is yielded as itself, and batching goes on:
+    /// `[Ok(1), Ok(2), Err(e), Ok(3)]` with `try_batch(10)` gives `[Ok([1, 2]), Err(e), Ok([3])]`.
+    ///
+    /// Use it instead of [`batch`](Self::batch) when a batch goes to a sink that must not see
+    /// errors (`batch` would put the `Err` inside a batch: `[[Ok(1), Ok(2), Err(e), Ok(3)]]`).
+    /// Never yields an empty batch; items keep their order around the error. Stop at the first
+    /// error with `try_collect`/`?` on the consumer side, or drop errors before batching with
+    /// [`skip_errors`](Self::skip_errors).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let rows = stream::iter([Ok(1), Ok(2), Err("bad row"), Ok(3), Ok(4), Ok(5)]);
+    /// let out: Vec<Result<Vec<u32>, &str>> = rows.try_batch(2).collect().await;
+    /// assert_eq!(out, [Ok(vec![1, 2]), Err("bad row"), Ok(vec![3, 4]), Ok(vec![5])]);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `size == 0`: "`try_batch`: `size` must be at least 1, got 0; pass a non-zero
+    /// value". [`TryBatch::try_new`] returns the error instead.
+    #[track_caller]
+    fn try_batch<T, E>(self, size: usize) -> TryBatch<Self, T, E>
+    where
+        Self: Stream<Item = Result<T, E>> + Sized,
+    {
+        crate::error::built(TryBatch::try_new(self, size))
+    }
+
+    /// [`try_batch`](Self::try_batch) by size or time: a batch of `Ok` items is flushed when
+    /// it holds `size` items, when `within` has passed since its first item, or when an `Err`
+    /// arrives (the batch first, then the error).
+    ///
+    /// Timer behaviour as in [`batch_within`](Self::batch_within); any `within` up to
+    /// `Duration::MAX` works (the deadline saturates).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let rows = stream::iter([Ok(1), Err("bad"), Ok(2), Ok(3)]).then(|r| async move {
+    ///     if r == Ok(3) {
+    ///         tokio::time::sleep(Duration::from_millis(300)).await;
+    ///     }
+    ///     r
+    /// });
+    /// let out: Vec<_> = rows.try_batch_within(10, Duration::from_millis(100)).collect().await;
+    /// assert_eq!(out, [Ok(vec![1]), Err("bad"), Ok(vec![2]), Ok(vec![3])]);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `size == 0` or `within` is zero. [`TryBatch::try_within`] returns the error instead.
+    #[track_caller]
+    fn try_batch_within<T, E>(
+        self,
+        size: usize,
+        within: std::time::Duration,
+    ) -> TryBatch<Self, T, E>
+    where
+        Self: Stream<Item = Result<T, E>> + Sized,
+    {
+        crate::error::built(TryBatch::try_within(self, size, within))
+    }
+
     /// Drives this stream on its own tokio task, up to `capacity` items ahead of the consumer,
     /// so production overlaps consumption.
     ///
@@ -723,13 +839,74 @@ pub trait PipelineExt: Stream {
         crate::error::built(Prefetch::try_new(self, capacity))
     }
 
-    /// Limits the wait for **each** item to `limit`; yields `Ok(item)`, or
-    /// `Err(TimeoutError::Item { after, index })` and ends when the upstream takes longer.
+    /// Limits the wait for **each** item to `limit`; a late item is reported as
+    /// `Err(TimeoutError::Elapsed { after, index })` and the stream **goes on** (tokio-stream's
+    /// `timeout`): the upstream is kept and the item is yielded when it arrives.
+    ///
+    /// This is the per-item timeout to reach for. One error per late item: after reporting
+    /// it, the stream waits for that item without a second error (the clock restarts for the
+    /// next item). The clock for an item starts at the first poll that finds the upstream
+    /// pending after the previous item, so time the consumer spends between polls is not
+    /// charged to the upstream; an item that is ready when the timer fires wins. One tokio
+    /// timer per wrapper, re-armed for every wait; any limit up to `Duration::MAX` works (the
+    /// deadline saturates). Must be polled inside a tokio runtime with time enabled.
+    ///
+    /// To **end** the stream at the first late item instead, use
+    /// [`idle_timeout`](Self::idle_timeout); to bound the whole stream,
+    /// [`deadline`](Self::deadline). A late item is not cancelled (a stream has no handle on
+    /// one item): to give up on slow requests, bound the request future itself, e.g.
+    /// `map_concurrent(n, |x| tokio::time::timeout(d, fetch(x)))`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let slow_second = stream::iter(1..=3).then(|x| async move {
+    ///     if x == 2 {
+    ///         tokio::time::sleep(Duration::from_secs(3)).await;
+    ///     }
+    ///     x
+    /// });
+    /// let out: Vec<_> = slow_second.item_timeout(Duration::from_secs(1)).collect().await;
+    /// assert_eq!(
+    ///     out,
+    ///     [Ok(1), Err(TimeoutError::Elapsed { after: Duration::from_secs(1), index: 1 }), Ok(2), Ok(3)]
+    /// );
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero: "`item_timeout`: `limit` must be a non-zero duration, got 0ns; pass
+    /// a value in that range" ([`ItemTimeout::try_new`] returns the error instead).
+    ///
+    /// # Cancel safety
+    ///
+    /// Nothing is cancelled by a timeout; dropping the stream drops the upstream as usual.
+    #[doc(alias = "timeout")]
+    #[track_caller]
+    fn item_timeout(self, limit: std::time::Duration) -> ItemTimeout<Self>
+    where
+        Self: Sized,
+    {
+        crate::error::built(ItemTimeout::try_new(self, limit))
+    }
+
+    /// Ends the stream when the upstream is idle too long: if **an** item takes longer than
+    /// `limit`, yields `Err(TimeoutError::Item { after, index })`, drops the upstream and ends
+    /// (Akka's `idleTimeout`). Formerly `timeout_each`.
     ///
     /// The clock for an item starts at the first poll that finds the upstream pending after
     /// the previous item, so time the consumer spends between polls is not charged to the
     /// upstream; an item that is ready when the timer fires wins. One tokio timer per wrapper,
-    /// re-armed for every wait. Must be polled inside a tokio runtime with time enabled.
+    /// re-armed for every wait; any limit up to `Duration::MAX` works (the deadline
+    /// saturates). Must be polled inside a tokio runtime with time enabled. For a per-item
+    /// timeout that keeps the stream going, use [`item_timeout`](Self::item_timeout).
     ///
     /// # Examples
     ///
@@ -746,7 +923,7 @@ pub trait PipelineExt: Stream {
     ///     }
     ///     x
     /// });
-    /// let out: Vec<_> = slow_third.timeout_each(Duration::from_secs(1)).collect().await;
+    /// let out: Vec<_> = slow_third.idle_timeout(Duration::from_secs(1)).collect().await;
     /// assert_eq!(
     ///     out,
     ///     [Ok(1), Ok(2), Err(TimeoutError::Item { after: Duration::from_secs(1), index: 2 })]
@@ -756,8 +933,8 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `limit` is zero: "`timeout_each`: `limit` must be a non-zero duration, got 0ns; pass
-    /// a value in that range" ([`TimeoutEach::try_new`] returns the error instead).
+    /// If `limit` is zero: "`idle_timeout`: `limit` must be a non-zero duration, got 0ns; pass
+    /// a value in that range" ([`IdleTimeout::try_new`] returns the error instead).
     ///
     /// # Cancel safety
     ///
@@ -766,11 +943,31 @@ pub trait PipelineExt: Stream {
     /// inside `restartable(..).retry(..)` (which re-opens the source from the checkpoint) or
     /// let `on_error` decide.
     #[track_caller]
-    fn timeout_each(self, limit: std::time::Duration) -> TimeoutEach<Self>
+    fn idle_timeout(self, limit: std::time::Duration) -> IdleTimeout<Self>
     where
         Self: Sized,
     {
-        crate::error::built(TimeoutEach::try_new(self, limit))
+        crate::error::built(IdleTimeout::try_new(self, limit))
+    }
+
+    /// Deprecated: renamed [`idle_timeout`](Self::idle_timeout) (same behaviour: the stream
+    /// **ends** at the first late item), because users reaching for a per-item timeout
+    /// expected the stream to go on. For that, use [`item_timeout`](Self::item_timeout).
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero: "`timeout_each`: `limit` must be a non-zero duration, got 0ns; pass
+    /// a value in that range".
+    #[deprecated(
+        note = "renamed `idle_timeout` (ends the stream at the first late item); for a per-item \
+                timeout that keeps the stream going, use `item_timeout`"
+    )]
+    #[track_caller]
+    fn timeout_each(self, limit: std::time::Duration) -> IdleTimeout<Self>
+    where
+        Self: Sized,
+    {
+        crate::error::built(IdleTimeout::try_named(self, limit, "timeout_each"))
     }
 
     /// The whole stream must end within `limit` of its first poll; when the deadline passes it

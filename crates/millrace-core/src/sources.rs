@@ -69,6 +69,13 @@ use crate::wrappers::{Page, PagePosition, Paginate, Scoped};
 /// - **A panic** in `open`, the body or `close` reaches the consumer (it is polled inline).
 ///   After a panic in the body, dropping the stream still closes the resource (see below).
 ///
+/// # Early exit: close and await
+///
+/// A consumer that stops early (`break`, `take`) and needs the resource released **before it
+/// goes on** awaits [`Scoped::close`] (Python's `aclosing`): it drops the body, runs `close`
+/// and waits for it; the drop path then has nothing left to do, so `close` still runs exactly
+/// once. Without it, the close runs in the background as described next.
+///
 /// # Early drop
 ///
 /// The body stream is dropped first, then `close` is called and its future (or the close
@@ -126,6 +133,16 @@ where
 /// order (an empty page contributes nothing, it is not an item) and its `next` cursor names
 /// the page to fetch after it; a page with `next: None` is the last. A failed fetch is yielded
 /// as `Err` and the stream ends.
+///
+/// **It cannot loop forever**: a page whose `next` names a cursor fetched before (A→A, or
+/// A→B→A, among the last [`REMEMBERED_CURSORS`](crate::wrappers::REMEMBERED_CURSORS) = 32
+/// cursors; see [`remember_cursors`](Paginate::remember_cursors)) ends the stream after that
+/// page's items, with a [`RepeatedCursor`](crate::wrappers::RepeatedCursor) reported as a
+/// `tracing` error and kept in [`repeated_cursor`](Paginate::repeated_cursor); add
+/// [`on_repeated_cursor(String::from)`](Paginate::on_repeated_cursor) (or your error's
+/// conversion) to receive it as the last item, or
+/// [`allow_repeated_cursors`](Paginate::allow_repeated_cursors) for an API whose cursors may
+/// repeat. This is why the cursor type must be `PartialEq`.
 ///
 /// Fetches run one at a time, when the previous page is delivered; with
 /// [`prefetch_next_page`](Paginate::prefetch_next_page) the next page is fetched while the
@@ -195,7 +212,7 @@ where
 /// ```
 pub fn paginate<C, F, Fut, T, E>(first: C, fetch_page: F) -> Paginate<C, F, Fut, T, E>
 where
-    C: Clone,
+    C: Clone + PartialEq,
     F: FnMut(C) -> Fut,
     Fut: Future<Output = Result<Page<T, C>, E>>,
 {
@@ -251,7 +268,7 @@ pub fn paginate_from<C, F, Fut, T, E>(
     fetch_page: F,
 ) -> Paginate<C, F, Fut, T, E>
 where
-    C: Clone,
+    C: Clone + PartialEq,
     F: FnMut(C) -> Fut,
     Fut: Future<Output = Result<Page<T, C>, E>>,
 {

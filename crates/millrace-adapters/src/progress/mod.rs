@@ -6,8 +6,10 @@
 //! are [indicatif](https://docs.rs/indicatif) progress bars redrawn in place; when stdout is
 //! not a terminal (a pipe, a log file, CI) the dashboard degrades to periodic plain lines
 //! written by [`PlainRender`], which renders into any [`Write`] and is exact, so it can be
-//! tested against a buffer. [`DashboardHandle::finish`] draws a final frame and prints the
-//! [`Metrics::report`] table; dropping the handle stops the dashboard without the table.
+//! tested against a buffer. [`DashboardHandle::finish`] draws a final frame and **prints the
+//! [`Metrics::report`] table itself** (to the dashboard's output: the terminal, or the writer
+//! of [`plain_to`](Dashboard::plain_to)), so do not print `metrics.report()` again after it;
+//! dropping the handle stops the dashboard without the table.
 //!
 //! The dashboard runs on its own OS thread, not on a tokio task: it keeps drawing while a
 //! CPU-bound pipeline holds the runtime's threads, and it works without a runtime.
@@ -15,7 +17,7 @@
 //! ```
 //! use millrace::prelude::*;
 //! use millrace::Metrics;
-//! use millrace_adapters::progress::Dashboard;
+//! use millrace::adapters::progress::Dashboard;
 //! use futures::{stream, StreamExt};
 //! use std::time::Duration;
 //!
@@ -60,7 +62,7 @@ enum Output {
 ///
 /// ```
 /// use millrace::Metrics;
-/// use millrace_adapters::progress::Dashboard;
+/// use millrace::adapters::progress::Dashboard;
 /// use std::time::Duration;
 ///
 /// let metrics = Metrics::new();
@@ -97,7 +99,7 @@ impl Dashboard {
     ///
     /// ```
     /// use millrace::Metrics;
-    /// use millrace_adapters::progress::Dashboard;
+    /// use millrace::adapters::progress::Dashboard;
     ///
     /// let _dashboard = Dashboard::new(&Metrics::new());
     /// ```
@@ -118,7 +120,7 @@ impl Dashboard {
     ///
     /// ```
     /// use millrace::Metrics;
-    /// use millrace_adapters::progress::Dashboard;
+    /// use millrace::adapters::progress::Dashboard;
     /// use std::time::Duration;
     ///
     /// let _dashboard = Dashboard::new(&Metrics::new()).interval(Duration::from_millis(250));
@@ -133,7 +135,7 @@ impl Dashboard {
     ///
     /// ```
     /// use millrace::Metrics;
-    /// use millrace_adapters::progress::Dashboard;
+    /// use millrace::adapters::progress::Dashboard;
     ///
     /// let handle = Dashboard::new(&Metrics::new()).plain_to(Vec::new()).start();
     /// let out = handle.finish().unwrap();
@@ -151,7 +153,7 @@ impl Dashboard {
     ///
     /// ```
     /// use millrace::Metrics;
-    /// use millrace_adapters::progress::Dashboard;
+    /// use millrace::adapters::progress::Dashboard;
     ///
     /// let handle = Dashboard::new(&Metrics::new()).plain_to(std::io::sink()).start();
     /// assert!(handle.finish().is_some());
@@ -169,7 +171,7 @@ impl Dashboard {
     /// ```
     /// use millrace::prelude::*;
     /// use millrace::Metrics;
-    /// use millrace_adapters::progress::Dashboard;
+    /// use millrace::adapters::progress::Dashboard;
     /// use futures::{stream, StreamExt};
     /// use std::time::Duration;
     ///
@@ -190,7 +192,7 @@ impl Dashboard {
 ///
 /// ```
 /// use millrace::Metrics;
-/// use millrace_adapters::progress::{Dashboard, PlainDashboard};
+/// use millrace::adapters::progress::{Dashboard, PlainDashboard};
 ///
 /// let d: PlainDashboard<Vec<u8>> = Dashboard::new(&Metrics::new()).plain_to(Vec::new());
 /// let out: Vec<u8> = d.start().finish().unwrap();
@@ -215,7 +217,7 @@ impl<W: Write + Send + 'static> PlainDashboard<W> {
     ///
     /// ```
     /// use millrace::Metrics;
-    /// use millrace_adapters::progress::Dashboard;
+    /// use millrace::adapters::progress::Dashboard;
     ///
     /// let handle = Dashboard::new(&Metrics::new()).plain_to(Vec::new()).start();
     /// assert!(handle.finish().is_some());
@@ -349,7 +351,7 @@ enum Stop {
 ///
 /// ```
 /// use millrace::Metrics;
-/// use millrace_adapters::progress::{Dashboard, DashboardHandle};
+/// use millrace::adapters::progress::{Dashboard, DashboardHandle};
 ///
 /// let handle: DashboardHandle<Vec<u8>> = Dashboard::new(&Metrics::new()).plain_to(Vec::new()).start();
 /// drop(handle);
@@ -399,13 +401,17 @@ fn spawn<D: Draw>(metrics: Metrics, interval: Duration, mut draw: D) -> Dashboar
 }
 
 impl<W> DashboardHandle<W> {
-    /// Draws a final frame, prints the [`Metrics::report`] table under it, stops the thread
-    /// and returns the writer of a [`plain_to`](Dashboard::plain_to) dashboard (`None` when it
-    /// drew bars on the terminal).
+    /// Draws a final frame, **prints the [`Metrics::report`] table itself** under it (on the
+    /// terminal, or into the writer of a [`plain_to`](Dashboard::plain_to) dashboard), stops
+    /// the thread and returns that writer (`None` when it drew bars on the terminal).
+    ///
+    /// There is no need to print `metrics.report()` after it: that would show the table twice.
+    /// To get the table as a value instead, drop the handle (which stops the dashboard without
+    /// it) and call [`Metrics::report`].
     ///
     /// ```
     /// use millrace::Metrics;
-    /// use millrace_adapters::progress::Dashboard;
+    /// use millrace::adapters::progress::Dashboard;
     ///
     /// let metrics = Metrics::new();
     /// metrics.stage("idle");

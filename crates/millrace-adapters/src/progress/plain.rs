@@ -19,7 +19,7 @@ const BAR: usize = 20;
 /// ```
 /// use millrace::prelude::*;
 /// use millrace::Metrics;
-/// use millrace_adapters::progress::PlainRender;
+/// use millrace::adapters::progress::PlainRender;
 /// use futures::{stream, StreamExt};
 /// use std::time::Duration;
 ///
@@ -49,7 +49,7 @@ impl PlainRender {
     /// A renderer that has drawn nothing yet.
     ///
     /// ```
-    /// use millrace_adapters::progress::PlainRender;
+    /// use millrace::adapters::progress::PlainRender;
     ///
     /// let _render = PlainRender::new();
     /// ```
@@ -86,7 +86,7 @@ impl PlainRender {
     ///
     /// ```
     /// use millrace::Metrics;
-    /// use millrace_adapters::progress::PlainRender;
+    /// use millrace::adapters::progress::PlainRender;
     /// use std::time::Duration;
     ///
     /// let metrics = Metrics::new();

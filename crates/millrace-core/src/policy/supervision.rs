@@ -10,6 +10,12 @@ use std::fmt;
 ///   and reported as a `tracing` warning, so it is never silently lost.
 /// - `Replace(f)`: turn the error into an item with `f` (called only on the error path).
 ///
+/// A `Supervision` is `Send + Sync`, so a [`Supervise`](crate::wrappers::Supervise) stream is
+/// `Sync` whenever its upstream is. The `Replace` box is `Send + Sync`; build it with
+/// [`Supervision::replace`], which accepts any `Send` closure (a closure that is not `Sync`,
+/// say one owning a `Cell`, is wrapped in a `Mutex` that is only ever accessed through
+/// `&mut`, so it costs no locking).
+///
 /// ```
 /// use millrace::prelude::*;
 /// use futures::{stream, StreamExt};
@@ -35,13 +41,15 @@ pub enum Supervision<T, E> {
     /// Drop the failed item, count it, report it, continue.
     Resume,
     /// Turn the error into an item.
-    Replace(Box<dyn FnMut(E) -> T + Send>),
+    Replace(Box<dyn FnMut(E) -> T + Send + Sync>),
 }
 
 impl<T, E> Supervision<T, E> {
     /// `Replace(Box::new(f))`: turn each error into an item with `f`.
     ///
-    /// The closure is boxed once here; it is called only when an error arrives.
+    /// The closure is boxed once here; it is called only when an error arrives. It needs to be
+    /// `Send` but not `Sync`: it is kept in a `Mutex` reached only through `&mut` (no lock is
+    /// taken), which is what makes the box `Sync`.
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -53,7 +61,13 @@ impl<T, E> Supervision<T, E> {
     where
         F: FnMut(E) -> T + Send + 'static,
     {
-        Supervision::Replace(Box::new(f))
+        let mut f = std::sync::Mutex::new(f);
+        Supervision::Replace(Box::new(move |e| {
+            let f = f
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(e)
+        }))
     }
 }
 

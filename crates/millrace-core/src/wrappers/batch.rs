@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
+
+use super::timeout_each::deadline_after;
 
 use crate::error::{ConfigError, nonzero};
 use crate::stage::Stage;
@@ -138,7 +140,7 @@ impl<S: Stream> Stream for Batch<S> {
                         // First item of a batch: reserve once, start the clock.
                         this.items.reserve_exact(size.min(MAX_PREALLOC));
                         if let Some(within) = *this.within {
-                            let deadline = Instant::now() + within;
+                            let deadline = deadline_after(within);
                             match this.sleep {
                                 Some(sleep) => sleep.as_mut().reset(deadline),
                                 None => {

@@ -6,11 +6,13 @@
 
 mod recover;
 mod retry;
+mod skip_errors;
 mod supervise;
 pub(crate) mod validate;
 
 pub use self::recover::{CheckpointWith, Recover, RecoverStage};
 pub use self::retry::{Restartable, Retry, RetryStats};
+pub use self::skip_errors::{SkipErrors, SkipErrorsStage};
 pub use self::supervise::{SkipCounter, Supervise, SuperviseStage};
 pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
 
@@ -25,14 +27,21 @@ pub use self::rate_limit::{RateLimit, RateLimitStage};
 
 mod batch;
 mod deadline;
+mod idle_timeout;
+mod item_timeout;
 mod prefetch;
 mod stop_on;
 mod timeout_each;
+mod try_batch;
 pub use self::batch::{Batch, BatchStage};
 pub use self::deadline::{Deadline, DeadlineStage};
+pub use self::idle_timeout::{IdleTimeout, IdleTimeoutStage};
+pub use self::item_timeout::{ItemTimeout, ItemTimeoutStage};
 pub use self::prefetch::{Prefetch, PrefetchStage};
 pub use self::stop_on::{StopOn, StopOnStage};
+#[allow(deprecated)]
 pub use self::timeout_each::{TimeoutEach, TimeoutEachStage, TimeoutError};
+pub use self::try_batch::{TryBatch, TryBatchStage};
 
 mod metered;
 mod paginate;
@@ -43,4 +52,5 @@ pub use self::metered::{
     MeteredStage, Observed,
 };
 pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
+pub use self::paginate::{REMEMBERED_CURSORS, RepeatedCursor};
 pub use self::scoped::Scoped;

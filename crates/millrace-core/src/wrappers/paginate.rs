@@ -1,5 +1,6 @@
 //! [`Paginate`]: pages fetched one cursor at a time, flattened into one stream of items.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -101,6 +102,122 @@ impl<C> PagePosition<C> {
     }
 }
 
+/// How many of the most recent page cursors a [`Paginate`] stream remembers by default to
+/// detect a server that repeats itself (see [`Paginate::remember_cursors`]).
+pub const REMEMBERED_CURSORS: usize = 32;
+
+/// A page named as its next page a cursor that was already fetched (A→A, or A→B→A):
+/// following it would fetch the same pages forever, so [`Paginate`] stopped there.
+///
+/// The stream ends after the items of the page that sent the cursor. By default the stop is
+/// reported as a `tracing` error and kept in [`Paginate::repeated_cursor`]; with
+/// [`Paginate::on_repeated_cursor`] it is also yielded as the stream's last item, converted
+/// into the stream's error type.
+///
+/// ```
+/// use millrace::wrappers::RepeatedCursor;
+///
+/// let e = RepeatedCursor { cursor: "A", from: "B", pages: 2 };
+/// assert_eq!(
+///     e.to_string(),
+///     "page \"B\" named \"A\" as its next page, which was already fetched (after 2 pages): \
+///      following it would loop forever, so pagination stopped; check how the server builds its \
+///      cursors, or allow repeats with `allow_repeated_cursors()`"
+/// );
+/// let as_string: String = e.into();
+/// assert!(as_string.starts_with("page \"B\" named \"A\""));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RepeatedCursor<C> {
+    /// The cursor that was sent again.
+    pub cursor: C,
+    /// The cursor of the page that sent it.
+    pub from: C,
+    /// How many pages were fetched before the stop.
+    pub pages: u64,
+}
+
+impl<C: fmt::Debug> fmt::Display for RepeatedCursor<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "page {:?} named {:?} as its next page, which was already fetched (after {} pages): \
+             following it would loop forever, so pagination stopped; check how the server builds \
+             its cursors, or allow repeats with `allow_repeated_cursors()`",
+            self.from, self.cursor, self.pages
+        )
+    }
+}
+
+impl<C: fmt::Debug> std::error::Error for RepeatedCursor<C> {}
+
+/// The message of the error, for streams whose error type is `String`:
+/// `.on_repeated_cursor(String::from)`. (A user crate cannot write this impl.)
+impl<C: fmt::Debug> From<RepeatedCursor<C>> for String {
+    fn from(e: RepeatedCursor<C>) -> String {
+        e.to_string()
+    }
+}
+
+/// What to do about repeated cursors: the memory of recent cursors and the reaction.
+struct CursorGuard<C, E> {
+    /// The most recently fetched cursors, oldest first; at most `capacity`.
+    seen: VecDeque<C>,
+    /// 0: repeats are allowed (no memory kept).
+    capacity: usize,
+    /// Pages whose fetch was started.
+    pages: u64,
+    /// Turns the stop into the stream's last item.
+    to_error: Option<fn(RepeatedCursor<C>) -> E>,
+    /// The stop, once detected.
+    repeated: Option<RepeatedCursor<C>>,
+    /// The stop still has to be yielded (with `to_error`) when the items before it are out.
+    pending: bool,
+}
+
+impl<C: Clone + PartialEq, E> CursorGuard<C, E> {
+    /// Records a fetch of `cursor`.
+    fn fetching(&mut self, cursor: &C) {
+        self.pages += 1;
+        if self.capacity == 0 {
+            return;
+        }
+        if self.seen.len() == self.capacity {
+            self.seen.pop_front();
+        }
+        self.seen.push_back(cursor.clone());
+    }
+
+    /// Whether `next`, named by the page at `from`, may be followed; records the stop if not.
+    fn allows(&mut self, next: &C, from: &C) -> bool {
+        if self.capacity == 0 || !self.seen.contains(next) {
+            return true;
+        }
+        let stop = RepeatedCursor {
+            cursor: next.clone(),
+            from: from.clone(),
+            pages: self.pages,
+        };
+        tracing::error!(
+            pages = self.pages,
+            "millrace paginate: a page named an already fetched cursor as its next page; \
+             pagination stopped instead of looping forever"
+        );
+        self.repeated = Some(stop);
+        self.pending = self.to_error.is_some();
+        false
+    }
+
+    /// The stop as an error item, once.
+    fn take_error(&mut self) -> Option<E> {
+        if !std::mem::take(&mut self.pending) {
+            return None;
+        }
+        let to_error = self.to_error?;
+        self.repeated.clone().map(to_error)
+    }
+}
+
 /// A finished fetch: the cursor it was started with and what it returned.
 type Fetched<C, T, E> = (C, Result<Page<T, C>, E>);
 
@@ -128,6 +245,7 @@ pin_project! {
         // Items of the first page to skip (`paginate_from`).
         skip: usize,
         prefetch: bool,
+        guard: CursorGuard<C, E>,
         done: bool,
     }
 }
@@ -143,6 +261,8 @@ where
             .field("buffered", &self.items.len())
             .field("fetching", &self.fetching)
             .field("prefetch", &self.prefetch)
+            .field("remembered_cursors", &self.guard.capacity)
+            .field("repeated_cursor", &self.guard.repeated)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -150,7 +270,7 @@ where
 
 impl<C, F, Fut, T, E> Paginate<C, F, Fut, T, E>
 where
-    C: Clone,
+    C: Clone + PartialEq,
     F: FnMut(C) -> Fut,
     Fut: Future<Output = Result<Page<T, C>, E>>,
 {
@@ -172,8 +292,128 @@ where
             next: Some(position.cursor),
             skip: position.offset,
             prefetch: false,
+            guard: CursorGuard {
+                seen: VecDeque::new(),
+                capacity: REMEMBERED_CURSORS,
+                pages: 0,
+                to_error: None,
+                repeated: None,
+                pending: false,
+            },
             done: false,
         }
+    }
+
+    /// Ends the stream with an error item when a page names an already fetched cursor (see
+    /// [`RepeatedCursor`]): `to_error` converts the stop into the stream's error type, e.g.
+    /// `String::from`, `Into::into` for a `Box<dyn Error + Send + Sync>`, or a variant of your
+    /// error enum.
+    ///
+    /// Without it the stream still stops (it can never loop forever), but ends without an
+    /// error item: the stop is reported as a `tracing` error and kept in
+    /// [`repeated_cursor`](Self::repeated_cursor). (The stop cannot be yielded by default
+    /// because a stream's error type is the fetch's: it need not be able to hold it.)
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::Page;
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // A buggy server: page 0 → page 1 → page 0 → …
+    /// let fetch = |k: u32| async move { Ok::<_, String>(Page::next(vec![k], 1 - k)) };
+    /// let out: Vec<Result<u32, String>> =
+    ///     paginate(0, fetch).on_repeated_cursor(String::from).collect().await;
+    /// assert_eq!(out.len(), 3);
+    /// assert_eq!(out[..2], [Ok(0), Ok(1)]);
+    /// assert!(out[2].as_ref().unwrap_err().starts_with("page 1 named 0 as its next page"));
+    /// # }
+    /// ```
+    pub fn on_repeated_cursor(mut self, to_error: fn(RepeatedCursor<C>) -> E) -> Self {
+        self.guard.to_error = Some(to_error);
+        self
+    }
+
+    /// How many of the most recently fetched cursors are remembered to detect a repeat
+    /// (default [`REMEMBERED_CURSORS`], 32): a loop through more distinct pages than that
+    /// (A→B→…→A over more than `n` pages) is not detected. Memory: `n` cursors; each page costs
+    /// one cursor clone and at most `n` comparisons.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::Page;
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // A loop through 3 pages: 0 → 1 → 2 → 0 → …; remembering 2 cursors cannot see it,
+    /// // remembering 3 can.
+    /// let fetch = |k: u32| async move { Ok::<_, ()>(Page::next(vec![k], (k + 1) % 3)) };
+    /// let short = paginate(0, fetch).remember_cursors(2).take(10).count().await;
+    /// assert_eq!(short, 10); // still going
+    /// let enough = paginate(0, fetch).remember_cursors(3).count().await;
+    /// assert_eq!(enough, 3); // stopped after page 2
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `n == 0`: "`paginate`: `remember_cursors` must be at least 1, got 0; pass a
+    /// non-zero value" (to turn detection off, use
+    /// [`allow_repeated_cursors`](Self::allow_repeated_cursors)).
+    #[track_caller]
+    pub fn remember_cursors(mut self, n: usize) -> Self {
+        let n = crate::error::built(crate::error::nonzero("paginate", "remember_cursors", n));
+        self.guard.capacity = n.get();
+        self
+    }
+
+    /// Turns repeated-cursor detection off, for an API whose cursors legitimately repeat
+    /// (the stream then ends only at a page with `next: None`).
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::Page;
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // The cursor is a "poll again" token; the page says when there is no more.
+    /// let fetch = |n: u32| async move {
+    ///     let _ = n;
+    ///     Ok::<_, ()>(Page::next(vec![1], 0u32))
+    /// };
+    /// let taken = paginate(0, fetch).allow_repeated_cursors().take(5).count().await;
+    /// assert_eq!(taken, 5);
+    /// # }
+    /// ```
+    pub fn allow_repeated_cursors(mut self) -> Self {
+        self.guard.capacity = 0;
+        self.guard.seen = VecDeque::new();
+        self
+    }
+
+    /// The repeated cursor that stopped the stream, if one did.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::Page;
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut pages = std::pin::pin!(paginate(7u32, |k| async move {
+    ///     Ok::<_, ()>(Page::next(vec![k], 7)) // always "next: 7"
+    /// }));
+    /// assert_eq!(pages.next().await, Some(Ok(7)));
+    /// assert_eq!(pages.next().await, None); // stopped, not looping
+    /// let stop = pages.repeated_cursor().unwrap();
+    /// assert_eq!((stop.cursor, stop.from, stop.pages), (7, 7, 1));
+    /// # }
+    /// ```
+    pub fn repeated_cursor(&self) -> Option<&RepeatedCursor<C>> {
+        self.guard.repeated.as_ref()
     }
 
     /// Starts fetching page `k + 1` as soon as page `k` arrives, so that the fetch overlaps
@@ -279,7 +519,7 @@ where
 
 impl<C, F, Fut, T, E> Stream for Paginate<C, F, Fut, T, E>
 where
-    C: Clone,
+    C: Clone + PartialEq,
     F: FnMut(C) -> Fut,
     Fut: Future<Output = Result<Page<T, C>, E>>,
 {
@@ -311,12 +551,13 @@ where
                     .expect("a fetch in flight has its cursor");
                 (c, res)
             } else if let Some(c) = this.next.take() {
+                this.guard.fetching(&c);
                 this.fetch.set(Some((this.fetch_page)(c.clone())));
                 *this.fetching = Some(c);
                 continue;
             } else {
                 *this.done = true;
-                return Poll::Ready(None);
+                return Poll::Ready(this.guard.take_error().map(Err));
             };
             // A page arrived: it becomes the current page.
             *this.current = cursor;
@@ -336,11 +577,18 @@ where
                         *this.offset = skip;
                     }
                     *this.next = page.next;
+                    if let Some(next) = this.next.as_ref()
+                        && !this.guard.allows(next, this.current)
+                    {
+                        // A repeat: deliver this page's items, then stop.
+                        *this.next = None;
+                    }
                     if *this.prefetch
                         && let Some(c) = this.next.take()
                     {
                         // Start the fetch ahead now and poll it once, so its I/O (or timer)
                         // begins while the consumer works on this page.
+                        this.guard.fetching(&c);
                         this.fetch.set(Some((this.fetch_page)(c.clone())));
                         *this.fetching = Some(c);
                         if this.items.len() > 0 {
@@ -358,7 +606,15 @@ where
         }
         let buffered = self.items.len();
         let more_pages = self.next.is_some() || self.fetching.is_some() || self.ready.is_some();
-        (buffered, if more_pages { None } else { Some(buffered) })
+        let stop = usize::from(self.guard.pending);
+        (
+            buffered + stop,
+            if more_pages {
+                None
+            } else {
+                Some(buffered + stop)
+            },
+        )
     }
 }
 
@@ -382,7 +638,7 @@ fn poll_ahead<C, Fut, T, E>(
 
 impl<C, F, Fut, T, E> FusedStream for Paginate<C, F, Fut, T, E>
 where
-    C: Clone,
+    C: Clone + PartialEq,
     F: FnMut(C) -> Fut,
     Fut: Future<Output = Result<Page<T, C>, E>>,
 {
@@ -418,7 +674,7 @@ impl<C, F, Fut, T, E> WithPositions<C, F, Fut, T, E> {
 
 impl<C, F, Fut, T, E> Stream for WithPositions<C, F, Fut, T, E>
 where
-    C: Clone,
+    C: Clone + PartialEq,
     F: FnMut(C) -> Fut,
     Fut: Future<Output = Result<Page<T, C>, E>>,
 {
@@ -437,7 +693,7 @@ where
 
 impl<C, F, Fut, T, E> FusedStream for WithPositions<C, F, Fut, T, E>
 where
-    C: Clone,
+    C: Clone + PartialEq,
     F: FnMut(C) -> Fut,
     Fut: Future<Output = Result<Page<T, C>, E>>,
 {

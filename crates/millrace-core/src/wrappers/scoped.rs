@@ -108,6 +108,109 @@ where
     }
 }
 
+impl<O, R, E, B, S, C, F> Scoped<O, R, E, B, S, C, F>
+where
+    C: FnOnce(R) -> F,
+    F: Future<Output = ()>,
+{
+    /// Closes the scope now and waits for `close` to finish: the awaitable cleanup after an
+    /// early exit (Python's `aclosing`).
+    ///
+    /// The body stream is dropped, then `close(resource)` is awaited (or the close already in
+    /// progress is finished); the stream is done afterwards (`poll_next` returns `None`). It
+    /// is **idempotent with every other path**: `close` runs exactly once whether the stream
+    /// ended on its own, was closed here (once or many times) or is dropped later; after this
+    /// resolves, dropping the stream closes nothing again. If `open` has not finished, it is
+    /// dropped and there is nothing to close (as on drop).
+    ///
+    /// Resolves to the body's error that was held back while the resource closed (see
+    /// [`scoped`](crate::scoped), "errors end the scope") if the consumer had not received it
+    /// yet, so that it is not lost; `None` otherwise.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let closed = Arc::new(AtomicUsize::new(0));
+    /// let c = closed.clone();
+    /// let mut rows = std::pin::pin!(scoped(
+    ///     async { Ok::<_, String>(()) },
+    ///     |_: &()| stream::iter(0..).map(Ok),
+    ///     move |_| async move { c.fetch_add(1, Ordering::SeqCst); },
+    /// ));
+    /// while let Some(row) = rows.next().await {
+    ///     if row == Ok(2) {
+    ///         break; // early exit: the resource is still open
+    ///     }
+    /// }
+    /// assert_eq!(rows.as_mut().close().await, None);
+    /// assert_eq!(closed.load(Ordering::SeqCst), 1); // closed, and awaited
+    /// assert_eq!(rows.next().await, None);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// A panic in `close` propagates to the caller (the close is then over and never retried).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future leaves an unfinished close in the stream, where the drop
+    /// path (or a later `close()`) picks it up: it still runs exactly once.
+    pub fn close(self: Pin<&mut Self>) -> impl Future<Output = Option<E>> + '_ {
+        let mut this = self;
+        std::future::poll_fn(move |cx| this.as_mut().poll_close(cx))
+    }
+
+    /// The poll form of [`close`](Self::close), for hand-written futures.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut s = std::pin::pin!(scoped(
+    ///     async { Ok::<_, String>(()) },
+    ///     |_: &()| stream::iter([Ok::<u8, String>(1)]),
+    ///     |_| async {},
+    /// ));
+    /// // Never polled: `open` never ran, so there is nothing to close.
+    /// assert_eq!(std::future::poll_fn(|cx| s.as_mut().poll_close(cx)).await, None);
+    /// # }
+    /// ```
+    pub fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<E>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        // Not opened (or still opening): there is no resource to close.
+        this.open.set(None);
+        this.body_fn.take();
+        // The body may hold clones of the resource's parts: drop it before closing.
+        this.body.set(None);
+        if this.closing.is_none()
+            && let (Some(r), Some(c)) = (this.resource.take(), this.close.take())
+        {
+            *this.closing = Some(Box::pin(c(r)));
+        }
+        if let Some(mut fut) = this.closing.take() {
+            // Taken out while polled, as in `poll_next`: a panic drops it for good.
+            if fut.as_mut().poll(cx).is_pending() {
+                *this.closing = Some(fut);
+                return Poll::Pending;
+            }
+        }
+        this.close.take();
+        *this.done = true;
+        Poll::Ready(this.pending_err.take())
+    }
+}
+
 /// Runs a close whose stream was dropped before it could await it.
 ///
 /// Inside a tokio runtime the close future is spawned on it (`Handle::try_current`). With no

@@ -13,9 +13,11 @@ use crate::Stage;
 use crate::policy::Supervision;
 
 /// A cloneable, live count of the errors a [`Supervise`] stream skipped under
-/// [`Supervision::Resume`].
+/// [`Supervision::Resume`], or a [`SkipErrors`](super::SkipErrors) stream skipped.
 ///
-/// Obtain it with [`Supervise::skip_counter`] before handing the stream to its consumer.
+/// Obtain it with [`Supervise::skip_counter`] (or
+/// [`SkipErrors::skip_counter`](super::SkipErrors::skip_counter)) before handing the stream to
+/// its consumer.
 ///
 /// ```
 /// use millrace::prelude::*;
@@ -44,6 +46,11 @@ impl SkipCounter {
     /// ```
     pub fn get(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more skipped error and returns the new count.
+    pub(crate) fn bump(&self) -> u64 {
+        self.count.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
@@ -165,7 +172,7 @@ where
                         return Poll::Ready(Some(Err(error)));
                     }
                     Supervision::Resume => {
-                        let skipped = this.skipped.count.fetch_add(1, Ordering::Relaxed) + 1;
+                        let skipped = this.skipped.bump();
                         tracing::warn!(
                             skipped,
                             error = %error,

@@ -352,7 +352,15 @@ where
     type Item = Fut::Output;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        // Tokio's cooperative budget, as in spawned mode (free outside tokio).
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         let polled = self.as_mut().poll_work(cx);
+        if let Poll::Ready(Some(_)) = polled {
+            coop.made_progress();
+        }
         if self.gauges.observed.load(Ordering::Relaxed) {
             self.gauges.publish(self.in_flight(), self.buffered_len());
         }

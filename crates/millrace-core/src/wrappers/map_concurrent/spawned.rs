@@ -128,6 +128,9 @@ pub(super) struct Engine<Fut: Future> {
     /// Reusable pinned storage for the inline first poll (moved into a task only when the
     /// future is pending, so ready futures cost no allocation).
     cache: Option<Pin<Box<Option<Fut>>>>,
+    /// Whether futures are polled once inline before being spawned: only on a current-thread
+    /// runtime, where it costs no parallelism (decided at the first item).
+    inline: Option<bool>,
     fail: Option<FailCheck<Fut::Output>>,
 }
 
@@ -154,6 +157,7 @@ impl<Fut: Future> Engine<Fut> {
             ring: VecDeque::new(),
             set: JoinSet::new(),
             cache: None,
+            inline: None,
             fail: None,
         }
     }
@@ -229,9 +233,28 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
-    /// Polls `fut` once inline. Returns its output if it may be yielded right now; otherwise
-    /// keeps it (ready, behind earlier items) or spawns it (pending).
+    /// Whether to poll futures once inline before spawning them: on a current-thread runtime
+    /// (every task runs on the consumer's thread anyway, so a future that is ready at once
+    /// loses nothing by running there, and costs no task). On a multi-threaded runtime every
+    /// future goes to its own task at once, so CPU work before its first `.await` runs in
+    /// parallel on the workers. Outside a runtime: inline (a pending future then fails to
+    /// spawn, with tokio's message).
+    fn inline_first_poll(&mut self) -> bool {
+        *self.inline.get_or_insert_with(|| {
+            tokio::runtime::Handle::try_current().map_or(true, |h| {
+                h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+            })
+        })
+    }
+
+    /// Starts `fut`. On a current-thread runtime it is polled once inline first: returns its
+    /// output if it may be yielded right now; otherwise keeps it (ready, behind earlier items)
+    /// or spawns it (pending). On a multi-threaded runtime it is spawned at once.
     pub(super) fn start(&mut self, fut: Fut, cx: &mut Context<'_>) -> Option<Fut::Output> {
+        if !self.inline_first_poll() {
+            self.spawn(Box::pin(Some(fut)));
+            return None;
+        }
         let cell = self.cache.get_or_insert_with(|| Box::pin(None));
         cell.set(Some(fut));
         let polled = cell
@@ -259,24 +282,29 @@ where
                 // Slow path: the box becomes the task's storage (the future stays where it was
                 // pinned); the next item allocates a fresh box.
                 let fut = self.cache.take().expect("cache was just filled");
-                let task = Task {
-                    fut,
-                    shared: Arc::clone(&self.shared),
-                    fail: self.fail,
-                };
-                self.spawned += 1;
-                // Published before the task can finish (see `Shared::in_flight`).
-                self.shared.spawned.store(self.spawned, Ordering::Release);
-                if self.ordered {
-                    let handle = AbortOnDropHandle::new(tokio::spawn(task));
-                    self.ring.push_back(Slot::Running(handle));
-                } else {
-                    self.set.spawn(task);
-                }
-                self.publish_held();
+                self.spawn(fut);
                 None
             }
         }
+    }
+
+    /// Runs `fut` (pinned in its box) on a new task, in the window.
+    fn spawn(&mut self, fut: Pin<Box<Option<Fut>>>) {
+        let task = Task {
+            fut,
+            shared: Arc::clone(&self.shared),
+            fail: self.fail,
+        };
+        self.spawned += 1;
+        // Published before the task can finish (see `Shared::in_flight`).
+        self.shared.spawned.store(self.spawned, Ordering::Release);
+        if self.ordered {
+            let handle = AbortOnDropHandle::new(tokio::spawn(task));
+            self.ring.push_back(Slot::Running(handle));
+        } else {
+            self.set.spawn(task);
+        }
+        self.publish_held();
     }
 
     /// The next output: `Ready(None)` when nothing is held.
@@ -365,17 +393,27 @@ pin_project! {
     ///
     /// # Execution
     ///
-    /// Each future is polled **once inline**, in the consumer's `poll_next`, right after `f`
-    /// creates it. A future that is ready at once is yielded (or kept in order) without any
-    /// allocation or task; only a pending future is moved, already pinned in its box, onto a
-    /// new tokio task (`tokio::spawn`), where it keeps running while the consumer is busy.
-    /// New items are pulled from the upstream (and `f` called) only while the consumer polls.
+    /// **On a multi-threaded runtime** each future is spawned on its own tokio task as soon as
+    /// `f` creates it, so the work runs in parallel on the workers, CPU work before the first
+    /// `.await` included. **On a current-thread runtime** (where tasks cannot run in parallel
+    /// anyway) each future is first polled **once inline**, in the consumer's `poll_next`: one
+    /// that is ready at once is yielded (or kept in order) without any allocation or task;
+    /// only a pending future is moved, already pinned in its box, onto a new task
+    /// (`tokio::spawn`), where it keeps running while the consumer is busy. Either way, new
+    /// items are pulled from the upstream (and `f` called) only while the consumer polls.
     /// Spawning needs a tokio runtime.
+    ///
+    /// # Cooperative scheduling
+    ///
+    /// The stream takes part in tokio's cooperative budget (`tokio::task::coop`), as tokio's
+    /// own streams do: each item yielded spends one unit, and once the task's budget is spent
+    /// the stream returns `Pending` (and is woken at once), so a stage whose futures are all
+    /// ready cannot starve the other tasks of a current-thread runtime.
     ///
     /// # Panics
     ///
-    /// A panic in `f` or in a future's first poll unwinds straight out of `poll_next`; a panic
-    /// in a spawned future is resumed on the consumer (`resume_unwind`) where its output would
+    /// A panic in `f` or in a future's inline first poll unwinds straight out of `poll_next`; a
+    /// panic in a spawned future is resumed on the consumer (`resume_unwind`) where its output would
     /// have been yielded (at its input position in the ordered variant). It never looks like
     /// a normal end of the stream.
     ///
@@ -625,10 +663,48 @@ where
     type Item = Fut::Output;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
-        let mut this = self.project();
-        if *this.finished {
+        if self.finished {
             return Poll::Ready(None);
         }
+        // Tokio's cooperative budget, as its own streams do: a stream that is always ready
+        // (futures ready at once) yields to the scheduler every budget's worth of items, so it
+        // cannot starve the other tasks of its thread. Outside tokio this is free.
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        let polled = self.poll_items(cx);
+        if let Poll::Ready(Some(_)) = polled {
+            coop.made_progress();
+        }
+        polled
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.finished {
+            return (0, Some(0));
+        }
+        let held = self.engine.held();
+        let (lo, hi) = if self.upstream_done {
+            (0, Some(0))
+        } else {
+            self.upstream.size_hint()
+        };
+        (
+            lo.saturating_add(held),
+            hi.and_then(|h| h.checked_add(held)),
+        )
+    }
+}
+
+impl<S, F, Fut> MapConcurrent<S, F, Fut>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    /// `poll_next` without the cooperative budget.
+    #[inline]
+    fn poll_items(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
+        let mut this = self.project();
         while !*this.upstream_done && this.engine.has_room(cx) {
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
@@ -650,22 +726,6 @@ where
             // Nothing held and the upstream is pending: it has our waker.
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.finished {
-            return (0, Some(0));
-        }
-        let held = self.engine.held();
-        let (lo, hi) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
-        (
-            lo.saturating_add(held),
-            hi.and_then(|h| h.checked_add(held)),
-        )
     }
 }
 

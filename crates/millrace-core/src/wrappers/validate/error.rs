@@ -64,3 +64,52 @@ impl<T: fmt::Debug, R: Error + 'static> Error for Invalid<T, R> {
         Some(&self.reason)
     }
 }
+
+/// Lets [`validate_ok`](crate::PipelineExt::validate_ok) work on a stream whose error type is
+/// `String`: a rejected item becomes its message, `"item #<index> rejected: <reason>"` (the
+/// item itself is dropped; use an error enum with an `Invalid` variant to keep it).
+///
+/// (A user crate cannot write this impl: `From` and `String` are both foreign there.)
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let rows = stream::iter([Ok(1), Err("eof".to_string()), Ok(-1)]);
+/// let out: Vec<Result<i32, String>> =
+///     rows.validate_ok(|x: &i32| if *x > 0 { Ok(()) } else { Err("not positive") }).collect().await;
+/// assert_eq!(out, [Ok(1), Err("eof".to_string()), Err("item #2 rejected: not positive".to_string())]);
+/// # }
+/// ```
+impl<T, R: fmt::Display> From<Invalid<T, R>> for String {
+    fn from(invalid: Invalid<T, R>) -> String {
+        invalid.to_string()
+    }
+}
+
+/// Lets [`validate_ok`](crate::PipelineExt::validate_ok) work on a stream whose error type is
+/// `&str`, with a validation that returns `&str` reasons: a rejected item becomes its reason
+/// (the item and its index are dropped; use an error enum with an `Invalid` variant to keep
+/// them).
+///
+/// (A user crate cannot write this impl: `From` and `&str` are both foreign there.)
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let rows = stream::iter([Ok(1), Err("eof"), Ok(-1)]);
+/// let out: Vec<Result<i32, &str>> =
+///     rows.validate_ok(|x: &i32| if *x > 0 { Ok(()) } else { Err("not positive") }).collect().await;
+/// assert_eq!(out, [Ok(1), Err("eof"), Err("not positive")]);
+/// # }
+/// ```
+impl<'a, T> From<Invalid<T, &'a str>> for &'a str {
+    fn from(invalid: Invalid<T, &'a str>) -> &'a str {
+        invalid.reason
+    }
+}

@@ -1,0 +1,300 @@
+//! [`TryBatch`]: size-or-time batching of a fallible stream, built by
+//! [`try_batch`](crate::PipelineExt::try_batch) and
+//! [`try_batch_within`](crate::PipelineExt::try_batch_within).
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_core::stream::FusedStream;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use super::timeout_each::{deadline_after, nonzero_duration};
+use crate::error::{ConfigError, nonzero};
+use crate::stage::Stage;
+
+/// As in [`Batch`](super::Batch): the largest capacity reserved up front for one batch.
+const MAX_PREALLOC: usize = 1024;
+
+pin_project! {
+    /// Stream for the [`try_batch`](crate::PipelineExt::try_batch) and
+    /// [`try_batch_within`](crate::PipelineExt::try_batch_within) methods.
+    ///
+    /// `Ok` items are gathered into batches; an `Err` first flushes the partial batch (if
+    /// any) as `Ok(batch)`, then is yielded as itself, and batching goes on after it:
+    /// `[Ok(1), Ok(2), Err(e), Ok(3)]` becomes `[Ok([1, 2]), Err(e), Ok([3])]`.
+    ///
+    /// ```
+    /// use millrace::wrappers::TryBatch;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let s = TryBatch::try_new(stream::iter([Ok(1), Err("bad"), Ok(2)]), 2).unwrap();
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(vec![1]), Err("bad"), Ok(vec![2])]);
+    /// # }
+    /// ```
+    #[must_use = "streams do nothing unless polled"]
+    pub struct TryBatch<S, T, E> {
+        #[pin]
+        stream: S,
+        items: Vec<T>,
+        // An error that arrived behind a partial batch: yielded right after that batch.
+        held: Option<E>,
+        size: NonZeroUsize,
+        within: Option<Duration>,
+        // One timer per wrapper, created at the first batch that needs it and re-armed with
+        // `reset` for every later batch. Boxed (once) so that `TryBatch` is `Unpin` when `S` is.
+        sleep: Option<Pin<Box<Sleep>>>,
+        // The upstream returned `None` (the tail batch was flushed in that same poll).
+        upstream_done: bool,
+    }
+}
+
+impl<S, T, E> TryBatch<S, T, E>
+where
+    S: Stream<Item = Result<T, E>>,
+{
+    /// Batches the `Ok` items by size: every batch has `size` items except one cut short by an
+    /// error and the last.
+    ///
+    /// # Errors
+    ///
+    /// `size == 0` is a [`ConfigError`]:
+    ///
+    /// ```
+    /// use millrace::wrappers::TryBatch;
+    /// use futures::stream;
+    ///
+    /// let err = TryBatch::try_new(stream::iter([Ok::<u8, ()>(1)]), 0).unwrap_err();
+    /// assert_eq!(err.to_string(), "`try_batch`: `size` must be at least 1, got 0; pass a non-zero value");
+    /// ```
+    pub fn try_new(stream: S, size: usize) -> Result<Self, ConfigError> {
+        let size = nonzero("try_batch", "size", size)?;
+        Ok(Self::build(stream, size, None))
+    }
+
+    /// Batches the `Ok` items by size or time: a batch is emitted when it holds `size` items,
+    /// when `within` has passed since its first item, or when an error arrives.
+    ///
+    /// # Errors
+    ///
+    /// `size == 0` or `within == Duration::ZERO` is a [`ConfigError`]:
+    ///
+    /// ```
+    /// use millrace::wrappers::TryBatch;
+    /// use futures::stream;
+    /// use std::time::Duration;
+    ///
+    /// let err = TryBatch::try_within(stream::iter([Ok::<u8, ()>(1)]), 4, Duration::ZERO).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "`try_batch_within`: `within` must be a non-zero duration, got 0ns; pass a value in that range"
+    /// );
+    /// ```
+    pub fn try_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
+        let size = nonzero("try_batch_within", "size", size)?;
+        let within = nonzero_duration("try_batch_within", "within", within)?;
+        Ok(Self::build(stream, size, Some(within)))
+    }
+
+    fn build(stream: S, size: NonZeroUsize, within: Option<Duration>) -> Self {
+        TryBatch {
+            stream,
+            items: Vec::new(),
+            held: None,
+            size,
+            within,
+            sleep: None,
+            upstream_done: false,
+        }
+    }
+}
+
+impl<S, T, E> TryBatch<S, T, E> {
+    delegate_access_inner!(stream, S);
+}
+
+impl<S, T, E> Stream for TryBatch<S, T, E>
+where
+    S: Stream<Item = Result<T, E>>,
+{
+    type Item = Result<Vec<T>, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if let Some(e) = this.held.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        if *this.upstream_done {
+            return Poll::Ready(None);
+        }
+        let size = this.size.get();
+        loop {
+            match this.stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(item))) => {
+                    if this.items.is_empty() {
+                        // First item of a batch: reserve once, start the clock.
+                        this.items.reserve_exact(size.min(MAX_PREALLOC));
+                        if let Some(within) = *this.within {
+                            let deadline = deadline_after(within);
+                            match this.sleep {
+                                Some(sleep) => sleep.as_mut().reset(deadline),
+                                None => {
+                                    *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)))
+                                }
+                            }
+                        }
+                    }
+                    this.items.push(item);
+                    if this.items.len() >= size {
+                        return Poll::Ready(Some(Ok(std::mem::take(this.items))));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    if this.items.is_empty() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    // Flush what came before the error, then the error, in that order.
+                    *this.held = Some(e);
+                    return Poll::Ready(Some(Ok(std::mem::take(this.items))));
+                }
+                Poll::Ready(None) => {
+                    *this.upstream_done = true;
+                    let tail = std::mem::take(this.items);
+                    return Poll::Ready(if tail.is_empty() {
+                        None
+                    } else {
+                        Some(Ok(tail))
+                    });
+                }
+                Poll::Pending => {
+                    if !this.items.is_empty()
+                        && let Some(sleep) = this.sleep.as_mut()
+                        && sleep.as_mut().poll(cx).is_ready()
+                    {
+                        return Poll::Ready(Some(Ok(std::mem::take(this.items))));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let held = usize::from(self.held.is_some());
+        if self.upstream_done {
+            return (held, Some(held));
+        }
+        let buffered = self.items.len();
+        let (lo, hi) = self.stream.size_hint();
+        // At least one output if anything is buffered or will arrive; at most one per
+        // upstream item (every item an error, or alone in its batch) plus the buffered batch.
+        let lower = held + usize::from(buffered > 0 || lo > 0);
+        let upper = hi.and_then(|hi| hi.checked_add(held)?.checked_add(usize::from(buffered > 0)));
+        (lower, upper)
+    }
+}
+
+impl<S, T, E> FusedStream for TryBatch<S, T, E>
+where
+    S: Stream<Item = Result<T, E>>,
+{
+    fn is_terminated(&self) -> bool {
+        self.upstream_done && self.held.is_none()
+    }
+}
+
+impl<S, T, E> fmt::Debug for TryBatch<S, T, E>
+where
+    S: fmt::Debug,
+    T: fmt::Debug,
+    E: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryBatch")
+            .field("stream", &self.stream)
+            .field("items", &self.items)
+            .field("held", &self.held)
+            .field("size", &self.size)
+            .field("within", &self.within)
+            .field("upstream_done", &self.upstream_done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Stage`] that wraps its upstream in a [`TryBatch`]; see
+/// [`try_batch`](crate::PipelineExt::try_batch).
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::wrappers::TryBatchStage;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let out: Vec<Result<Vec<u8>, &str>> =
+///     stream::iter([Ok(1), Ok(2), Ok(3)]).wrap(TryBatchStage::new(2)).collect().await;
+/// assert_eq!(out, [Ok(vec![1, 2]), Ok(vec![3])]);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct TryBatchStage {
+    size: NonZeroUsize,
+    within: Option<Duration>,
+}
+
+impl TryBatchStage {
+    /// Batches of `size` `Ok` items, cut short by errors.
+    ///
+    /// # Panics
+    ///
+    /// If `size == 0`, with the [`ConfigError`] message; [`TryBatchStage::try_new`] returns it.
+    #[track_caller]
+    pub fn new(size: usize) -> Self {
+        crate::error::built(Self::try_new(size))
+    }
+
+    /// Like [`TryBatchStage::new`], returning the [`ConfigError`] instead of panicking.
+    pub fn try_new(size: usize) -> Result<Self, ConfigError> {
+        Ok(TryBatchStage {
+            size: nonzero("try_batch", "size", size)?,
+            within: None,
+        })
+    }
+
+    /// Batches of at most `size` `Ok` items, flushed `within` after a batch's first item or
+    /// when an error arrives.
+    ///
+    /// # Panics
+    ///
+    /// If `size == 0` or `within` is zero, with the [`ConfigError`] message;
+    /// [`TryBatchStage::try_within`] returns it.
+    #[track_caller]
+    pub fn within(size: usize, within: Duration) -> Self {
+        crate::error::built(Self::try_within(size, within))
+    }
+
+    /// Like [`TryBatchStage::within`], returning the [`ConfigError`] instead of panicking.
+    pub fn try_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Ok(TryBatchStage {
+            size: nonzero("try_batch_within", "size", size)?,
+            within: Some(nonzero_duration("try_batch_within", "within", within)?),
+        })
+    }
+}
+
+impl<S, T, E> Stage<S> for TryBatchStage
+where
+    S: Stream<Item = Result<T, E>>,
+{
+    type Output = TryBatch<S, T, E>;
+
+    fn wrap(self, upstream: S) -> TryBatch<S, T, E> {
+        TryBatch::build(upstream, self.size, self.within)
+    }
+}
