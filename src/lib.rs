@@ -236,135 +236,13 @@ macro_rules! yield_all {
     };
 }
 
-/// Not public API: paths used by the code that millrace's macros generate.
+/// Not public API: paths used by the code that millrace's macros generate. They live in
+/// `millrace_core::__private` (so `#[stream_stage(crate = millrace_core)]` works without this
+/// facade); the engine of `pipeline!` is added here.
 #[doc(hidden)]
 pub mod __private {
-    pub use millrace_core;
-
-    pub use ::async_stream;
-    pub use ::core::marker::PhantomData;
-    pub use ::core::pin::Pin;
-    pub use ::core::task::{Context, Poll};
-    pub use ::core::{fmt, option::Option};
-    pub use ::futures_core::{Stream, stream::FusedStream};
-    pub use ::pin_project_lite::pin_project;
-    pub use ::std::boxed::Box;
+    pub use millrace_core::__private::*;
     pub use millrace_macros::pipeline_impl;
-
-    /// The per-stage check of `pipeline!`: an identity that checks, at the stage's span, that
-    /// the stage is a stream (metering, when on, wraps the checked value).
-    #[inline(always)]
-    pub fn stage<S: PipelineStream>(name: &'static str, stream: S) -> S {
-        let _ = name;
-        stream
-    }
-
-    /// The metering half of the `pipeline!` hook: the stage, metered under its name into
-    /// `registry` (see `Metrics::global` and the `metrics = …;` option of `pipeline!`), fed by
-    /// the counters of the stage before it, paired with its own counters for the next stage.
-    #[inline]
-    pub fn metered_stage<S: PipelineStream>(
-        registry: &millrace_core::Metrics,
-        name: &'static str,
-        upstream: Option<millrace_core::StageMetrics>,
-        stream: S,
-    ) -> (
-        millrace_core::wrappers::Metered<S>,
-        Option<millrace_core::StageMetrics>,
-    ) {
-        millrace_core::metrics::__meter_fed_stage(registry, name, upstream, stream)
-    }
-
-    pub use millrace_core::metrics::{__AdoptEvents, __EventsProbe, __NoEvents};
-
-    /// The next item of a pinned stream (`#[for_await]` and `yield_all!` on the general path).
-    #[inline]
-    pub fn next<'a, S: Stream + ?Sized>(
-        stream: &'a mut Pin<&mut S>,
-    ) -> impl ::core::future::Future<Output = Option<S::Item>> + 'a {
-        ::core::future::poll_fn(move |cx| stream.as_mut().poll_next(cx))
-    }
-
-    pin_project! {
-        /// The live state of a fast-path `#[stream_stage]`: the pinned upstream and the
-        /// configuration values, held in one `Option` so that `poll_next` checks a single
-        /// discriminant per poll and finishing drops both at once.
-        pub struct Live<S, C> {
-            #[pin]
-            upstream: S,
-            config: C,
-        }
-    }
-
-    impl<S, C> Live<S, C> {
-        /// The state.
-        #[inline(always)]
-        pub fn new(upstream: S, config: C) -> Self {
-            Live { upstream, config }
-        }
-
-        /// The pinned upstream and the configuration.
-        #[inline(always)]
-        pub fn parts(self: Pin<&mut Self>) -> (Pin<&mut S>, &mut C) {
-            let this = self.project();
-            (this.upstream, this.config)
-        }
-
-        /// The upstream.
-        #[inline(always)]
-        pub fn upstream(&self) -> &S {
-            &self.upstream
-        }
-    }
-
-    impl<S, C> fmt::Debug for Live<S, C> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("Live").finish_non_exhaustive()
-        }
-    }
-
-    /// What every stage of a `pipeline!` must be.
-    #[diagnostic::on_unimplemented(
-        message = "this `pipeline!` stage produces `{Self}`, which is not a `Stream`",
-        label = "not a stream",
-        note = "every stage of `pipeline!` must produce a `Stream`; `=> f(args)` calls `f(upstream, args)` and `=> .m(args)` calls `upstream.m(args)`"
-    )]
-    pub trait PipelineStream: Stream {}
-    // `do_not_recommend`: report "not a stream" in our words instead of listing every
-    // `Stream` implementor (a list that grows with each wrapper and would churn UI snapshots).
-    #[diagnostic::do_not_recommend]
-    impl<S: Stream> PipelineStream for S {}
-
-    /// Emitted beside the errors of `#[stream_stage]` in place of the function's stream, so
-    /// that calling code does not pile up follow-up errors. Never yields.
-    #[derive(Debug)]
-    pub struct Stub<T>(PhantomData<fn() -> T>);
-
-    impl<T> Stub<T> {
-        /// The stub.
-        pub fn new() -> Self {
-            Stub(PhantomData)
-        }
-    }
-
-    impl<T> Default for Stub<T> {
-        fn default() -> Self {
-            Self::new()
-        }
-    }
-
-    impl<T> Stream for Stub<T> {
-        type Item = T;
-        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<T>> {
-            Poll::Ready(None)
-        }
-    }
-
-    impl<T> FusedStream for Stub<T> {
-        fn is_terminated(&self) -> bool {
-            true
-        }
-    }
 }
 
 /// The Rust code blocks of `README.md`, compiled and run as doc tests so the README stays true.

@@ -48,10 +48,10 @@ async fn desugars_to_pipe_first_calls_and_methods() {
 }
 
 #[tokio::test]
-async fn method_stages_can_chain_and_use_turbofish() {
+async fn method_stages_can_chain_in_parentheses_and_use_turbofish() {
     let out: Vec<Vec<u32>> = pipeline! {
         stream::iter(1..=5u32)
-        => .map(|x| x * 2).filter(|x| ready(*x != 4))
+        => (.map(|x| x * 2).filter(|x| ready(*x != 4)))
         => .chunks(2)
         => .take::<>(2)
     }
