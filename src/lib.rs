@@ -49,18 +49,34 @@ pub mod prelude {
 /// - starting with `_` (or `_: UpstreamType`) instead of a source builds a reusable [`Stage`]
 ///   (through [`stage_fn`]).
 ///
-/// The expansion is plain nested calls: no boxing. Every stage is named from its tokens
-/// (`enrich`, `prefetch`, …); every stage must produce a `Stream`, and a stage that cannot take
-/// its upstream is reported at that stage.
+/// The expansion is plain nested calls: no boxing. Every stage must produce a `Stream`, and a
+/// stage that is not one, or that cannot take its upstream, is reported at that stage (once:
+/// the stages after it and the code using the pipeline raise nothing more).
+///
+/// # One stage per `=>`
+///
+/// Each `=>` starts exactly one stage: `=> .map(f) .batch(3)` is a compile error on `.batch`
+/// (a missing `=>`), not a `map` stage that also batches. A chain of methods that should be
+/// one stage (one name, one line in the metrics) goes in parentheses, `=> (.map(f).batch(3))`,
+/// or in a function called as `=> f(args)`.
+///
+/// # Names
+///
+/// Every stage is named from its tokens (`enrich`, `prefetch`, `iter` for
+/// `stream::iter(..)`); a name already used in the pipeline gets a suffix (`filter_map`,
+/// `filter_map#2`). Name a stage (the source too) with a string before it: `"fetch": stage`.
+/// A given name must be unique in the pipeline, not empty and without control characters.
 ///
 /// # Metrics
 ///
 /// Every stage (the source included) is **metered under its name** without extra code: by
 /// default into the process-wide [`Metrics::global`] registry, which holds stages weakly (a
 /// dropped pipeline disappears from it). Stages that keep event counters (`restartable(..).retry`,
-/// `recover_with`, `on_error`) have their retries, fallbacks and skips adopted into their
-/// stage's snapshot, concurrent stages (`prefetch`, `map_concurrent*`) their in-flight and
-/// buffered gauges, and each stage's `items_in` is the item count of the stage before it.
+/// `recover_with`, `on_error`, any [`Observable`](metrics::Observable) wrapper) have their
+/// retries, fallbacks and skips adopted into their stage's snapshot, concurrent stages
+/// (`prefetch`, `map_concurrent*`) their in-flight and buffered gauges; a stage whose items are
+/// `Result`s counts its `Err` items in `errors`, and each stage's `items_in` is the item count
+/// of the stage before it.
 /// Options go before the source, each ending with `;`:
 ///
 /// - `metrics = &registry;` meters into that [`Metrics`] registry instead (evaluated once);
@@ -118,6 +134,37 @@ pub mod prelude {
 /// // `metrics = off;`: the same type as the calls written by hand.
 /// let plain = pipeline! { metrics = off; stream::iter(0..3u8) => .batch(2) };
 /// let _: millrace::wrappers::Batch<stream::Iter<std::ops::Range<u8>>> = plain;
+/// # }
+/// ```
+///
+/// Names, a chain in one stage, and the errors of a `Result` stage:
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::Metrics;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let metrics = Metrics::new();
+/// let _: Vec<Result<u32, Invalid<u32, &str>>> = pipeline! {
+///     metrics = &metrics;
+///     "numbers": stream::iter(0..6u32)
+///     => "tens": (.map(|x| x * 10).skip(1))
+///     => .validate(|x: &u32| if *x < 40 { Ok(()) } else { Err("too big") })
+/// }
+/// .collect()
+/// .await;
+/// let rows: Vec<(String, u64, Option<u64>)> =
+///     metrics.snapshot().into_iter().map(|s| (s.name, s.items, s.errors)).collect();
+/// assert_eq!(
+///     rows,
+///     [
+///         ("numbers".to_owned(), 6, None),
+///         ("tens".to_owned(), 5, None),
+///         ("validate".to_owned(), 5, Some(2)),
+///     ]
+/// );
 /// # }
 /// ```
 ///
