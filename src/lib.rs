@@ -49,18 +49,34 @@ pub mod prelude {
 /// - starting with `_` (or `_: UpstreamType`) instead of a source builds a reusable [`Stage`]
 ///   (through [`stage_fn`]).
 ///
-/// The expansion is plain nested calls: no boxing. Every stage is named from its tokens
-/// (`enrich`, `prefetch`, …); every stage must produce a `Stream`, and a stage that cannot take
-/// its upstream is reported at that stage.
+/// The expansion is plain nested calls: no boxing. Every stage must produce a `Stream`, and a
+/// stage that is not one, or that cannot take its upstream, is reported at that stage (once:
+/// the stages after it and the code using the pipeline raise nothing more).
+///
+/// # One stage per `=>`
+///
+/// Each `=>` starts exactly one stage: `=> .map(f) .batch(3)` is a compile error on `.batch`
+/// (a missing `=>`), not a `map` stage that also batches. A chain of methods that should be
+/// one stage (one name, one line in the metrics) goes in parentheses, `=> (.map(f).batch(3))`,
+/// or in a function called as `=> f(args)`.
+///
+/// # Names
+///
+/// Every stage is named from its tokens (`enrich`, `prefetch`, `iter` for
+/// `stream::iter(..)`); a name already used in the pipeline gets a suffix (`filter_map`,
+/// `filter_map#2`). Name a stage (the source too) with a string before it: `"fetch": stage`.
+/// A given name must be unique in the pipeline, not empty and without control characters.
 ///
 /// # Metrics
 ///
 /// Every stage (the source included) is **metered under its name** without extra code: by
 /// default into the process-wide [`Metrics::global`] registry, which holds stages weakly (a
 /// dropped pipeline disappears from it). Stages that keep event counters (`restartable(..).retry`,
-/// `recover_with`, `on_error`) have their retries, fallbacks and skips adopted into their
-/// stage's snapshot, concurrent stages (`prefetch`, `map_concurrent*`) their in-flight and
-/// buffered gauges, and each stage's `items_in` is the item count of the stage before it.
+/// `recover_with`, `on_error`, any [`Observable`](metrics::Observable) wrapper) have their
+/// retries, fallbacks and skips adopted into their stage's snapshot, concurrent stages
+/// (`prefetch`, `map_concurrent*`) their in-flight and buffered gauges; a stage whose items are
+/// `Result`s counts its `Err` items in `errors`, and each stage's `items_in` is the item count
+/// of the stage before it.
 /// Options go before the source, each ending with `;`:
 ///
 /// - `metrics = &registry;` meters into that [`Metrics`] registry instead (evaluated once);
@@ -118,6 +134,37 @@ pub mod prelude {
 /// // `metrics = off;`: the same type as the calls written by hand.
 /// let plain = pipeline! { metrics = off; stream::iter(0..3u8) => .batch(2) };
 /// let _: millrace::wrappers::Batch<stream::Iter<std::ops::Range<u8>>> = plain;
+/// # }
+/// ```
+///
+/// Names, a chain in one stage, and the errors of a `Result` stage:
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::Metrics;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let metrics = Metrics::new();
+/// let _: Vec<Result<u32, Invalid<u32, &str>>> = pipeline! {
+///     metrics = &metrics;
+///     "numbers": stream::iter(0..6u32)
+///     => "tens": (.map(|x| x * 10).skip(1))
+///     => .validate(|x: &u32| if *x < 40 { Ok(()) } else { Err("too big") })
+/// }
+/// .collect()
+/// .await;
+/// let rows: Vec<(String, u64, Option<u64>)> =
+///     metrics.snapshot().into_iter().map(|s| (s.name, s.items, s.errors)).collect();
+/// assert_eq!(
+///     rows,
+///     [
+///         ("numbers".to_owned(), 6, None),
+///         ("tens".to_owned(), 5, None),
+///         ("validate".to_owned(), 5, Some(2)),
+///     ]
+/// );
 /// # }
 /// ```
 ///
@@ -236,135 +283,13 @@ macro_rules! yield_all {
     };
 }
 
-/// Not public API: paths used by the code that millrace's macros generate.
+/// Not public API: paths used by the code that millrace's macros generate. They live in
+/// `millrace_core::__private` (so `#[stream_stage(crate = millrace_core)]` works without this
+/// facade); the engine of `pipeline!` is added here.
 #[doc(hidden)]
 pub mod __private {
-    pub use millrace_core;
-
-    pub use ::async_stream;
-    pub use ::core::marker::PhantomData;
-    pub use ::core::pin::Pin;
-    pub use ::core::task::{Context, Poll};
-    pub use ::core::{fmt, option::Option};
-    pub use ::futures_core::{Stream, stream::FusedStream};
-    pub use ::pin_project_lite::pin_project;
-    pub use ::std::boxed::Box;
+    pub use millrace_core::__private::*;
     pub use millrace_macros::pipeline_impl;
-
-    /// The per-stage check of `pipeline!`: an identity that checks, at the stage's span, that
-    /// the stage is a stream (metering, when on, wraps the checked value).
-    #[inline(always)]
-    pub fn stage<S: PipelineStream>(name: &'static str, stream: S) -> S {
-        let _ = name;
-        stream
-    }
-
-    /// The metering half of the `pipeline!` hook: the stage, metered under its name into
-    /// `registry` (see `Metrics::global` and the `metrics = …;` option of `pipeline!`), fed by
-    /// the counters of the stage before it, paired with its own counters for the next stage.
-    #[inline]
-    pub fn metered_stage<S: PipelineStream>(
-        registry: &millrace_core::Metrics,
-        name: &'static str,
-        upstream: Option<millrace_core::StageMetrics>,
-        stream: S,
-    ) -> (
-        millrace_core::wrappers::Metered<S>,
-        Option<millrace_core::StageMetrics>,
-    ) {
-        millrace_core::metrics::__meter_fed_stage(registry, name, upstream, stream)
-    }
-
-    pub use millrace_core::metrics::{__AdoptEvents, __EventsProbe, __NoEvents};
-
-    /// The next item of a pinned stream (`#[for_await]` and `yield_all!` on the general path).
-    #[inline]
-    pub fn next<'a, S: Stream + ?Sized>(
-        stream: &'a mut Pin<&mut S>,
-    ) -> impl ::core::future::Future<Output = Option<S::Item>> + 'a {
-        ::core::future::poll_fn(move |cx| stream.as_mut().poll_next(cx))
-    }
-
-    pin_project! {
-        /// The live state of a fast-path `#[stream_stage]`: the pinned upstream and the
-        /// configuration values, held in one `Option` so that `poll_next` checks a single
-        /// discriminant per poll and finishing drops both at once.
-        pub struct Live<S, C> {
-            #[pin]
-            upstream: S,
-            config: C,
-        }
-    }
-
-    impl<S, C> Live<S, C> {
-        /// The state.
-        #[inline(always)]
-        pub fn new(upstream: S, config: C) -> Self {
-            Live { upstream, config }
-        }
-
-        /// The pinned upstream and the configuration.
-        #[inline(always)]
-        pub fn parts(self: Pin<&mut Self>) -> (Pin<&mut S>, &mut C) {
-            let this = self.project();
-            (this.upstream, this.config)
-        }
-
-        /// The upstream.
-        #[inline(always)]
-        pub fn upstream(&self) -> &S {
-            &self.upstream
-        }
-    }
-
-    impl<S, C> fmt::Debug for Live<S, C> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("Live").finish_non_exhaustive()
-        }
-    }
-
-    /// What every stage of a `pipeline!` must be.
-    #[diagnostic::on_unimplemented(
-        message = "this `pipeline!` stage produces `{Self}`, which is not a `Stream`",
-        label = "not a stream",
-        note = "every stage of `pipeline!` must produce a `Stream`; `=> f(args)` calls `f(upstream, args)` and `=> .m(args)` calls `upstream.m(args)`"
-    )]
-    pub trait PipelineStream: Stream {}
-    // `do_not_recommend`: report "not a stream" in our words instead of listing every
-    // `Stream` implementor (a list that grows with each wrapper and would churn UI snapshots).
-    #[diagnostic::do_not_recommend]
-    impl<S: Stream> PipelineStream for S {}
-
-    /// Emitted beside the errors of `#[stream_stage]` in place of the function's stream, so
-    /// that calling code does not pile up follow-up errors. Never yields.
-    #[derive(Debug)]
-    pub struct Stub<T>(PhantomData<fn() -> T>);
-
-    impl<T> Stub<T> {
-        /// The stub.
-        pub fn new() -> Self {
-            Stub(PhantomData)
-        }
-    }
-
-    impl<T> Default for Stub<T> {
-        fn default() -> Self {
-            Self::new()
-        }
-    }
-
-    impl<T> Stream for Stub<T> {
-        type Item = T;
-        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<T>> {
-            Poll::Ready(None)
-        }
-    }
-
-    impl<T> FusedStream for Stub<T> {
-        fn is_terminated(&self) -> bool {
-            true
-        }
-    }
 }
 
 /// The Rust code blocks of `README.md`, compiled and run as doc tests so the README stays true.

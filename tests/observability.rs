@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use millrace::Metrics;
-use millrace::metrics::{__AdoptEvents, __EventsProbe, __NoEvents, __meter_stage};
 use millrace::prelude::*;
 use millrace::testing::{Flaky, FlakyError, Step, consume, scripted};
 
@@ -211,21 +210,28 @@ fn the_global_registry_prunes_dead_stages() {
     assert_eq!(count(), 0);
 }
 
-/// What `pipeline!` is expected to expand a stage to (see `millrace::metrics::__meter_stage`).
+/// What `pipeline!` expands a metered stage to (see `millrace::__private`): registered, its
+/// events adopted and its error counting chosen from its own type, then metered.
 macro_rules! stage {
     ($name:literal, $e:expr) => {{
         #[allow(unused_imports)]
-        use millrace::metrics::{__AdoptEvents as _, __NoEvents as _};
-        let s = __meter_stage($name, $e);
-        (&__EventsProbe(&s)).__adopt_events();
-        s
+        use millrace::__private::{
+            AdoptEvents as _, CountsErrors as _, IgnoresErrors as _, NoEvents as _,
+        };
+        let value = $e;
+        let counters = millrace::__private::register_stage(Metrics::global(), $name, None);
+        (&millrace::__private::StageProbe(&value)).adopt_events(&counters);
+        let counting = (&millrace::__private::StageProbe(&value)).error_counting();
+        millrace::__private::meter(
+            millrace::__private::checked_stage(value),
+            &counters,
+            counting,
+        )
     }};
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_pipeline_hook_meters_globally_and_adopts_events() {
-    // The traits are used by name so the imports above are exercised.
-    fn _traits_exist(_: &dyn __AdoptEvents, _: &dyn __NoEvents) {}
     let flaky = Flaky::new(0..4u64).fail_at([1]);
     let f = flaky.clone();
     let s = stage!(
@@ -246,6 +252,11 @@ async fn the_pipeline_hook_meters_globally_and_adopts_events() {
     );
     assert_eq!(plain.snapshot().retries, None);
     assert_eq!(skip.snapshot().skipped, Some(0));
+    // Stages of `Result`s count their `Err` items (none got through here).
+    assert_eq!(
+        (fetch.snapshot().errors, skip.snapshot().errors),
+        (Some(0), Some(0))
+    );
 }
 
 /// A small parser for the Prometheus text format: `(family types, samples)`, where a sample

@@ -48,10 +48,10 @@ async fn desugars_to_pipe_first_calls_and_methods() {
 }
 
 #[tokio::test]
-async fn method_stages_can_chain_and_use_turbofish() {
+async fn method_stages_can_chain_in_parentheses_and_use_turbofish() {
     let out: Vec<Vec<u32>> = pipeline! {
         stream::iter(1..=5u32)
-        => .map(|x| x * 2).filter(|x| ready(*x != 4))
+        => (.map(|x| x * 2).filter(|x| ready(*x != 4)))
         => .chunks(2)
         => .take::<>(2)
     }
@@ -168,5 +168,96 @@ async fn a_pipeline_stage_adopts_retries_and_skips() {
     assert_eq!(
         (snap[1].name.as_str(), snap[1].skipped),
         ("on_error", Some(0))
+    );
+}
+
+#[tokio::test]
+async fn stages_can_be_named_and_repeated_names_are_told_apart() {
+    let metrics = millrace::Metrics::new();
+    let out: Vec<u32> = pipeline! {
+        metrics = &metrics;
+        "numbers": stream::iter(0..8u32)
+        => .filter_map(|x| ready((x % 2 == 0).then_some(x)))
+        => .filter_map(|x| ready((x > 0).then_some(x * 10)))
+        => "plus one": add(1)
+        => add(1)
+        => add(1)
+    }
+    .collect()
+    .await;
+    assert_eq!(out, [23, 43, 63]);
+    let names: Vec<(String, u64)> = metrics
+        .snapshot()
+        .into_iter()
+        .map(|s| (s.name, s.items))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("numbers".to_owned(), 8),
+            ("filter_map".to_owned(), 4),
+            ("filter_map#2".to_owned(), 3),
+            ("plus one".to_owned(), 3),
+            ("add".to_owned(), 3),
+            ("add#2".to_owned(), 3),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_derived_name_that_a_given_name_took_gets_a_suffix() {
+    let metrics = millrace::Metrics::new();
+    let _: Vec<u32> = pipeline! {
+        metrics = &metrics;
+        stream::iter(0..2u32) => add(1) => "add": add(2)
+    }
+    .collect()
+    .await;
+    let names: Vec<String> = metrics.snapshot().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["iter", "add#2", "add"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_of_a_pipeline_with_validation_errors_and_retries_has_exact_counts() {
+    use millrace::policy::{RetryPolicy, Supervision};
+    use millrace::testing::Flaky;
+    let metrics = millrace::Metrics::new();
+    // 0..10, failing once at item 2 (one retry); 0, 3, 6 and 9 are invalid (four errors,
+    // which `on_error(Resume)` then skips).
+    let flaky = Flaky::new(0..10u64).fail_at([2]);
+    let f = flaky.clone();
+    let out: Vec<u64> = pipeline! {
+        metrics = &metrics;
+        "fetch": restartable(move |cp: &Checkpoint<u64>| f.open(cp.delivered))
+            .retry(RetryPolicy::fixed(std::time::Duration::from_millis(10), 3))
+        => .map(|r| r.expect("retried"))
+        => .validate(|x: &u64| if x % 3 == 0 { Err("multiple of three") } else { Ok(()) })
+        => .on_error(Supervision::Resume)
+    }
+    .map(|r| r.expect("skipped"))
+    .collect()
+    .await;
+    assert_eq!(out, [1, 2, 4, 5, 7, 8]);
+    let counts: Vec<_> = metrics
+        .snapshot()
+        .into_iter()
+        .map(|s| (s.name, s.items, s.errors, s.retries, s.skipped))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("fetch".to_owned(), 10, Some(0), Some(1), None),
+            ("map".to_owned(), 10, None, None, None),
+            ("validate".to_owned(), 10, Some(4), None, None),
+            ("on_error".to_owned(), 6, Some(0), None, Some(4)),
+        ]
+    );
+    assert_eq!(
+        metrics.report().to_string(),
+        "stage     items  errors  retries  skipped  fallbacks  p50  p99  time\n\
+         fetch        10       0        1        -          -    -    -     -\n\
+         map          10       -        -        -          -    -    -     -\n\
+         validate     10       4        -        -          -    -    -     -\n\
+         on_error      6       0        -        4          -    -    -     -\n"
     );
 }

@@ -31,6 +31,9 @@
 #[macro_use]
 mod macros;
 
+#[doc(hidden)]
+pub mod __private;
+
 pub mod checkpoint;
 pub mod error;
 mod ext;

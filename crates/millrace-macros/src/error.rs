@@ -73,6 +73,10 @@ impl Errors {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
     pub(crate) fn finish(self) -> syn::Result<()> {
         match self.0 {
             Some(e) => Err(e),

@@ -1,7 +1,7 @@
 //! Per-stage metrics readable live from a [`Metrics`] handle, exported as JSON or Prometheus
 //! text, and summarised in a [`Report`].
 //!
-//! A [`Metered`] stage (built by
+//! A [`Metered`](crate::wrappers::Metered) stage (built by
 //! [`metered`](crate::PipelineExt::metered), [`metered_in`](crate::PipelineExt::metered_in) or
 //! [`Metrics::meter`]) counts what passes through it into a [`StageMetrics`]: atomics behind an
 //! `Arc`, written by the stage and read by anyone, at any time, without a lock.
@@ -84,8 +84,9 @@
 //!
 //! [`Metrics::global`] is a process-wide registry that holds stages **weakly**: a stage
 //! disappears from it once its stream and every handle on it are dropped (pruned at snapshot
-//! time), so a loop that builds pipelines does not leak. [`__meter_stage`] is the hook the
-//! `pipeline!` macro calls for each stage.
+//! time), so a loop that builds pipelines does not leak. `pipeline!` meters each of its stages
+//! there by default, adopting the events of [`Observable`] stages and counting the `Err`
+//! items of stages whose items are `Result`s.
 //!
 //! ```
 //! use millrace::prelude::*;
@@ -121,10 +122,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use futures_core::Stream;
-
 use self::histogram::Histogram;
-use crate::wrappers::{Metered, Recover, Retry, RetryStats, SkipCounter, Supervise};
+use crate::wrappers::{Recover, Retry, RetryStats, SkipCounter, Supervise};
 
 /// A gauge read at snapshot time.
 type Gauge = Box<dyn Fn() -> u64 + Send + Sync>;
@@ -477,7 +476,7 @@ impl StageMetrics {
     }
 
     /// Sets how many items the stage is expected to yield ([`StageSnapshot::expected`]), so a
-    /// dashboard can draw a bar. A [`Metered`] stage sets it by itself when its upstream's
+    /// dashboard can draw a bar. A [`Metered`](crate::wrappers::Metered) stage sets it by itself when its upstream's
     /// `size_hint` is exact at construction.
     ///
     /// ```
@@ -853,7 +852,7 @@ struct Registry {
     stages: Mutex<Vec<Entry>>,
 }
 
-/// A registry of stage metrics: a cloneable handle that many [`Metered`] stages report into,
+/// A registry of stage metrics: a cloneable handle that many [`Metered`](crate::wrappers::Metered) stages report into,
 /// read in insertion order.
 ///
 /// Registration takes a lock once per stage (when the stage is built); counting never does.
@@ -1062,65 +1061,3 @@ impl Metrics {
         lock(&self.inner.stages)
     }
 }
-
-/// Not public API: the hook `pipeline!` expands each stage through, metering it under its
-/// name into [`Metrics::global`].
-///
-/// The macro expands a stage roughly as
-/// `{ let s = __meter_stage("name", expr); (&__EventsProbe(&s)).__adopt_events(); s }` with
-/// [`__AdoptEvents`] and [`__NoEvents`] in scope: the probe adopts the events of a `Retry`,
-/// `Recover` or `Supervise` stage (method resolution picks `__AdoptEvents` when the stage is
-/// [`Observable`], the no-op otherwise), so retries and fallbacks show without user code.
-/// The stage counts only (1 to 9 instructions per item, see the module docs); the
-/// `pipeline!` options `timing = on;` and `tracing = on;` add `.with_timing()` / `.traced()`.
-#[doc(hidden)]
-pub fn __meter_stage<S: Stream>(name: &'static str, s: S) -> Metered<S> {
-    Metered::new_in(s, Metrics::global(), name)
-}
-
-/// Not public API: the `pipeline!` hook for every stage. Registers the stage, fed by
-/// `upstream` (the counters of the stage before it, see [`StageMetrics::fed_by`]), wraps `s`,
-/// and returns the stage with a handle on its counters for the next stage (the macro threads
-/// these handles beside the streams).
-#[doc(hidden)]
-#[inline]
-pub fn __meter_fed_stage<S: Stream>(
-    registry: &Metrics,
-    name: &'static str,
-    upstream: Option<StageMetrics>,
-    s: S,
-) -> (Metered<S>, Option<StageMetrics>) {
-    let stage = registry.register_fed(name.to_owned(), upstream);
-    let handle = Some(stage.clone());
-    (
-        Metered::with_metrics(s, stage, crate::wrappers::IgnoreErrors),
-        handle,
-    )
-}
-
-/// Not public API: see [`__meter_stage`].
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct __EventsProbe<'a, S>(pub &'a Metered<S>);
-
-/// Not public API: see [`__meter_stage`].
-#[doc(hidden)]
-pub trait __AdoptEvents {
-    /// Adopts the stage's events.
-    fn __adopt_events(&self);
-}
-
-impl<S: Observable> __AdoptEvents for __EventsProbe<'_, S> {
-    fn __adopt_events(&self) {
-        self.0.get_ref().observe_into(&self.0.metrics());
-    }
-}
-
-/// Not public API: see [`__meter_stage`].
-#[doc(hidden)]
-pub trait __NoEvents {
-    /// Does nothing: the stage has no events to adopt.
-    fn __adopt_events(&self) {}
-}
-
-impl<T> __NoEvents for &T {}

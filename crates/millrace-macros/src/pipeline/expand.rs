@@ -1,25 +1,36 @@
-//! Pass 2 of `pipeline!`: plain nested calls, each stage passed through the zero-cost
-//! `__private::stage(name, value)` check (spanned at the stage, so a stage that does not produce
-//! a stream is reported there), then — unless `metrics = off;` — metered under its name into
-//! the chosen registry, adopting the retry/fallback/skip counters and gauges of the stage when
-//! it has them, fed by the stage before it (`items_in`), timed and traced when asked.
+//! Pass 2 of `pipeline!`: plain nested calls, each stage checked to be a stream at its span,
+//! then — unless `metrics = off;` — metered under its name into the chosen registry,
+//! adopting the retry/fallback/skip counters and gauges of the stage when it has them,
+//! counting its `Err` items when its items are `Result`s, fed by the stage before it
+//! (`items_in`), timed and traced when asked.
 //!
 //! Metered, each stage's value is a pair `(stream, its counters)`, so the next stage is fed by
 //! the counters without borrowing the built stream (the final value drops the counters).
+//!
+//! The stage's own value is looked at (events, error counting) and checked *before* it is
+//! wrapped for metering, so an error speaks of the stage as written. The check
+//! (`__private::checked_stage`) is spanned on the token the stage is named after; a stage that
+//! is not a stream gets that one error, and the value it passes on raises no other error in
+//! the stages after it or in the code that uses the pipeline (see `__private::Then`).
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 
 use super::parse::{Head, Metering, Pipeline, StageKind};
 
-/// One stage's value: `call` checked to be a stream at `span` and, unless `metrics = off`,
-/// metered under `name` (the check is the metering call's own bound, so a stage that is not a
-/// stream gets exactly one error, at the stage) and paired with its counters. Metered, the
-/// stage is fed by `__millrace_fed` (an `Option` of the counters of the stage before), bound
-/// by the caller with the stage's span: the same hygiene as `__millrace_upstream` (`quote!`'s
-/// call-site span is inside the facade's `macro_rules!`, where a local of the user's span is
-/// not visible).
-fn stage_value(p: &Pipeline, name: &str, span: Span, call: TokenStream) -> TokenStream {
+/// One stage's value: `call` checked to be a stream and, unless `metrics = off`, metered under
+/// `name` and paired with its counters. Metered, the stage is fed by `__millrace_fed` (an
+/// `Option` of the counters of the stage before), bound by the caller with the stage's span:
+/// every local of a stage is spanned at the stage, the same hygiene as `__millrace_upstream`
+/// (`quote!`'s call-site span is inside the facade's `macro_rules!`, where a local of the
+/// user's span is not visible).
+fn stage_value(
+    p: &Pipeline,
+    name: &str,
+    span: Span,
+    name_span: Span,
+    call: TokenStream,
+) -> TokenStream {
     let krate = &p.krate;
     let private = quote!(#krate::__private);
     let registry = match &p.metering {
@@ -27,21 +38,30 @@ fn stage_value(p: &Pipeline, name: &str, span: Span, call: TokenStream) -> Token
         Metering::Global => quote!(#krate::Metrics::global()),
         Metering::Registry(_) => quote!(__millrace_metrics),
     };
-    let fed = quote_spanned!(span=> __millrace_fed);
-    let metered = quote_spanned!(span=> #private::metered_stage(#registry, #name, #fed, #call));
+    let value = Ident::new("__millrace_value", name_span);
+    // The call expression must be spanned like its argument (so that rustc reports the check
+    // once), and a call through `#private::…` would start at the path's span: call an alias.
+    let check = Ident::new("__millrace_checked_stage", name_span);
+    let checked = quote_spanned! {name_span=> {
+        use #private::checked_stage as #check;
+        #check(#value)
+    }};
     let timing = p.timing.then(|| quote!(.with_timing()));
     let tracing = p.tracing.then(|| quote!(.traced()));
-    quote! {
-        match #metered {
-            (__millrace_stage, __millrace_counters) => {
-                {
-                    #[allow(unused_imports)]
-                    use #private::{__AdoptEvents as _, __NoEvents as _};
-                    (&#private::__EventsProbe(&__millrace_stage)).__adopt_events();
-                }
-                (__millrace_stage #tracing #timing, __millrace_counters)
-            }
-        }
+    // `match`, not `let`: temporaries of the stage's expression live as long as in nested calls.
+    quote_spanned! {span=>
+        match #call { #value => {
+            let __millrace_counters = #private::register_stage(#registry, #name, __millrace_fed);
+            #[allow(unused_imports)]
+            use #private::{AdoptEvents as _, CountsErrors as _, IgnoresErrors as _, NoEvents as _};
+            (&#private::StageProbe(&#value)).adopt_events(&__millrace_counters);
+            let __millrace_counting = (&#private::StageProbe(&#value)).error_counting();
+            let #value = #checked;
+            (
+                #private::meter(#value, &__millrace_counters, __millrace_counting) #tracing #timing,
+                ::core::option::Option::Some(__millrace_counters),
+            )
+        }}
     }
 }
 
@@ -61,7 +81,7 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
         Head::Source(e) => {
             let name = &p.head_name;
             let span = p.head_span;
-            let value = stage_value(&p, name, span, quote!(#e));
+            let value = stage_value(&p, name, span, p.head_name_span, quote!(#e));
             // The source is fed by nothing.
             let value = if metered {
                 quote_spanned! {span=> {
@@ -101,7 +121,7 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
             StageKind::Path(func) => quote_spanned!(span=> #func(#up)),
             StageKind::Method(tokens) => quote_spanned!(span=> #up #tokens),
         };
-        let value = stage_value(&p, name, span, call);
+        let value = stage_value(&p, name, span, stage.name_span, call);
         let bind = binding(span);
         cur = quote_spanned! {span=>
             match #cur {
@@ -111,9 +131,19 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
     }
     if metered {
         // The pipeline's value is the last stage; its counters were only for a next stage.
-        cur = quote! {
+        // Through `finish`, so that after a last stage that is not a stream, the code using
+        // the pipeline (`.collect()`, `.await`) raises no error of its own.
+        let private = quote!(#krate::__private);
+        let at = p.stages.last().map_or(p.head_name_span, |s| s.name_span);
+        let last = Ident::new("__millrace_last", at);
+        let finish = Ident::new("__millrace_finish", at);
+        let checked = quote_spanned! {at=> {
+            use #private::finish as #finish;
+            #finish(#last)
+        }};
+        cur = quote_spanned! {at=>
             match #cur {
-                (__millrace_last, _) => __millrace_last,
+                (#last, _) => #checked,
             }
         };
     }

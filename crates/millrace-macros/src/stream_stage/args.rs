@@ -84,6 +84,28 @@ impl Parse for Args {
     }
 }
 
+/// The `crate = path` argument of arguments that did not parse as a whole (so that the stub
+/// emitted beside their errors refers to the right crate); `::millrace` without one.
+pub(crate) fn crate_hint(attr: proc_macro2::TokenStream) -> Path {
+    let tts: Vec<proc_macro2::TokenTree> = attr.into_iter().collect();
+    let found = tts.windows(2).position(|w| {
+        matches!(&w[0], proc_macro2::TokenTree::Ident(k) if k == "crate")
+            && matches!(&w[1], proc_macro2::TokenTree::Punct(p) if p.as_char() == '=')
+    });
+    found
+        .and_then(|i| {
+            let value: proc_macro2::TokenStream = tts[i + 2..]
+                .iter()
+                .take_while(
+                    |t| !matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == ','),
+                )
+                .cloned()
+                .collect();
+            syn::parse2::<Path>(value).ok()
+        })
+        .unwrap_or_else(|| syn::parse_quote!(::millrace))
+}
+
 impl Args {
     /// The `Stream::Item` type: `T`, or `Result<T, E>` with `error = E`.
     pub(crate) fn item_type(&self) -> Type {

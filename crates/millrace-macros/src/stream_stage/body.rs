@@ -167,12 +167,23 @@ impl VisitMut for General<'_> {
                     ..
                 } = f;
                 let krate = self.krate;
+                // Checked at the expression, so that iterating something that is not a stream
+                // is one error there ("`#[for_await]` iterates a `Stream`").
+                // The value is bound (by `match`, like `for`, so temporaries live through the
+                // loop) to a name spanned like the check, so rustc reports it once.
+                let span = expr.span();
+                let src = Ident::new("__millrace_src", span);
+                let check = Ident::new("__millrace_for_await", span);
+                let checked = quote_spanned! {span=> {
+                    use #krate::__private::for_await as #check;
+                    #check(#src)
+                }};
                 // Lowered here rather than by async-stream's `for await`, so that labels and
                 // every pattern work: the stream is pinned on the generator's stack.
                 *e = Expr::Verbatim(quote! {
                     #(#attrs)*
-                    {
-                        let mut __millrace_for = ::core::pin::pin!(#expr);
+                    match #expr { #src => {
+                        let mut __millrace_for = ::core::pin::pin!(#checked);
                         #label loop {
                             let #pat = match #krate::__private::next(&mut __millrace_for).await {
                                 ::core::option::Option::Some(__millrace_item) => __millrace_item,
@@ -180,7 +191,7 @@ impl VisitMut for General<'_> {
                             };
                             #body
                         }
-                    }
+                    }}
                 });
             }
             _ => syn::visit_mut::visit_expr_mut(self, e),

@@ -51,17 +51,20 @@ fn ctor_where(
         .clone()
         .unwrap_or_else(|| parse_quote!(where));
     if !args.local {
+        // `SendStage` is `Send` with a message that says to add `local`.
+        let krate = &args.krate;
+        let send = quote!(#krate::__private::SendStage);
         if all_send {
             for tp in sig.generics.type_params() {
                 let i = &tp.ident;
-                wc.predicates.push(parse_quote!(#i: ::core::marker::Send));
+                wc.predicates.push(parse_quote!(#i: #send));
             }
         } else if let Some(up) = sig.upstream {
             // Spanned at the parameter's type, so "required by this bound" points there.
             let ty = &sig.params[up].ty;
             let span = syn::spanned::Spanned::span(&sig.params[up].pat);
             wc.predicates
-                .push(syn::parse_quote_spanned!(span=> #ty: ::core::marker::Send));
+                .push(syn::parse_quote_spanned!(span=> #ty: #send));
         }
     }
     if let Some(lt) = outlive {
@@ -331,13 +334,24 @@ fn general_path(
 
 /// What is emitted beside an error: the function, not `async`, returning a stream that never
 /// yields, so that code calling it does not pile up follow-up errors.
-pub(crate) fn stub(func: &ItemFn, args: Option<&Args>) -> TokenStream {
-    let krate: syn::Path = args.map_or_else(|| parse_quote!(::millrace), |a| a.krate.clone());
-    let item: Type = args.map_or_else(|| parse_quote!(()), Args::item_type);
+pub(crate) fn stub(func: &ItemFn, args: &Args) -> TokenStream {
+    stub_with(func, &args.krate, Some(&args.item_type()))
+}
+
+/// [`stub`] with its crate path and item type given; without an item type (it was not given),
+/// the items are of a generic parameter the caller infers.
+pub(crate) fn stub_with(func: &ItemFn, krate: &syn::Path, item: Option<&Type>) -> TokenStream {
     let attrs = &func.attrs;
     let vis = &func.vis;
     let ident = &func.sig.ident;
-    let generics = &func.sig.generics;
+    let mut generics = func.sig.generics.clone();
+    let item: Type = match item {
+        Some(item) => item.clone(),
+        None => {
+            generics.params.push(parse_quote!(__MillraceItem));
+            parse_quote!(__MillraceItem)
+        }
+    };
     let where_clause = &generics.where_clause;
     let inputs = func
         .sig

@@ -22,20 +22,21 @@ pub(crate) fn stream_stage(attr: TokenStream, item: TokenStream) -> TokenStream 
             return into_tokens(Err(e), item);
         }
     };
-    let args = syn::parse2::<args::Args>(attr);
-    let result = match &args {
-        Ok(args) => expand::expand(args, &func),
+    let args = syn::parse2::<args::Args>(attr.clone());
+    let out = match &args {
+        Ok(args) => into_tokens(expand::expand(args, &func), expand::stub(&func, args)),
         Err(e) => {
-            // Report signature/body problems in the same compile as argument problems.
+            // Report signature/body problems in the same compile as argument problems. The
+            // stub's item type is then a generic parameter the caller infers, so that code
+            // using the stream raises nothing more (no "`Vec<u32>: Extend<()>`").
             let mut e = e.clone();
             if let Err(more) = signature::analyze(&func) {
                 e.combine(more);
             }
-            Err(e)
+            let stub = expand::stub_with(&func, &args::crate_hint(attr), None);
+            into_tokens(Err(e), stub)
         }
     };
-    let fallback = expand::stub(&func, args.as_ref().ok());
-    let out = into_tokens(result, fallback);
     if std::env::var_os("MILLRACE_MACROS_DEBUG").is_some() {
         eprintln!(
             "// #[stream_stage] expansion of `{}`:\n{out}\n",

@@ -1,3 +1,4 @@
+use futures::StreamExt;
 use millrace::prelude::*;
 
 fn count<S: Stream>(s: S) -> usize {
@@ -6,5 +7,5 @@ fn count<S: Stream>(s: S) -> usize {
 }
 
 fn main() {
-    let _ = pipeline! { futures::stream::iter([1u32]) => count => .boxed() };
+    let _ = pipeline! { futures::stream::iter([1u32]) => count => .boxed() => .map(|x: u32| x) };
 }

@@ -32,6 +32,16 @@ fn main() {
         .await;
         assert_eq!(out, [20, 40]);
 
+        // "name": stage (the source too), and a chain of methods in one stage, in parentheses.
+        let out: Vec<u32> = pipeline! {
+            "numbers": stream::iter(0..6u32)
+            => "bigger": (.map(|x| x * 10).filter(|x| futures::future::ready(*x > 10)))
+            => r#"raw name"#: add(1)
+        }
+        .collect()
+        .await;
+        assert_eq!(out, [21, 31, 41, 51]);
+
         // `_ => …` is a reusable Stage.
         let segment = pipeline! { _ => add(1) => add(1) };
         let a: Vec<u32> = stream::iter(vec![1u32]).wrap(segment).collect().await;
