@@ -238,3 +238,110 @@ async fn an_interrupted_run_resumes_without_duplicates() {
     assert_eq!(named, SKIPPED);
     assert_eq!(second.balance.read, LINES - second.resumed_after);
 }
+
+/// Runs the pipeline expecting an error before it starts; its message.
+async fn run_error(config: &Config) -> String {
+    let config = config.clone();
+    let task = tokio::spawn(async move { pipeline::run(&config, CancellationToken::new()).await });
+    match tokio::time::timeout(Duration::from_secs(60), task).await {
+        Ok(Ok(Err(e))) => e.to_string(),
+        Ok(Ok(Ok(report))) => panic!("the run succeeded: {report}"),
+        Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => panic!("the run hung for 60 s"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_where_a_file_is_expected_is_named_with_the_cause_and_the_remedy() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    std::fs::create_dir_all(config.log_path()).unwrap();
+    let message = run_error(&config).await;
+    assert_eq!(
+        message,
+        format!(
+            "cannot read the log {}: is a directory; move the directory away, or pass another \
+             --data-dir",
+            config.log_path().display()
+        )
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = self::config(dir.path());
+    std::fs::create_dir_all(config.db_path()).unwrap();
+    let message = run_error(&config).await;
+    assert!(
+        message.starts_with(&format!(
+            "cannot open the database {}: ",
+            config.db_path().display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("; move the directory away, or pass another --data-dir"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_cut_mid_line_says_so_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    pipeline::ensure_log(&config.log_path(), LINES)
+        .await
+        .unwrap();
+    // Cut the log in the middle of line 4,000.
+    let bytes = std::fs::read(config.log_path()).unwrap();
+    let end_of_3999 = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(3998)
+        .map(|(i, _)| i)
+        .unwrap();
+    std::fs::write(config.log_path(), &bytes[..end_of_3999 + 20]).unwrap();
+
+    let report = run(&config, CancellationToken::new()).await;
+    assert_eq!(report.ends_mid_line, Some(4000));
+    assert!(!report.interrupted);
+    assert_eq!(report.unbalanced, None, "every line read is accounted for");
+    assert_eq!(report.balance.read, 4000);
+    let printed = report.to_string();
+    assert!(
+        printed.contains("the input ends mid-line at line 4000 (no newline after it)"),
+        "{printed}"
+    );
+    // The cut line is a dead letter like any malformed line, named by its number.
+    assert!(
+        report
+            .skips
+            .iter()
+            .any(|s| s.line == 4000 && s.reason == SkipReason::MalformedJson),
+        "{:?}",
+        report.skips.last()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_or_blank_input_says_it_has_no_data() {
+    for content in ["", "\n  \n\n"] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        std::fs::create_dir_all(dir.path()).unwrap();
+        std::fs::write(config.log_path(), content).unwrap();
+        let report = run(&config, CancellationToken::new()).await;
+        assert!(report.no_data, "{content:?}");
+        assert_eq!(report.rows_inserted, 0);
+        assert_eq!(report.unbalanced, None);
+        assert_eq!(
+            report.balance.filtered,
+            content.matches('\n').count() as u64
+        );
+        assert!(
+            report
+                .to_string()
+                .contains("the input has no data: it is empty or holds only blank lines"),
+            "{report}"
+        );
+    }
+}

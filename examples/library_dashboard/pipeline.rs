@@ -683,6 +683,11 @@ pub(crate) struct Report {
     /// The accounting does not balance: some lines read were neither committed, dead-lettered
     /// nor filtered (the run ended on an error; run again to resume).
     pub(crate) unbalanced: Option<String>,
+    /// The input's last line has no newline: its number (the file may be cut, or still being
+    /// written).
+    pub(crate) ends_mid_line: Option<u64>,
+    /// The input has no data line (empty, or blank lines only).
+    pub(crate) no_data: bool,
     /// The error that ended the run early, if any (everything before it is committed).
     pub(crate) fatal: Option<String>,
     /// Time from the start of the pipeline (catalog load included) to the last commit.
@@ -704,36 +709,114 @@ impl Report {
 /// Errors that stop a run before its pipeline starts, or from the database sink.
 #[derive(Debug)]
 pub(crate) enum RunError {
-    /// Generating or opening the log, or deleting the database, failed.
-    Io(io::Error),
-    /// The database could not be opened or read.
-    Db(sqlx::Error),
+    /// A file or directory of the run cannot be used (`action` says what was tried).
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// The database cannot be opened or read.
+    Db { path: PathBuf, source: sqlx::Error },
     /// The catalog could not be loaded, even from the mirror.
     Catalog(HttpError),
     /// The pipeline is held by another run, or a batch could not be committed.
     Insert(InsertError<HttpError>),
 }
 
+/// What to do about an I/O error at `path`, in words.
+fn remedy(path: &Path, kind: io::ErrorKind) -> &'static str {
+    match kind {
+        _ if path.is_dir() => "move the directory away, or pass another --data-dir",
+        io::ErrorKind::ReadOnlyFilesystem => {
+            "the file system is read-only: pass a --data-dir on a writable one"
+        }
+        io::ErrorKind::PermissionDenied => "no permission: pass a --data-dir you can write to",
+        io::ErrorKind::NotFound => "check that the path exists",
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            "the disk is full: free some space or pass another --data-dir"
+        }
+        _ => "check the path and the disk",
+    }
+}
+
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::Io(e) => write!(f, "file error: {e}"),
-            RunError::Db(e) => write!(f, "database error: {e}"),
+            RunError::Io {
+                action,
+                path,
+                source,
+            } => write!(
+                f,
+                "cannot {action} {}: {}; {}",
+                path.display(),
+                cause(source),
+                remedy(path, source.kind())
+            ),
+            RunError::Db { path, source } => {
+                let kind = match source {
+                    sqlx::Error::Io(e) => e.kind(),
+                    _ if path.parent().is_some_and(|dir| {
+                        std::fs::metadata(dir).is_ok_and(|m| m.permissions().readonly())
+                    }) =>
+                    {
+                        io::ErrorKind::ReadOnlyFilesystem
+                    }
+                    _ => io::ErrorKind::Other,
+                };
+                write!(
+                    f,
+                    "cannot open the database {}: {source}; {}",
+                    path.display(),
+                    remedy(path, kind)
+                )
+            }
             RunError::Catalog(e) => write!(f, "catalog unavailable: {e}"),
             RunError::Insert(e) => write!(f, "{e}"),
         }
     }
 }
 
+/// An I/O error's cause in words ("is a directory", "read-only file system", …).
+fn cause(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::IsADirectory => "is a directory".to_owned(),
+        io::ErrorKind::ReadOnlyFilesystem => "read-only file system".to_owned(),
+        io::ErrorKind::NotADirectory => "a part of the path is not a directory".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
 impl std::error::Error for RunError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            RunError::Io(e) => Some(e),
-            RunError::Db(e) => Some(e),
+            RunError::Io { source, .. } => Some(source),
+            RunError::Db { source, .. } => Some(source),
             RunError::Catalog(e) => Some(e),
             RunError::Insert(e) => Some(e),
         }
     }
+}
+
+/// How the input ends, for the report: `(ends mid-line, has a data line)`.
+fn input_shape(log: &Path) -> io::Result<(bool, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(log)?;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok((false, false));
+    }
+    let mut last = [0u8];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    // Blank-only inputs are small in practice; a large input has data.
+    let has_data = len > 1 << 20 || {
+        let mut all = Vec::new();
+        file.seek(SeekFrom::Start(0))?;
+        file.read_to_end(&mut all)?;
+        all.iter().any(|b| !b.is_ascii_whitespace())
+    };
+    Ok((last[0] != b'\n', has_data))
 }
 
 /// Runs the pipeline once: generates the log if needed, claims the pipeline and resumes after
@@ -741,11 +824,33 @@ impl std::error::Error for RunError {
 /// and committed), and reports.
 pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Report, RunError> {
     let log = config.log_path();
-    let generated_in = ensure_log(&log, config.lines).await.map_err(RunError::Io)?;
+    let generated_in = ensure_log(&log, config.lines)
+        .await
+        .map_err(|source| RunError::Io {
+            action: "write the log",
+            path: log.clone(),
+            source,
+        })?;
+    let (ends_mid_line, has_data) = input_shape(&log).map_err(|source| RunError::Io {
+        action: "read the log",
+        path: log.clone(),
+        source,
+    })?;
     if config.fresh {
-        delete_db(&config.db_path()).await.map_err(RunError::Io)?;
+        delete_db(&config.db_path())
+            .await
+            .map_err(|source| RunError::Io {
+                action: "delete the database",
+                path: config.db_path(),
+                source,
+            })?;
     }
-    let pool = open_db(&config.db_path()).await.map_err(RunError::Db)?;
+    let pool = open_db(&config.db_path())
+        .await
+        .map_err(|source| RunError::Db {
+            path: config.db_path(),
+            source,
+        })?;
 
     // One writer per pipeline: a second copy on the same data is refused here, naming the
     // first. The claim says where the last run's commits ended.
@@ -775,7 +880,11 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
         .faults(demo_faults())
         .start()
         .await
-        .map_err(RunError::Io)?;
+        .map_err(|source| RunError::Io {
+            action: "start the catalog service on",
+            path: PathBuf::from("127.0.0.1"),
+            source,
+        })?;
     let client = reqwest::Client::new();
 
     if config.progress && resumed_after > 0 {
@@ -891,7 +1000,10 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
     let (rows_in_db,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM activity")
         .fetch_one(&pool)
         .await
-        .map_err(RunError::Db)?;
+        .map_err(|source| RunError::Db {
+            path: config.db_path(),
+            source,
+        })?;
     pool.close().await;
 
     let mut skips = skips.take();
@@ -918,6 +1030,9 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
         server: server.stats(),
         interrupted: token.is_cancelled() && fatal.is_none(),
         unbalanced: accounting.check().err().map(|e| e.to_string()),
+        // Every line is one entry read, so the last line's number is this.
+        ends_mid_line: ends_mid_line.then(|| resumed_after + accounting.read()),
+        no_data: !has_data,
         fatal,
         elapsed,
     })
@@ -952,6 +1067,19 @@ impl fmt::Display for Report {
             "complete".to_owned()
         };
         writeln!(f, "== library dashboard: {status}")?;
+        if self.no_data {
+            writeln!(
+                f,
+                "the input has no data: it is empty or holds only blank lines; nothing to do"
+            )?;
+        }
+        if let Some(line) = self.ends_mid_line {
+            writeln!(
+                f,
+                "the input ends mid-line at line {line} (no newline after it): the file was cut \
+                 or is still being written; that line was read as it is"
+            )?;
+        }
         if let Some(t) = self.generated_in {
             writeln!(
                 f,
