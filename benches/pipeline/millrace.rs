@@ -100,6 +100,20 @@ pub(crate) const VARIANTS: &[Variant] = &[
             extra: 10.0,
         },
     ),
+    // Positions (issue 11): the same 3 stages on a tracked stream (each item's position beside
+    // it, filtered items kept as counted markers, reads counted): ≤ 5 instr/item per stage.
+    pipeline(
+        "positions_tracked",
+        positions_tracked,
+        Target::Over {
+            of: "combinators_fold",
+            extra: 15.0,
+        },
+    ),
+    // The same, batched by 1,000 into `TrackedBatch`es (each with its commit position), summed
+    // per batch, against `combinators_fold` + `chunks(1000)`: no target, shows the batch cost.
+    Variant::anchor("chunks_1000", chunks_1000),
+    Variant::anchor("positions_tracked_batch", positions_tracked_batch),
     // `.traced()` with no subscriber: opt-in, no target; shows what the span path costs.
     Variant::anchor("metered_traced", metered_traced),
     // Landed on `main` (flow and error wrappers, 2026-11-22):
@@ -281,6 +295,44 @@ fn metered_count_errors(n: u64) -> u64 {
     block_on(fold_sum!(result_stages(
         result_source(n).metered("source").count_errors()
     )))
+}
+
+/// `combinators_fold`'s stages on a tracked stream: positions 0..n beside the items, `filter`
+/// turning odd values into `Filtered` markers; the sink sums the items.
+fn positions_tracked(n: u64) -> u64 {
+    use millrace::positions::{self, Entry};
+    let s = positions::track(stream::iter(0..n).map(|x| (x, x)))
+        .map(|x| x * 3)
+        .filter(|x| x % 2 == 0)
+        .map(|x| x + 1);
+    block_on(futures::StreamExt::fold(s, 0u64, |acc, p| {
+        std::future::ready(match p.entry {
+            Entry::Item(x) => acc + x,
+            _ => acc,
+        })
+    }))
+}
+
+/// `combinators_fold`'s stages, then `chunks(1000)`, summed per chunk.
+fn chunks_1000(n: u64) -> u64 {
+    use futures::StreamExt as _;
+    let s = stages(stream::iter(0..n)).chunks(1000);
+    block_on(s.fold(0u64, |acc, chunk| {
+        std::future::ready(acc + chunk.iter().sum::<u64>())
+    }))
+}
+
+/// `positions_tracked`, then `batch(1000)` into `TrackedBatch`es, summed per batch.
+fn positions_tracked_batch(n: u64) -> u64 {
+    use millrace::positions;
+    let s = positions::track(stream::iter(0..n).map(|x| (x, x)))
+        .map(|x| x * 3)
+        .filter(|x| x % 2 == 0)
+        .map(|x| x + 1)
+        .batch(1000);
+    block_on(futures::StreamExt::fold(s, 0u64, |acc, batch| {
+        std::future::ready(acc + batch.items().iter().sum::<u64>())
+    }))
 }
 
 /// `metered` with `.traced()` and no tracing subscriber installed.
