@@ -490,10 +490,12 @@ scenarios!(
 async fn postgres_connection_dropped_mid_transaction_loses_nothing() {
     let Some(pool) = postgres().await else { return };
     let table = unique("dropped");
-    sqlx::query(&format!("CREATE TABLE {table} (id BIGINT NOT NULL, name TEXT NOT NULL)"))
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(&format!(
+        "CREATE TABLE {table} (id BIGINT NOT NULL, name TEXT NOT NULL)"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
     let trigger = format!("{table}_kill");
     sqlx::query(&format!(
         "CREATE FUNCTION {trigger}() RETURNS trigger AS $$ BEGIN \
@@ -514,22 +516,44 @@ async fn postgres_connection_dropped_mid_transaction_loses_nothing() {
     .execute(&pool)
     .await
     .unwrap();
-    let sink = BatchInsert::new(pool.clone(), table.clone(), format!("INSERT INTO {table} (id, name) "))
-        .offsets_table(format!("{table}_offsets"))
-        .dead_letter_table(format!("{table}_dead"));
+    let sink = BatchInsert::new(
+        pool.clone(),
+        table.clone(),
+        format!("INSERT INTO {table} (id, name) "),
+    )
+    .offsets_table(format!("{table}_offsets"))
+    .dead_letter_table(format!("{table}_dead"));
     let rows: Vec<(i64, String)> = (0..100).map(|i| (i, format!("row {i}"))).collect();
 
     let claim = sink.claim::<u64>("input").await.unwrap();
-    let err = claim.run(tracked_source(rows.clone(), None).batch(10)).await.unwrap_err();
-    assert!(matches!(err, InsertError::Batch { report, .. } if report.batches_committed == 5), "{err:?}");
+    let err = claim
+        .run(tracked_source(rows.clone(), None).batch(10))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, InsertError::Batch { report, .. } if report.batches_committed == 5),
+        "{err:?}"
+    );
     let count = |sql: String| {
         let pool = pool.clone();
-        async move { sqlx::query_scalar::<_, i64>(&sql).fetch_one(&pool).await.unwrap() }
+        async move {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
     };
-    assert_eq!(count(format!("SELECT COUNT(*) FROM {table}")).await, 50, "batch 5 is all or nothing");
+    assert_eq!(
+        count(format!("SELECT COUNT(*) FROM {table}")).await,
+        50,
+        "batch 5 is all or nothing"
+    );
 
     // The fault is gone (the trigger is disarmed); the next run resumes after row 49.
-    sqlx::query(&format!("INSERT INTO {table}_armed VALUES (1)")).execute(&pool).await.unwrap();
+    sqlx::query(&format!("INSERT INTO {table}_armed VALUES (1)"))
+        .execute(&pool)
+        .await
+        .unwrap();
     let claim = sink.claim::<u64>("input").await.unwrap();
     assert_eq!(claim.resume_after(), Some(&50));
     let source = tracked_source(rows, claim.resume_after().copied());
