@@ -1,14 +1,21 @@
 //! SQL on sqlx: a streaming cursor source ([`rows`], [`rows_as`]) and a batched-insert sink
-//! ([`BatchInsert`]) with one transaction per batch that never commits a batch twice.
-//! Feature `sql`.
+//! ([`BatchInsert`]), one transaction per batch. Feature `sql`.
+//!
+//! **Exactly once.** For a tracked pipeline (see `millrace::positions`), [`BatchInsert::claim`]
+//! takes the pipeline (one writer, fenced by an epoch) and says where the last run's commits
+//! ended; the [`Claim`] commits each batch's rows, its dead letters and its position in **one
+//! transaction**. A crash at any moment leaves a batch whole with its position, or neither, and
+//! the next run resumes after the committed position: no row lost, none written twice, whatever
+//! the batch sizes or timings of either run. Tables: `millrace_offsets` (one row per pipeline
+//! and source: position, epoch, holder, heartbeat, cumulative counts) and
+//! `millrace_dead_letters` (pipeline, source, position, reason).
 //!
 //! **SQLite is the embedded default** (a file, or `sqlite::memory:` — no server); PostgreSQL is
 //! the server option. Both come with sqlx's `runtime-tokio` and no TLS. The cursor works on any
-//! sqlx database; the sink on the [`Backend`]s (SQLite, PostgreSQL), whose SQL has
-//! `INSERT … ON CONFLICT DO NOTHING`.
+//! sqlx database; the sink on the [`Backend`]s (SQLite, PostgreSQL).
 //!
-//! The sink is a consumer (`run(stream).await`), not a [`Stage`](millrace_core::Stage): it
-//! ends the pipeline and returns a report, like `collect`.
+//! The sink is a consumer (`run(stream).await`, or the [`CommitEach`] stream of commits), not a
+//! [`Stage`](millrace_core::Stage): it ends the pipeline and returns a report, like `collect`.
 //!
 //! ```
 //! use millrace::adapters::sql::{self, BatchInsert};
