@@ -21,11 +21,15 @@
 //! $W --role report                             # 100000 results, each exactly once, 0 pending
 //! ```
 //!
-//! Each worker reads as a member of the group `workers` (XREADGROUP), squares `n`, commits a
+//! Each worker reads as a member of the group `workers` (XREADGROUP) through the **tracked**
+//! source, whose positions are entry ids: it squares `n`, batches by size or time, commits a
 //! batch with `HSETNX millrace:results <entry-id> <n²>` (idempotent: a redelivered entry writes
-//! nothing new) and **then** acknowledges the batch (XACK). Delivery is at-least-once; keying the
-//! sink by entry id makes the effect exactly once. With SQL the sink would be
-//! `INSERT … ON CONFLICT (entry_id) DO NOTHING` in the batch's transaction, acked after COMMIT.
+//! nothing new) and `commit_then_ack` **then** acknowledges exactly that batch's entries (XACK):
+//! the ack is the source's commit, and no ack loop is written by hand. Delivery is
+//! at-least-once; keying the sink by entry id makes the effect exactly once (a crash between
+//! commit and ack redelivers harmlessly). With SQL the sink would be `INSERT … ON CONFLICT
+//! (entry_id) DO NOTHING` in the batch's transaction. Each worker ends with its accounting line
+//! (`read = committed + dead-lettered + filtered`).
 //! A worker exits once the group is drained (nothing new, nothing pending) for `--drained-ms`.
 //!
 //! Options: `--redis-url URL` (default `$MILLRACE_REDIS_URL`, else `redis://127.0.0.1:6379/`),
@@ -36,12 +40,14 @@
 
 #[cfg(feature = "redis")]
 mod app {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
     use std::time::{Duration, Instant};
 
-    use futures::StreamExt;
     use millrace::adapters::redis::client::{self as redis, Client};
-    use millrace::adapters::redis::{RedisHashSink, RedisStreamSink, RedisStreamSource};
-    use millrace::prelude::*;
+    use millrace::adapters::redis::{
+        RedisHashSink, RedisStreamError, RedisStreamSink, RedisStreamSource,
+    };
 
     pub(crate) struct Args {
         role: String,
@@ -142,74 +148,79 @@ mod app {
 
     async fn work(client: &Client, a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
-        let source = RedisStreamSource::builder(client.clone(), &a.stream, &a.group, &a.name)
-            .capacity(4096)
-            .read_count(1024)
-            .claim_idle(a.claim_idle)
-            .end_when_drained(a.drained)
-            .connect(|entry| entry.parse::<u64>("n"))
-            .await?;
-        let acker = source.acker();
-        let mut sink = RedisHashSink::connect(client, &a.results).await?;
-        let mut dead_letters =
-            RedisHashSink::connect(client, format!("{}:dead", a.results)).await?;
+        // The tracked source: positions are entry ids, and `acks` acknowledges each batch's
+        // entries after its commit (the ack is the source's commit).
+        let (entries, acks) =
+            RedisStreamSource::builder(client.clone(), &a.stream, &a.group, &a.name)
+                .capacity(4096)
+                .read_count(1024)
+                .claim_idle(a.claim_idle)
+                .end_when_drained(a.drained)
+                .connect(|entry| entry.parse::<u64>("n"))
+                .await?
+                .tracked();
+        let accounting = entries.accounting();
+        let sink = RedisHashSink::connect(client, &a.results).await?;
+        let dead_letters = RedisHashSink::connect(client, format!("{}:dead", a.results)).await?;
 
-        // The pipeline: square each n (carrying the ack token beside it), prefetch so reading,
-        // decoding and squaring overlap the sink's round trips, and commit whatever is ready.
-        let mut batches = source
-            .map(|item| item.map(|delivery| delivery.map(|n| n * n)))
+        // The pipeline: undecodable entries become dead letters at their id, square each n,
+        // prefetch so reading, decoding and squaring overlap the sink's round trips, and close
+        // a batch at 1024 entries or 20 ms.
+        let batches = entries
+            .dead_letter_errors()
+            .map(|n| n * n)
             .prefetch(1024)
-            .ready_chunks(1024);
-        let (mut inserted, mut duplicates, mut malformed) = (0, 0, 0);
-        let mut first: Option<Instant> = None;
-        let mut last = Instant::now();
-        let mut entries = 0u64;
-        while let Some(batch) = batches.next().await {
-            first.get_or_insert_with(Instant::now);
-            entries += batch.len() as u64;
-            let mut rows = Vec::with_capacity(batch.len());
-            let mut tokens = Vec::with_capacity(batch.len());
-            let mut bad = Vec::new();
-            for item in batch {
-                match item {
-                    Ok(delivery) => {
-                        let (square, token) = delivery.into_parts();
-                        rows.push((token.id(), square));
-                        tokens.push(token);
+            .batch_within(1024, Duration::from_millis(20));
+        let (inserted, duplicates) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let first: Arc<OnceLock<Instant>> = Arc::default();
+        let last = Arc::new(Mutex::new(Instant::now()));
+        let use_sink = a.sink;
+        let name = a.name.clone();
+        // Commit each batch (idempotent: keyed by entry id), then ack it.
+        let report = acks
+            .commit_then_ack(batches, |batch| {
+                let (mut sink, mut dead_letters) = (sink.clone(), dead_letters.clone());
+                let (inserted, duplicates) = (Arc::clone(&inserted), Arc::clone(&duplicates));
+                let (first, last, name) = (Arc::clone(&first), Arc::clone(&last), name.clone());
+                async move {
+                    first.get_or_init(Instant::now);
+                    for dead in batch.dead_letters() {
+                        eprintln!("{name}: entry {}: {}", dead.position, dead.reason);
                     }
-                    Err(e) => {
-                        let Some(id) = e.entry_id() else {
-                            return Err(e.into());
-                        };
-                        eprintln!("{}: {e}", a.name);
-                        bad.push((id, e.to_string()));
-                        tokens.extend(e.into_ack_token());
-                        malformed += 1;
+                    if use_sink {
+                        let rows = batch.positions().iter().zip(batch.items());
+                        let report = sink.put_batch(rows.map(|(id, sq)| (*id, *sq))).await?;
+                        let bad = batch.dead_letters().iter();
+                        dead_letters
+                            .put_batch(bad.map(|d| (d.position, d.reason.as_str())))
+                            .await?;
+                        inserted.fetch_add(report.inserted, Ordering::Relaxed);
+                        duplicates.fetch_add(report.duplicates, Ordering::Relaxed);
                     }
+                    *last.lock().unwrap() = Instant::now();
+                    Ok::<_, RedisStreamError>(())
                 }
-            }
-            if a.sink {
-                let report = sink.put_batch(rows).await?; // commit …
-                dead_letters.put_batch(bad).await?;
-                inserted += report.inserted;
-                duplicates += report.duplicates;
-            }
-            acker.ack(tokens).await?; // … then ack
-            last = Instant::now();
-        }
-        if let Some(first) = first {
-            let busy = last.duration_since(first).as_secs_f64();
+            })
+            .await?;
+        let entries = report.committed + report.dead_lettered;
+        if let Some(first) = first.get() {
+            let busy = last.lock().unwrap().duration_since(*first).as_secs_f64();
             println!(
-                "{}: {entries} entries in {busy:.3} s from first delivery to last ack: {:.0} entries/s",
+                "{}: {entries} entries in {busy:.3} s from first commit to last: {:.0} entries/s",
                 a.name,
                 entries as f64 / busy.max(1e-9)
             );
         }
         println!(
-            "{}: {inserted} results written, {duplicates} redeliveries deduplicated, {malformed} dead-lettered, in {:?}",
+            "{}: {} results written, {} redeliveries deduplicated, {} dead-lettered, {} acked, in {:?}",
             a.name,
+            inserted.load(Ordering::Relaxed),
+            duplicates.load(Ordering::Relaxed),
+            report.dead_lettered,
+            report.acked,
             started.elapsed()
         );
+        println!("{}: {}", a.name, accounting.check()?);
         Ok(())
     }
 

@@ -1,27 +1,31 @@
 //! One producer, three worker **processes**, 100,000 entries, one worker SIGKILLed mid-way:
 //! every entry is processed, the idempotent sink holds each exactly once, nothing stays pending.
+//! The workers use the tracked source (entry ids as positions) and `commit_then_ack`.
 //!
 //! The workers are this test binary run again (`worker_process`, ignored unless asked for by
 //! name with `MILLRACE_REDIS_WORKER` set), so `cargo test` needs no extra binary.
 #![cfg(feature = "redis")]
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use millrace::adapters::redis::client::{self as redis, Client};
-use millrace::adapters::redis::{RedisHashSink, RedisStreamSink, RedisStreamSource};
-use millrace::prelude::*;
+use millrace::adapters::redis::{
+    RedisHashSink, RedisStreamError, RedisStreamSink, RedisStreamSource,
+};
 
 const N: u64 = 100_000;
 
-/// Worker role: read `stream` as `name` in group `g`, double `n`, commit into the hash
-/// `results` with HSETNX keyed by entry id, then ack. Ends when the group is drained.
+/// Worker role: read `stream` as `name` in group `g` through the tracked source (positions are
+/// entry ids), double `n`, commit each batch into the hash `results` with HSETNX keyed by entry
+/// id, and let `commit_then_ack` ack the batch after its commit. Ends when the group is drained.
 ///
-/// `stall_after`: once this worker has committed that many entries, it hangs on the next batch
-/// it reads, before committing it — so when it is killed it is certainly holding un-acked
-/// entries. (Killing at a random moment was flaky: a worker that keeps up with the producer
-/// spends most of its time with nothing pending.)
+/// `stall_after`: once this worker has committed that many entries, it hangs in the commit of
+/// its next batch — so when it is killed it is certainly holding un-acked entries. (Killing at a
+/// random moment was flaky: a worker that keeps up with the producer spends most of its time
+/// with nothing pending.)
 async fn worker(
     url: &str,
     stream: &str,
@@ -30,7 +34,7 @@ async fn worker(
     stall_after: Option<u64>,
 ) -> (u64, u64) {
     let client = Client::open(url).unwrap();
-    let source = RedisStreamSource::builder(client.clone(), stream, "g", name)
+    let (entries, acks) = RedisStreamSource::builder(client.clone(), stream, "g", name)
         .capacity(2048)
         .read_count(512)
         .block(Duration::from_millis(200))
@@ -39,31 +43,42 @@ async fn worker(
         .end_when_drained(Duration::from_millis(1500))
         .connect(|e| e.parse::<u64>("n"))
         .await
-        .unwrap();
-    let acker = source.acker();
-    let mut sink = RedisHashSink::connect(&client, results).await.unwrap();
-    let mut batches = source
-        .map(|item| item.map(|d| d.map(|n| n * 2)))
+        .unwrap()
+        .tracked();
+    let accounting = entries.accounting();
+    let sink = RedisHashSink::connect(&client, results).await.unwrap();
+    let batches = entries
+        .dead_letter_errors()
+        .map(|n| n * 2)
         .prefetch(1024)
-        .ready_chunks(1024);
-    let (mut inserted, mut duplicates) = (0, 0);
-    while let Some(batch) = batches.next().await {
-        let mut rows = Vec::with_capacity(batch.len());
-        let mut tokens = Vec::with_capacity(batch.len());
-        for item in batch {
-            let (v, token) = item.expect("well-formed entries").into_parts();
-            rows.push((token.id(), v));
-            tokens.push(token);
-        }
-        if stall_after.is_some_and(|k| inserted >= k) {
-            std::future::pending::<()>().await; // holds `tokens` un-acked until killed
-        }
-        let report = sink.put_batch(rows).await.unwrap(); // commit …
-        acker.ack(tokens).await.unwrap(); // … then ack
-        inserted += report.inserted;
-        duplicates += report.duplicates;
-    }
-    (inserted, duplicates)
+        .batch_within(1024, Duration::from_millis(20));
+    let inserted = Arc::new(AtomicU64::new(0));
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let report = acks
+        .commit_then_ack(batches, |batch| {
+            let mut sink = sink.clone();
+            let (inserted, duplicates) = (Arc::clone(&inserted), Arc::clone(&duplicates));
+            async move {
+                assert!(batch.dead_letters().is_empty(), "well-formed entries");
+                if stall_after.is_some_and(|k| inserted.load(Ordering::Relaxed) >= k) {
+                    std::future::pending::<()>().await; // holds the batch un-acked until killed
+                }
+                let rows = batch.positions().iter().zip(batch.items());
+                let report = sink.put_batch(rows.map(|(id, v)| (*id, *v))).await?;
+                inserted.fetch_add(report.inserted, Ordering::Relaxed);
+                duplicates.fetch_add(report.duplicates, Ordering::Relaxed);
+                Ok::<_, RedisStreamError>(())
+            }
+        })
+        .await
+        .unwrap();
+    // Every entry this worker read was committed and acked (or was a duplicate).
+    let balance = accounting.check().unwrap();
+    assert_eq!(balance.committed, report.committed);
+    (
+        inserted.load(Ordering::Relaxed),
+        duplicates.load(Ordering::Relaxed),
+    )
 }
 
 #[test]

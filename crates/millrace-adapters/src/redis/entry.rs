@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use millrace_core::positions::Position;
 use tokio::sync::Semaphore;
 
 use super::error::DecodeError;
@@ -21,7 +22,22 @@ use super::error::DecodeError;
 /// assert_eq!(id.to_string(), "1700000000000-3");
 /// assert!("nope".parse::<EntryId>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// It is the [`Position`] of a [tracked](super::RedisStreamSource::tracked) source's entries:
+/// ordered like the stream (by milliseconds, then sequence), written as `ms-seq`. The default,
+/// `0-0`, sorts before every entry Redis can add.
+///
+/// ```
+/// use millrace::adapters::redis::EntryId;
+/// use millrace::positions::Position;
+///
+/// let id = EntryId::new(1_700_000_000_000, 3);
+/// assert_eq!(id.to_text(), "1700000000000-3");
+/// assert_eq!(EntryId::from_text("1700000000000-3"), Some(id));
+/// assert!(EntryId::new(1_700_000_000_001, 0) > id);
+/// assert!(EntryId::default() < EntryId::new(0, 1));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryId {
     ms: u64,
     seq: u64,
@@ -52,6 +68,16 @@ impl EntryId {
 impl fmt::Display for EntryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl Position for EntryId {
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        text.parse().ok()
     }
 }
 

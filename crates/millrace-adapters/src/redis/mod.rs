@@ -9,6 +9,9 @@
 //!   delivered and not yet acknowledged; the source reads again only when tokens come back.
 //!   Network errors are retried with backoff ([`ReconnectPolicy`]). An entry the decoder
 //!   rejects becomes a [`RedisStreamError::Malformed`] item with the entry id, not a crash.
+//!   [`tracked`](RedisStreamSource::tracked) gives the same source with entry ids as positions
+//!   and a [`BatchAcker`] that acks each batch after its commit (see
+//!   [below](#positions-the-ack-is-the-commit)).
 //! * [`RedisStreamSink`] appends with `XADD` in pipelined batches, optionally `MAXLEN ~ n`.
 //! * [`RedisHashSink`] is an idempotent sink (`HSETNX` keyed by entry id).
 //!
@@ -32,15 +35,44 @@
 //!
 //! Ack order is **commit, then ack**. Acking first turns at-least-once into at-most-once.
 //!
+//! # Positions: the ack is the commit
+//!
+//! In millrace's delivery model (see [`millrace::positions`](millrace_core::positions)) a
+//! source's position travels with each item and a sink commits it; for a consumer group the
+//! committed position *is* the acknowledgement: the group's pending list remembers what is not
+//! done, and a restarted worker resumes from it (its own pending entries first, then new ones,
+//! plus whatever it reclaims). [`RedisStreamSource::tracked`] gives the source in that form:
+//!
+//! * a [`Tracked`](millrace_core::positions::Tracked) stream whose positions are entry ids
+//!   ([`EntryId`] implements [`Position`](millrace_core::positions::Position)), so the
+//!   pipeline's stages (`map`, `validate`, `dead_letter_errors`, `map_concurrent`, unordered
+//!   with its low-water mark, `batch_within`, …) carry them without hand-written threading;
+//! * a [`BatchAcker`] that acknowledges **exactly the entries of a committed batch**: its
+//!   items, dead letters and filtered entries (everything delivered up to the batch's
+//!   position), in one XACK round trip, **after** the commit.
+//!
+//! [`BatchAcker::commit_then_ack`] drives the pipeline: for each batch, `commit` (your sink,
+//! idempotent by entry id), then ack. The contract, and its limits:
+//!
+//! * **Nothing is lost**: an entry leaves the pending list only after its batch's commit
+//!   returned. A crash anywhere (before the commit, inside it, between commit and ack) leaves
+//!   it pending; a restart or another worker delivers it again.
+//! * **The effect is exactly once if the sink is keyed by entry id**: a crash between commit
+//!   and ack redelivers entries that are already committed, and the second commit must be a
+//!   no-op for them (`HSETNX`, `INSERT … ON CONFLICT (entry_id) DO NOTHING`). The source never
+//!   delivers an entry twice while it still holds it, but a reconnect or another consumer's
+//!   reclaim (after `claim_idle`) can.
+//! * Batch with `batch_within` (size or time): the source ends (with `end_when_drained`) only
+//!   once nothing is pending, so a size-only batch can wait forever for its last entries.
+//!
 //! # Example
 //!
 //! The shape of a worker: read, transform, commit a batch idempotently, then ack it.
 //!
 //! ```
 //! use std::time::Duration;
-//! use futures::StreamExt;
 //! use millrace::adapters::redis::{
-//!     client::Client, RedisHashSink, RedisStreamSink, RedisStreamSource,
+//!     client::Client, RedisHashSink, RedisStreamError, RedisStreamSink, RedisStreamSource,
 //! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -50,38 +82,48 @@
 //! # let (stream, results) = (format!("doc-jobs-{suffix}"), format!("doc-results-{suffix}"));
 //! let client = Client::open(url)?;
 //!
-//! // Producer: 10 jobs.
+//! // Producer: 10 jobs, and one that is not a number.
 //! let mut producer = RedisStreamSink::connect(&client, &stream).await?;
-//! producer.send_batch((1..=10u32).map(|n| [("n", n)])).await?;
+//! producer.send_batch((1..=10u32).map(|n| [("n", n.to_string())])).await?;
+//! producer.send_batch([[("n", "eleven")]]).await?;
 //!
-//! // Worker: square each n into an idempotent sink, ack after the commit.
-//! let source = RedisStreamSource::builder(client.clone(), &stream, "squarers", "worker-1")
-//!     .capacity(64)
+//! // Worker: square each n into a sink keyed by entry id; ack each batch after its commit.
+//! let (entries, acks) = RedisStreamSource::builder(client.clone(), &stream, "squarers", "worker-1")
 //!     .end_when_drained(Duration::from_millis(200))
 //!     .connect(|entry| entry.parse::<u64>("n"))
+//!     .await?
+//!     .tracked();
+//! let accounting = entries.accounting();
+//! let batches = entries
+//!     .dead_letter_errors()                 // "eleven" becomes a dead letter at its id
+//!     .map(|n| n * n)
+//!     .batch_within(32, Duration::from_millis(50));
+//! let sink = RedisHashSink::connect(&client, &results).await?;
+//! let dead = RedisHashSink::connect(&client, format!("{results}:dead")).await?;
+//! let report = acks
+//!     .commit_then_ack(batches, |batch| {
+//!         let (mut sink, mut dead) = (sink.clone(), dead.clone());
+//!         async move {
+//!             let rows = batch.positions().iter().zip(batch.items());
+//!             sink.put_batch(rows.map(|(id, sq)| (*id, *sq))).await?; // commit …
+//!             dead.put_batch(batch.dead_letters().iter().map(|d| (d.position, d.reason.as_str()))).await?;
+//!             Ok::<_, RedisStreamError>(())
+//!         } // … then `commit_then_ack` acks the batch's entries
+//!     })
 //!     .await?;
-//! let acker = source.acker();
-//! let mut sink = RedisHashSink::connect(&client, &results).await?;
-//! let mut batches = source.ready_chunks(32);
-//! while let Some(batch) = batches.next().await {
-//!     let mut rows = Vec::new();
-//!     let mut tokens = Vec::new();
-//!     for item in batch {
-//!         let (n, token) = item?.into_parts();
-//!         rows.push((token.id(), n * n));
-//!         tokens.push(token);
-//!     }
-//!     sink.put_batch(rows).await?; // commit …
-//!     acker.ack(tokens).await?;    // … then ack
-//! }
+//! assert_eq!((report.committed, report.dead_lettered, report.acked), (10, 1, 11));
+//! assert_eq!(accounting.check()?.to_string(), "read 11 = committed 10 + dead-lettered 1 + filtered 0");
 //! let mut conn = client.get_multiplexed_async_connection().await?;
 //! let sum: u64 = redis::cmd("HVALS").arg(&results).query_async::<Vec<u64>>(&mut conn).await?.iter().sum();
 //! assert_eq!(sum, 385);
-//! # let _: () = redis::cmd("DEL").arg(&stream).arg(&results).query_async(&mut conn).await?;
+//! # let _: () = redis::cmd("DEL").arg(&stream).arg(&results).arg(format!("{results}:dead")).query_async(&mut conn).await?;
 //! # Ok(())
 //! # }
 //! # use millrace::adapters::redis::client as redis;
 //! ```
+//!
+//! Without positions, the source's items carry an [`AckToken`] each, for the [`Acker`]: the
+//! same contract, written by hand (see [`RedisStreamSource`]).
 //!
 //! Doctests and tests that need a server read `MILLRACE_TEST_REDIS_URL` (set by
 //! `scripts/services.sh`'s `start_redis`); see [`test_server_url`].
@@ -93,6 +135,7 @@ mod error;
 mod reply;
 mod sink;
 mod source;
+mod tracked;
 
 pub use self::ack::Acker;
 pub use self::conn::ReconnectPolicy;
@@ -100,6 +143,7 @@ pub use self::entry::{AckToken, Delivery, EntryId, RawEntry};
 pub use self::error::{DecodeError, RedisStreamError};
 pub use self::sink::{PutReport, RedisHashSink, RedisStreamSink};
 pub use self::source::{RedisStreamSource, RedisStreamSourceBuilder};
+pub use self::tracked::{AckReport, BatchAcker, CommitAckError, TrackedEntries};
 
 /// The `redis` client crate this adapter is built on (for `Client`, commands and pipelines).
 pub use ::redis as client;

@@ -43,6 +43,7 @@
 //! ```
 
 mod insert;
+mod keyset;
 mod rows;
 
 #[doc(hidden)]
@@ -52,4 +53,5 @@ pub use self::insert::{
     DEFAULT_OFFSETS_TABLE, DEFAULT_ROWS_PER_STATEMENT, InsertError, InsertReport, InsertRow,
     IntoBatch, RowValues,
 };
+pub use self::keyset::{DEFAULT_PAGE_SIZE, Keyset, KeysetRows, keyset};
 pub use self::rows::{Rows, RowsError, rows, rows_as};

@@ -254,6 +254,26 @@ where
     Ok(CommitOutcome::Committed { rows_inserted })
 }
 
+/// Runs a `CREATE TABLE IF NOT EXISTS`. On PostgreSQL two of them racing for a new table can
+/// fail with a unique violation on the catalog (`pg_type_typname_nsp_index`, SQLSTATE 23505) or
+/// `duplicate_table` (42P07) or `duplicate_object` (42710, the row type) although the table now exists: that loser runs it again, and the
+/// second time finds the table.
+async fn create_if_missing<DB: Database>(pool: &Pool<DB>, create: &str) -> Result<(), sqlx::Error>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    match sqlx::query(create).execute(pool).await {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e))
+            if matches!(e.code().as_deref(), Some("23505" | "42P07" | "42710")) =>
+        {
+            sqlx::query(create).execute(pool).await.map(drop)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The lease a silent holder keeps by default.
 pub(super) const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
@@ -286,13 +306,13 @@ macro_rules! backend {
                          BIGINT NOT NULL, PRIMARY KEY (pipeline, source))",
                         sql.offsets
                     );
-                    sqlx::query(&offsets).execute(pool).await?;
+                    create_if_missing(pool, &offsets).await?;
                     let dead = format!(
                         "CREATE TABLE IF NOT EXISTS {} (pipeline TEXT NOT NULL, source TEXT NOT \
                          NULL, position TEXT NOT NULL, reason TEXT NOT NULL)",
                         sql.dead_letters
                     );
-                    sqlx::query(&dead).execute(pool).await?;
+                    create_if_missing(pool, &dead).await?;
                     Ok(())
                 })
             }
