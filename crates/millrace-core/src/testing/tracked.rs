@@ -19,7 +19,8 @@ pub type TrackedSource<T> = Tracked<CountRead<Iter<std::vec::IntoIter<Positioned
 /// # async fn main() {
 /// let source = tracked_source(vec!['a', 'b', 'c'], Some(1));
 /// let accounting = source.accounting();
-/// let out: Vec<_> = source.map(|p| (p.position, p.entry.item().copied())).collect().await;
+/// let out: Vec<_> = source.collect().await;
+/// let out: Vec<_> = out.iter().map(|p| (p.position, p.entry.item().copied())).collect();
 /// assert_eq!(out, [(2, Some('b')), (3, Some('c'))]);
 /// assert_eq!(accounting.read(), 2);
 /// # }
