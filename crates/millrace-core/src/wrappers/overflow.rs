@@ -447,3 +447,33 @@ impl<S: Stream> fmt::Debug for FailOnOverflow<S> {
             .finish()
     }
 }
+
+/// Reports [`StageSnapshot::buffered`](crate::metrics::StageSnapshot::buffered): the items
+/// waiting in the buffer.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let s = stream::iter(0..3).fail_on_overflow(8).metered("strict").with_events();
+/// let m = s.metrics();
+/// assert_eq!(s.collect::<Vec<_>>().await, [Ok(0), Ok(1), Ok(2)]);
+/// assert_eq!(m.snapshot().buffered, Some(0));
+/// # }
+/// ```
+impl<S> Observable for FailOnOverflow<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: Send + 'static,
+{
+    fn observe_into(&self, stage: &StageMetrics) {
+        let shared = Arc::downgrade(self.driver.shared());
+        stage.track_buffered(move || {
+            shared
+                .upgrade()
+                .map_or(0, |s| lock(&s.state).buf.len() as u64)
+        });
+    }
+}

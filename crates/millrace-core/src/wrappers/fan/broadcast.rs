@@ -16,6 +16,38 @@ use crate::metrics::{Observable, StageMetrics};
 
 const STAGE: &str = "broadcast";
 
+/// The most items one pull reserves room for at once (the pull stops at the capacity anyway).
+const MAX_PULL: u64 = 1024;
+
+/// Pulls ready items (at most `room`) into `chunk`, a clone of each into `buf` when `others`.
+///
+/// Out of line, once per chunk, so that the loop keeps the upstream's and the chunk's state
+/// in registers (as `prefetch`'s `fill`).
+#[inline(never)]
+fn pull_into<S>(
+    up: &mut Upstream<S>,
+    cx: &mut Context<'_>,
+    chunk: &mut Vec<S::Item>,
+    buf: &mut VecDeque<S::Item>,
+    others: bool,
+    room: u64,
+) where
+    S: Stream,
+    S::Item: Clone,
+{
+    while (chunk.len() as u64) < room {
+        match up.poll(cx) {
+            Poll::Ready(Some(item)) => {
+                if others {
+                    buf.push_back(item.clone());
+                }
+                chunk.push(item);
+            }
+            Poll::Ready(None) | Poll::Pending => break,
+        }
+    }
+}
+
 /// One branch of a [`broadcast`](crate::PipelineExt::broadcast): yields a clone of every item
 /// of the shared upstream, in upstream order.
 ///
@@ -270,32 +302,35 @@ where
             if room == 0 {
                 break Poll::Pending; // the slowest branch wakes us when it releases
             }
+            // Pull: the items go straight into this branch's chunk, a clone of each into the
+            // shared buffer for the other live branches (none if there are none).
+            let others = st
+                .branches
+                .iter()
+                .enumerate()
+                .any(|(i, c)| i != me && c.live);
+            let mut chunk = Vec::with_capacity(room.min(MAX_PULL) as usize);
             let mut ucx = Context::from_waker(&hub.upstream_waker);
             let state = &mut *st;
             let buf = &mut state.buf;
-            let pulled = state.upstream.guarded(|up| {
-                let mut pulled = 0u64;
-                while pulled < room {
-                    match up.poll(&mut ucx) {
-                        Poll::Ready(Some(item)) => {
-                            buf.push_back(item);
-                            pulled += 1;
-                        }
-                        Poll::Ready(None) | Poll::Pending => break,
-                    }
-                }
-                pulled
-            });
-            match pulled {
-                Ok(0) if matches!(st.upstream, Upstream::Live(_)) => break Poll::Pending,
-                Ok(pulled) => {
-                    // New items, or the end: the parked branches must see them.
-                    wake_others |= pulled > 0 || !matches!(st.upstream, Upstream::Live(_));
-                }
-                Err(payload) => {
+            let pulled = state
+                .upstream
+                .guarded(|up| pull_into(up, &mut ucx, &mut chunk, buf, others, room));
+            let n = chunk.len() as u64;
+            st.branches[me].taken += n;
+            if !others {
+                st.head += n;
+            }
+            wake_others |= n > 0 || !matches!(st.upstream, Upstream::Live(_));
+            let mut chunk = chunk.into_iter();
+            let first = chunk.next();
+            self.local = chunk;
+            match (pulled, first) {
+                (Ok(()), Some(first)) => break Poll::Ready(Some(first)),
+                (Ok(()), None) if matches!(st.upstream, Upstream::Live(_)) => break Poll::Pending,
+                (Ok(()), None) => {} // ended: the loop returns the end
+                (Err(payload), first) => {
                     // Items pulled before the panic come first, here as in the other branches.
-                    let first = (st.branches[me].taken < st.tail())
-                        .then(|| Self::take(&mut st, me, &mut self.local));
                     drop(st);
                     hub.wakers.clear(me);
                     hub.wakers.wake_others(me);
@@ -322,7 +357,8 @@ where
     }
 
     /// Takes every item the buffer holds for this branch into the local chunk; returns the
-    /// first. The items no other live branch still needs are moved, the rest cloned.
+    /// first. When no other live branch needs any of them, the whole buffer is moved out (no
+    /// copy); otherwise they are cloned.
     fn take(st: &mut State<S>, me: usize, local: &mut std::vec::IntoIter<S::Item>) -> S::Item {
         let others_min = st
             .branches
@@ -334,19 +370,20 @@ where
             .unwrap_or(u64::MAX);
         let tail = st.tail();
         let from = st.branches[me].taken;
-        let mut chunk = Vec::with_capacity((tail - from) as usize);
-        for idx in from..tail {
-            if idx < others_min && idx == st.head {
-                // Every other live branch took it already: the original is ours.
-                if let Some(item) = st.buf.pop_front() {
-                    chunk.push(item);
-                }
-                st.head += 1;
-            } else {
-                chunk.push(st.buf[(idx - st.head) as usize].clone());
-            }
-        }
+        let chunk: Vec<S::Item> = if from == st.head && others_min >= tail {
+            // The last reader of everything buffered: the buffer is ours. The fresh one starts
+            // at offset 0 of its allocation, so this conversion never moves items.
+            let fresh = VecDeque::with_capacity(st.buf.capacity());
+            st.head = tail;
+            std::mem::replace(&mut st.buf, fresh).into()
+        } else {
+            let start = (from - st.head) as usize;
+            let mut v = Vec::with_capacity(st.buf.len() - start);
+            v.extend(st.buf.range(start..).cloned());
+            v
+        };
         st.branches[me].taken = tail;
+        st.trim();
         let mut chunk = chunk.into_iter();
         let first = chunk.next();
         *local = chunk;
