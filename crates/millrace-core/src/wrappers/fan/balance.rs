@@ -29,7 +29,7 @@ const STAGE: &str = "balance";
 ///
 /// Upstream `Err` items go to the branch that pulled them, like any item. An upstream panic
 /// is re-raised (original payload) in the branch that polled, and every other live branch
-/// panics at its next poll with "`balance`: the shared upstream panicked: <message>".
+/// panics at its next poll with "`` `balance`: the shared upstream panicked: <message> ``".
 ///
 /// ```
 /// use millrace::wrappers::Balance;

@@ -66,7 +66,7 @@ fn pull_into<S>(
 ///
 /// An upstream panic reaches every live branch after the items produced before it: the branch
 /// that polled the upstream re-raises the original payload, the others panic with
-/// "`broadcast`: the shared upstream panicked: <message>". Upstream `Err` items are ordinary
+/// "`` `broadcast`: the shared upstream panicked: <message> ``". Upstream `Err` items are ordinary
 /// items: every branch gets a clone.
 ///
 /// ```

@@ -10,7 +10,31 @@
 //!   ([`merge_in_order`](crate::merge_in_order)).
 //!
 //! For the rest of fan-in use what `futures` already has: `stream::select` (two streams,
-//! round-robin), `stream::select_all` (many), `StreamExt::zip` (pairs, in lock step).
+//! round-robin), `stream::select_all` (many), `StreamExt::zip` (pairs, in lock step):
+//!
+//! ```
+//! use millrace::prelude::*;
+//! use futures::{stream, StreamExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // zip: two broadcast branches, recombined item by item.
+//! let [raw, scaled] = <[_; 2]>::try_from(stream::iter(1..=3).broadcast(2)).unwrap();
+//! let pairs: Vec<(i32, i32)> = raw.zip(scaled.map(|x| x * 10)).collect().await;
+//! assert_eq!(pairs, [(1, 10), (2, 20), (3, 30)]);
+//!
+//! // select: two partition branches, merged as they produce.
+//! let [evens, odds] = <[_; 2]>::try_from(stream::iter(1..=4).partition(2, |x| *x as usize % 2)).unwrap();
+//! let mut both: Vec<i32> = stream::select(evens.map(|x| x * 100), odds).collect().await;
+//! both.sort();
+//! assert_eq!(both, [1, 3, 200, 400]);
+//!
+//! // select_all: any number of balanced workers back into one stream.
+//! let mut all: Vec<i32> = stream::select_all(stream::iter(0..6).balance(3)).collect().await;
+//! all.sort();
+//! assert_eq!(all, [0, 1, 2, 3, 4, 5]);
+//! # }
+//! ```
 //!
 //! # Design
 //!
