@@ -168,3 +168,22 @@ fn zero_capacity_is_rejected() {
         "`on_overflow`: `capacity` must be at least 1, got 0; pass a non-zero value"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_merge_reaches_the_consumer() {
+    // All three items are ready at once: the producer merges while the consumer waits.
+    let s = stream::iter([1u32, 2, 3]).conflate(|a, b| {
+        assert!(b != 3, "merge refused 3");
+        a + b
+    });
+    let h = tokio::spawn(s.collect::<Vec<_>>());
+    let err = tokio::time::timeout(HANG_BOUND, h)
+        .await
+        .unwrap()
+        .unwrap_err();
+    let payload = err.into_panic();
+    assert_eq!(
+        payload.downcast_ref::<&str>().copied(),
+        Some("merge refused 3")
+    );
+}

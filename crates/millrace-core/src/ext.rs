@@ -1163,8 +1163,9 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// When polled outside a tokio runtime; a panic in the upstream or `merge` is re-raised in
-    /// the consumer after the pending item.
+    /// When polled outside a tokio runtime. A panic in the upstream is re-raised in the
+    /// consumer after the pending item; a panic in `merge` is re-raised too (the two items it
+    /// was merging go with it).
     ///
     /// # Cancel safety
     ///

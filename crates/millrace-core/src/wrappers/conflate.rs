@@ -59,7 +59,8 @@ where
 /// item arriving while the previous one still waits for the consumer is merged into it with
 /// `merge(pending, new)`. At most one item waits. Merges are counted
 /// ([`conflated`](Conflate::conflated)). An upstream panic is re-raised in the consumer after
-/// the pending item. A panic in `merge` ends the producer the same way.
+/// the pending item. A panic in `merge` is re-raised in the consumer too (the two items it
+/// was merging go with it).
 ///
 /// ```
 /// use millrace::wrappers::Conflate;
