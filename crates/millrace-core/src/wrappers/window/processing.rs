@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future as _;
 use std::hash::Hash;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -240,5 +241,3 @@ impl<S: fmt::Debug, K, KF, A, I, F> fmt::Debug for Window<S, K, KF, A, I, F> {
             .finish_non_exhaustive()
     }
 }
-
-use std::future::Future as _;
