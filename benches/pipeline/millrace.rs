@@ -151,6 +151,22 @@ pub(crate) const VARIANTS: &[Variant] = &[
         group: crate::registry::Group::Memory,
         run: stream6_millrace,
         target: Target::RssRatio { max: 1.1 },
+    }, // Fan-out and keyed concurrency (issue 13). `broadcast(2)`: each of the two branches runs
+    // the 3 stages and a fold, so instr/item counts two branches; "≤ 2× prefetch per item per
+    // branch" is ≤ 4× the `prefetch` row for the whole run.
+    pipeline(
+        "broadcast2",
+        broadcast2,
+        Target::Ratio {
+            of: "prefetch",
+            max: 4.0,
+        },
+    ),
+    Variant {
+        name: "map_concurrent_by_key",
+        group: crate::registry::Group::Io,
+        run: map_concurrent_by_key_io,
+        target: Target::IoWithin { pct: 5.0 },
     },
 ];
 
@@ -301,7 +317,7 @@ fn metered_count_errors(n: u64) -> u64 {
 /// turning odd values into `Filtered` markers; the sink sums the items.
 fn positions_tracked(n: u64) -> u64 {
     use millrace::positions::{self, Entry};
-    let s = positions::track(stream::iter(0..n).map(|x| (x, x)))
+    let s = positions::track(stream::iter((0..n).map(|x| (x, x))))
         .map(|x| x * 3)
         .filter(|x| x % 2 == 0)
         .map(|x| x + 1);
@@ -325,7 +341,7 @@ fn chunks_1000(n: u64) -> u64 {
 /// `positions_tracked`, then `batch(1000)` into `TrackedBatch`es, summed per batch.
 fn positions_tracked_batch(n: u64) -> u64 {
     use millrace::positions;
-    let s = positions::track(stream::iter(0..n).map(|x| (x, x)))
+    let s = positions::track(stream::iter((0..n).map(|x| (x, x))))
         .map(|x| x * 3)
         .filter(|x| x % 2 == 0)
         .map(|x| x + 1)
@@ -459,5 +475,37 @@ fn map_concurrent_local_ready(n: u64) -> u64 {
 fn map_concurrent_io(c: u64) -> u64 {
     runtime().block_on(fold_sum!(
         stream::iter(0..crate::io::ITEMS).map_concurrent(c as usize, crate::io::work)
+    ))
+}
+
+/// Shared buffer of the `broadcast2` row: as big as the `prefetch` row's.
+const BROADCAST_CAPACITY: usize = 1024;
+
+/// `0..n → broadcast(2)`, each branch `→` the 3 stages `→ fold`, both folds joined on one
+/// tokio `current_thread` task (like the `prefetch` row's executor); returns branch 0's sum
+/// after checking branch 1 got the same.
+fn broadcast2(n: u64) -> u64 {
+    let [a, b] = <[_; 2]>::try_from(
+        millrace::wrappers::Broadcast::split(stream::iter(0..n), 2, BROADCAST_CAPACITY)
+            .expect("valid config"),
+    )
+    .expect("two branches");
+    let (x, y) = runtime()
+        .block_on(async move { futures::join!(fold_sum!(stages(a)), fold_sum!(stages(b))) });
+    assert_eq!(x, y, "both branches see every item");
+    x
+}
+
+/// Keys of the keyed I/O row.
+const KEYS: u64 = 100;
+
+/// I/O row: `map_concurrent_by_key(c, x % 100, work)`: per key in order, 100 keys.
+fn map_concurrent_by_key_io(c: u64) -> u64 {
+    runtime().block_on(fold_sum!(
+        stream::iter(0..crate::io::ITEMS).map_concurrent_by_key(
+            c as usize,
+            |x| x % KEYS,
+            crate::io::work
+        )
     ))
 }

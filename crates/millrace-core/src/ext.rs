@@ -839,6 +839,495 @@ pub trait PipelineExt: Stream {
         crate::error::built(Prefetch::try_new(self, capacity))
     }
 
+    /// Splits this stream into `n` branches that **each see every item** (a clone; the last
+    /// branch to take an item gets the original), sharing a buffer of
+    /// [`DEFAULT_FAN_CAPACITY`] items. For another capacity use [`Broadcast::split`].
+    ///
+    /// The slowest live branch sets the pace: at most the capacity items are pulled and not yet
+    /// yielded by every live branch. A **dropped branch does not stop the others**; it simply
+    /// stops counting. No background task: whichever branch needs an item pulls it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let [to_db, to_dashboard] = <[_; 2]>::try_from(stream::iter(1..=3).broadcast(2)).unwrap();
+    /// let (saved, shown) = futures::join!(
+    ///     to_db.collect::<Vec<_>>(),
+    ///     to_dashboard.map(|x| x * 100).collect::<Vec<_>>(),
+    /// );
+    /// assert_eq!((saved, shown), (vec![1, 2, 3], vec![100, 200, 300]));
+    /// # }
+    /// ```
+    ///
+    /// # Order
+    ///
+    /// Each branch yields the items in upstream order. Consume the branches **concurrently**
+    /// (`join!`, separate tasks): one branch consumed to its end before the other starts stalls
+    /// once the buffer is full.
+    ///
+    /// # Panics
+    ///
+    /// If `n == 0`. An upstream panic reaches every live branch after the items before it (see
+    /// [`Broadcast`]); upstream `Err` items are cloned to every branch like any item.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping a branch drops the items only it still needed; dropping the last drops the
+    /// upstream.
+    #[track_caller]
+    fn broadcast(self, n: usize) -> Vec<Broadcast<Self>>
+    where
+        Self: Sized,
+        Self::Item: Clone,
+    {
+        crate::error::built(Broadcast::split(self, n, DEFAULT_FAN_CAPACITY))
+    }
+
+    /// Splits this stream into `n` branches; `route(&item)` picks the branch (`0..n`) of each
+    /// item. At most [`DEFAULT_FAN_CAPACITY`] items wait across the branches (for another
+    /// capacity use [`Partition::split`]).
+    ///
+    /// Items routed to a dropped branch are discarded and counted ([`Partition::discarded`]);
+    /// the other branches continue. To merge the branches back in upstream order, partition an
+    /// `enumerate()`d stream and use [`merge_in_order`](crate::merge_in_order).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let [small, large] = <[_; 2]>::try_from(
+    ///     stream::iter([5, 500, 7, 700]).partition(2, |x| usize::from(*x >= 100)),
+    /// )
+    /// .unwrap();
+    /// let (small, large) = futures::join!(small.collect::<Vec<_>>(), large.collect::<Vec<_>>());
+    /// assert_eq!((small, large), (vec![5, 7], vec![500, 700]));
+    /// # }
+    /// ```
+    ///
+    /// # Order
+    ///
+    /// Each branch yields its items in upstream order. Consume the branches concurrently.
+    ///
+    /// # Panics
+    ///
+    /// If `n == 0`. A panic in `route` (or a route of `n` or more) or in the upstream reaches
+    /// every live branch. Upstream `Err` items are routed by `route` like any item.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping a branch discards (and counts) the items waiting for it; dropping the last
+    /// drops the upstream.
+    #[track_caller]
+    fn partition<F>(self, n: usize, route: F) -> Vec<Partition<Self, F>>
+    where
+        Self: Sized,
+        F: FnMut(&Self::Item) -> usize,
+    {
+        crate::error::built(Partition::split(self, n, DEFAULT_FAN_CAPACITY, route))
+    }
+
+    /// Splits this stream into `n` branches for **work distribution**: each item goes to
+    /// whichever branch asks for one first. Nothing is buffered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // A slow worker and a fast one: the fast one takes more of the work.
+    /// let workers = stream::iter(0..10).balance(2).into_iter().map(|w| {
+    ///     let pause = Duration::from_millis(if w.index() == 0 { 50 } else { 10 });
+    ///     tokio::spawn(w.then(move |x| async move {
+    ///         tokio::time::sleep(pause).await;
+    ///         x
+    ///     }).count())
+    /// });
+    /// let done: Vec<usize> = futures::future::try_join_all(workers).await.unwrap();
+    /// assert_eq!(done.iter().sum::<usize>(), 10);
+    /// assert!(done[1] > done[0]);
+    /// # }
+    /// ```
+    ///
+    /// # Order
+    ///
+    /// Each branch yields its items in upstream order; which branch gets which item depends on
+    /// when each asks.
+    ///
+    /// # Panics
+    ///
+    /// If `n == 0`. An upstream panic reaches every live branch (see [`Balance`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// A branch holds no item between polls: dropping one loses nothing. Dropping the last
+    /// drops the upstream.
+    #[track_caller]
+    fn balance(self, n: usize) -> Vec<Balance<Self>>
+    where
+        Self: Sized,
+    {
+        crate::error::built(Balance::split(self, n))
+    }
+
+    /// Maps each item to a future on a tokio task, at most `n` at once, with **items of the
+    /// same key processed one after another in input order** and different keys in parallel
+    /// (Akka's `mapAsyncPartitioned`).
+    ///
+    /// At most `n` futures run (one per key); at most `m` items (default `n`,
+    /// [`MapConcurrentByKey::with_waiting`]) wait behind an earlier item of their key, so at
+    /// most `n + m` distinct keys are held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // (member, event): one member's events in order, members in parallel.
+    /// let events = [("ada", 1), ("bob", 1), ("ada", 2), ("bob", 2)];
+    /// let start = tokio::time::Instant::now();
+    /// let out: Vec<(&str, i32)> = stream::iter(events)
+    ///     .map_concurrent_by_key(4, |(member, _)| *member, |e| async move {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///         e
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, events); // per member: 1 then 2
+    /// assert_eq!(start.elapsed(), Duration::from_millis(20)); // two members in parallel
+    /// # }
+    /// ```
+    ///
+    /// # Order
+    ///
+    /// Outputs of one key come out in input order; outputs of different keys in completion
+    /// order.
+    ///
+    /// # Panics
+    ///
+    /// If `n == 0`; when polled outside a tokio runtime. A panic in a future is resumed on the
+    /// consumer; a panic in `key` or `f` unwinds out of `poll_next`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream aborts every task in flight at once and drops the waiting items.
+    #[track_caller]
+    fn map_concurrent_by_key<K, KF, F, Fut>(
+        self,
+        n: usize,
+        key: KF,
+        f: F,
+    ) -> MapConcurrentByKey<Self, K, KF, F, Fut>
+    where
+        Self: Sized,
+        K: std::hash::Hash + Eq + Clone,
+        KF: FnMut(&Self::Item) -> K,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        crate::error::built(MapConcurrentByKey::try_new(self, n, key, f))
+    }
+
+    /// Per-key aggregates over windows of **processing time** (the tokio instant each item
+    /// arrives): one [`Aggregate`] per key and window, made by `init()` and
+    /// `fold(&mut acc, &item)`, yielded when the window's end passes.
+    ///
+    /// `spec` is [`WindowSpec::tumbling`] or [`WindowSpec::sliding`]; windows count from the
+    /// first poll. Memory per open window: one accumulator per key seen in it (items are
+    /// never kept). A tokio timer closes windows while the upstream is idle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Checkouts per branch per minute; the third arrives at 61 s.
+    /// let checkouts = stream::iter(["north", "south", "north"]).enumerate().then(|(i, b)| async move {
+    ///     if i == 2 {
+    ///         tokio::time::sleep(Duration::from_secs(61)).await;
+    ///     }
+    ///     b
+    /// });
+    /// let counts: Vec<(&str, u32)> = checkouts
+    ///     .window(WindowSpec::tumbling(Duration::from_secs(60)), |b| *b, || 0, |n, _| *n += 1)
+    ///     .map(|a| (a.key, a.value))
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(counts, [("north", 1), ("south", 1), ("north", 1)]);
+    /// # }
+    /// ```
+    ///
+    /// # Order
+    ///
+    /// Windows in time order; within a window, keys in first-seen order. Open windows are
+    /// yielded when the upstream ends.
+    ///
+    /// # Panics
+    ///
+    /// A panic in `key`, `init` or `fold` unwinds out of `poll_next`. Needs tokio's timer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream drops the open windows' accumulators.
+    fn window<K, KF, A, I, F>(
+        self,
+        spec: WindowSpec,
+        key: KF,
+        init: I,
+        fold: F,
+    ) -> Window<Self, K, KF, A, I, F>
+    where
+        Self: Sized,
+        K: std::hash::Hash + Eq + Clone,
+        KF: FnMut(&Self::Item) -> K,
+        I: FnMut() -> A,
+        F: FnMut(&mut A, &Self::Item),
+    {
+        Window::new(self, spec, key, init, fold)
+    }
+
+    /// Per-key aggregates over windows of **event time**: `timestamp(&item)` gives each item's
+    /// time (a `Duration` since your epoch). A window closes once the largest timestamp seen,
+    /// minus the allowed lateness ([`EventWindow::allowed_lateness`], default zero), reaches
+    /// its end; it yields [`WindowEvent::Closed`] per key. An item whose window already closed
+    /// is yielded as [`WindowEvent::Late`] and counted ([`EventWindow::late`]): routed, never
+    /// silently dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::WindowEvent;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // (second, branch)
+    /// let events = [(5u64, "north"), (30, "north"), (65, "south"), (20, "north")];
+    /// let w = stream::iter(events).window_event_time(
+    ///     WindowSpec::tumbling(Duration::from_secs(60)),
+    ///     |(s, _)| Duration::from_secs(*s),
+    ///     |(_, b)| *b,
+    ///     || 0u32,
+    ///     |n, _| *n += 1,
+    /// );
+    /// let late = w.late_counter();
+    /// let out: Vec<_> = w.collect().await;
+    /// assert!(matches!(&out[0], WindowEvent::Closed(a) if a.key == "north" && a.value == 2));
+    /// assert_eq!(out[1], WindowEvent::Late((20, "north"))); // its minute closed at 65 s
+    /// assert!(matches!(&out[2], WindowEvent::Closed(a) if a.key == "south" && a.value == 1));
+    /// assert_eq!(late.get(), 1);
+    /// # }
+    /// ```
+    ///
+    /// # Order
+    ///
+    /// Windows in event-time order, keys in first-seen order; a late item comes out where it
+    /// arrived. Open windows close when the upstream ends.
+    ///
+    /// # Panics
+    ///
+    /// A panic in `timestamp`, `key`, `init` or `fold` unwinds out of `poll_next`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream drops the open windows' accumulators.
+    fn window_event_time<K, TF, KF, A, I, F>(
+        self,
+        spec: WindowSpec,
+        timestamp: TF,
+        key: KF,
+        init: I,
+        fold: F,
+    ) -> EventWindow<Self, K, TF, KF, A, I, F>
+    where
+        Self: Sized,
+        K: std::hash::Hash + Eq + Clone,
+        TF: FnMut(&Self::Item) -> std::time::Duration,
+        KF: FnMut(&Self::Item) -> K,
+        I: FnMut() -> A,
+        F: FnMut(&mut A, &Self::Item),
+    {
+        EventWindow::new(
+            self,
+            spec,
+            std::time::Duration::ZERO,
+            timestamp,
+            key,
+            init,
+            fold,
+        )
+    }
+
+    /// A bounded buffer of `capacity` items in front of a slow consumer, filled by a producer
+    /// task as fast as this stream yields; when it is full, [`Overflow`] decides:
+    /// `Backpressure` (stop pulling), `DropOldest` or `DropNewest`. Dropped items are counted
+    /// ([`OnOverflow::dropped`]). To fail instead see
+    /// [`fail_on_overflow`](Self::fail_on_overflow).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let live = stream::iter(0..10).on_overflow(3, Overflow::DropOldest);
+    /// let dropped = live.drop_counter();
+    /// // The producer task runs ahead of the consumer: when the consumer first looks, only
+    /// // the newest 3 items wait.
+    /// assert_eq!(live.collect::<Vec<_>>().await, [7, 8, 9]);
+    /// assert_eq!(dropped.get(), 7);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `capacity == 0`; when polled outside a tokio runtime. An upstream panic is re-raised
+    /// in the consumer after the items buffered before it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream aborts the producer task at once; buffered items are dropped.
+    #[track_caller]
+    fn on_overflow(self, capacity: usize, strategy: Overflow) -> OnOverflow<Self>
+    where
+        Self: Sized + Send + 'static,
+        Self::Item: Send + 'static,
+    {
+        crate::error::built(OnOverflow::try_new(self, capacity, strategy))
+    }
+
+    /// A bounded buffer of `capacity` items that **fails** when it overflows: the consumer
+    /// gets every item buffered before, then `Err(Overflowed)`, then the end (the upstream is
+    /// dropped at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::Overflowed;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // The producer task runs ahead of the consumer and overflows at item 3.
+    /// let s = stream::iter(0..10).fail_on_overflow(3);
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(0), Ok(1), Ok(2), Err(Overflowed { capacity: 3 })]);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `capacity == 0`; when polled outside a tokio runtime.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream aborts the producer task at once.
+    #[track_caller]
+    fn fail_on_overflow(self, capacity: usize) -> FailOnOverflow<Self>
+    where
+        Self: Sized + Send + 'static,
+        Self::Item: Send + 'static,
+    {
+        crate::error::built(FailOnOverflow::try_new(self, capacity))
+    }
+
+    /// While the consumer is busy, merges the arriving items into the one waiting with
+    /// `merge(pending, new)` (a producer task keeps pulling); merges are counted
+    /// ([`Conflate::conflated`]). For a live view that only wants the newest value use
+    /// [`latest`](Self::latest).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // The producer task pulls all four before the consumer first looks.
+    /// let mut sums = stream::iter(1..=4).conflate(|a, b| a + b);
+    /// assert_eq!(sums.next().await, Some(10));
+    /// assert_eq!(sums.conflated(), 3);
+    /// assert_eq!(sums.next().await, None);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a tokio runtime. A panic in the upstream is re-raised in the
+    /// consumer after the pending item; a panic in `merge` is re-raised too (the two items it
+    /// was merging go with it).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream aborts the producer task at once.
+    fn conflate<F>(self, merge: F) -> Conflate<Self, F>
+    where
+        Self: Sized + Send + 'static,
+        Self::Item: Send + 'static,
+        F: FnMut(Self::Item, Self::Item) -> Self::Item + Send + 'static,
+    {
+        Conflate::new(self, merge)
+    }
+
+    /// [`conflate`](Self::conflate) keeping only the newest item: the consumer always gets the
+    /// latest value; the replaced ones are counted ([`Conflate::conflated`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut view = stream::iter(1..=4).latest();
+    /// assert_eq!(view.next().await, Some(4));
+    /// assert_eq!(view.conflated(), 3);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a tokio runtime; an upstream panic is re-raised in the consumer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream aborts the producer task at once.
+    #[allow(clippy::type_complexity)]
+    fn latest(self) -> Conflate<Self, fn(Self::Item, Self::Item) -> Self::Item>
+    where
+        Self: Sized + Send + 'static,
+        Self::Item: Send + 'static,
+    {
+        Conflate::new(self, |_, newest| newest)
+    }
+
     /// Limits the wait for **each** item to `limit`; a late item is reported as
     /// `Err(TimeoutError::Elapsed { after, index })` and the stream **goes on** (tokio-stream's
     /// `timeout`): the upstream is kept and the item is yielded when it arrives.

@@ -56,6 +56,7 @@ pub use crate::sources::restartable;
 pub use crate::sources::{paginate, paginate_from, scoped};
 pub use crate::stage::{Identity, Stack, Stage, StageBuilder, stage_fn};
 pub use crate::wrappers::{Page, PagePosition};
+pub use crate::wrappers::{merge_in_order, try_merge};
 
 /// Everything a pipeline author needs in scope: `use millrace::prelude::*;`.
 pub mod prelude {
@@ -63,8 +64,10 @@ pub mod prelude {
     pub use crate::policy::{Rate, RateLimiter};
     pub use crate::stage_fn;
     pub use crate::wrappers::TimeoutError;
+    pub use crate::wrappers::{Overflow, WindowSpec};
     pub use crate::{Checkpoint, Checkpointer, checkpoint_with, restartable};
     pub use crate::{FusedStream, PipelineExt, Stage, Stream};
     pub use crate::{Metrics, Page, PagePosition, paginate, paginate_from, scoped};
+    pub use crate::{merge_in_order, try_merge};
     pub use tokio_util::sync::CancellationToken;
 }

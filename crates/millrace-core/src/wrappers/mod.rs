@@ -54,3 +54,20 @@ pub use self::metered::{
 pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
 pub use self::paginate::{REMEMBERED_CURSORS, RepeatedCursor};
 pub use self::scoped::Scoped;
+
+mod by_key;
+mod conflate;
+mod driven;
+pub(crate) mod fan;
+mod overflow;
+mod window;
+pub use self::by_key::MapConcurrentByKey;
+pub use self::conflate::Conflate;
+pub use self::fan::{
+    Balance, Broadcast, DEFAULT_FAN_CAPACITY, DiscardCounter, MergeInOrder, Partition, TryMerge,
+    merge_in_order, try_merge,
+};
+pub use self::overflow::{DropCount, FailOnOverflow, OnOverflow, Overflow, Overflowed};
+pub use self::window::{
+    Aggregate, EventWindow, LateCounter, MAX_WINDOWS_PER_ITEM, Window, WindowEvent, WindowSpec,
+};
