@@ -32,7 +32,7 @@ use millrace::adapters::json::{self, Decoded, JsonLineError};
 use millrace::adapters::sql::{BatchInsert, InsertError, InsertRow, RowValues};
 use millrace::adapters::{fs, fs::LinePosition};
 use millrace::policy::ExponentialBuilder;
-use millrace::positions::{Balance, Entry, Positioned, TrackedBatch};
+use millrace::positions::{Counts, Entry, Positioned, TrackedBatch};
 use millrace::prelude::*;
 use millrace::{PagePosition, StageSnapshot};
 use serde::Deserialize;
@@ -657,7 +657,7 @@ pub(crate) struct Report {
     /// Dead letters committed by this run (the skipped lines, with their reasons).
     pub(crate) dead_lettered: u64,
     /// The delivery accounting of this run: `read = committed + dead-lettered + filtered`.
-    pub(crate) balance: Balance,
+    pub(crate) balance: Counts,
     /// Rows inserted by this run.
     pub(crate) rows_inserted: u64,
     /// Rows ignored by `ON CONFLICT DO NOTHING` (already in the table).
@@ -1017,7 +1017,7 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
         skips,
         batches_committed: insert.batches_committed,
         dead_lettered: insert.dead_lettered,
-        balance: accounting.balance(),
+        balance: accounting.counts(),
         rows_inserted: insert.rows_inserted,
         rows_ignored: insert.rows_ignored,
         rows_in_db: rows_in_db as u64,

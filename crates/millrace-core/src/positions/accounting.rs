@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::TrackedBatch;
 
 #[derive(Debug, Default)]
-struct Counts {
+struct Atomics {
     read: AtomicU64,
     committed: AtomicU64,
     dead_lettered: AtomicU64,
@@ -37,7 +37,7 @@ struct Counts {
 /// assert!(err.to_string().starts_with("delivery accounting does not balance: read 3"));
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct Accounting(Arc<Counts>);
+pub struct Accounting(Arc<Atomics>);
 
 impl Accounting {
     /// New, all counts zero.
@@ -149,15 +149,15 @@ impl Accounting {
         self.committed() + self.dead_lettered() + self.filtered()
     }
 
-    /// The counts now, as a [`Balance`] (whether or not they balance).
+    /// The counts now, as a [`Counts`] (whether or not they balance).
     ///
     /// ```
     /// let a = millrace::positions::Accounting::new();
     /// a.add_read(1);
-    /// assert_eq!(a.balance().read, 1);
+    /// assert_eq!(a.counts().read, 1);
     /// ```
-    pub fn balance(&self) -> Balance {
-        Balance {
+    pub fn counts(&self) -> Counts {
+        Counts {
             read: self.read(),
             committed: self.committed(),
             dead_lettered: self.dead_lettered(),
@@ -181,8 +181,8 @@ impl Accounting {
     /// # Errors
     ///
     /// [`Unbalanced`] when the counts differ.
-    pub fn check(&self) -> Result<Balance, Unbalanced> {
-        let balance = self.balance();
+    pub fn check(&self) -> Result<Counts, Unbalanced> {
+        let balance = self.counts();
         if balance.read == balance.done() {
             Ok(balance)
         } else {
@@ -194,13 +194,13 @@ impl Accounting {
 /// The delivery counts of a run: see [`Accounting`].
 ///
 /// ```
-/// use millrace::positions::Balance;
+/// use millrace::positions::Counts;
 ///
-/// let b = Balance { read: 4, committed: 3, dead_lettered: 1, filtered: 0 };
+/// let b = Counts { read: 4, committed: 3, dead_lettered: 1, filtered: 0 };
 /// assert_eq!(b.to_string(), "read 4 = committed 3 + dead-lettered 1 + filtered 0");
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Balance {
+pub struct Counts {
     /// Entries read by the source.
     pub read: u64,
     /// Items committed.
@@ -211,20 +211,20 @@ pub struct Balance {
     pub filtered: u64,
 }
 
-impl Balance {
+impl Counts {
     /// `committed + dead_lettered + filtered`.
     ///
     /// ```
-    /// use millrace::positions::Balance;
+    /// use millrace::positions::Counts;
     ///
-    /// assert_eq!(Balance { read: 0, committed: 1, dead_lettered: 2, filtered: 3 }.done(), 6);
+    /// assert_eq!(Counts { read: 0, committed: 1, dead_lettered: 2, filtered: 3 }.done(), 6);
     /// ```
     pub fn done(&self) -> u64 {
         self.committed + self.dead_lettered + self.filtered
     }
 }
 
-impl fmt::Display for Balance {
+impl fmt::Display for Counts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let op = if self.read == self.done() { "=" } else { "≠" };
         write!(
@@ -254,16 +254,16 @@ impl fmt::Display for Balance {
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unbalanced(pub Balance);
+pub struct Unbalanced(pub Counts);
 
 impl Unbalanced {
     /// Entries read but not done (negative differences, which only a sink recording more than
     /// it was given can cause, count as their magnitude).
     ///
     /// ```
-    /// use millrace::positions::{Balance, Unbalanced};
+    /// use millrace::positions::{Counts, Unbalanced};
     ///
-    /// assert_eq!(Unbalanced(Balance { read: 5, committed: 2, ..Balance::default() }).missing(), 3);
+    /// assert_eq!(Unbalanced(Counts { read: 5, committed: 2, ..Counts::default() }).missing(), 3);
     /// ```
     pub fn missing(&self) -> u64 {
         self.0.read.abs_diff(self.0.done())

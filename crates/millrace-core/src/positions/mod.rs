@@ -81,7 +81,7 @@ mod batch;
 mod tracked;
 mod unordered;
 
-pub use self::accounting::{Accounting, Balance, Unbalanced};
+pub use self::accounting::{Accounting, Counts, Unbalanced};
 pub use self::batch::{DeadLetter, TrackedBatch};
 pub use self::tracked::{CountRead, Tracked, track};
 pub use self::unordered::LowWaterMark;

@@ -805,7 +805,7 @@ impl<S: fmt::Debug> fmt::Debug for Tracked<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tracked")
             .field("inner", &self.inner)
-            .field("accounting", &self.accounting.balance())
+            .field("accounting", &self.accounting.counts())
             .field("done", &self.done)
             .finish()
     }

@@ -613,7 +613,7 @@ impl<DB: Database, P: fmt::Debug, S, T> fmt::Debug for CommitEach<DB, P, S, T> {
             .field("state", &state)
             .field("report", &self.report)
             .field("position", &self.position)
-            .field("accounting", &self.accounting.balance())
+            .field("accounting", &self.accounting.counts())
             .finish()
     }
 }
