@@ -23,6 +23,9 @@ pub use self::map_concurrent::{
 };
 pub use self::rate_limit::{RateLimit, RateLimitStage};
 
+mod map_retry;
+pub use self::map_retry::MapRetry;
+
 mod batch;
 mod deadline;
 mod prefetch;
