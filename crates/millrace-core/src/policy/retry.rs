@@ -195,7 +195,7 @@ impl<B, P> RetryPolicy<B, P> {
     ///
     /// ```
     /// use millrace::prelude::*;
-    /// use millrace::policy::{BackoffBuilder, ExponentialBuilder};
+    /// use millrace::policy::ExponentialBuilder;
     /// use std::time::Duration;
     ///
     /// let policy = RetryPolicy::new(

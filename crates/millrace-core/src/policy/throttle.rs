@@ -223,7 +223,6 @@ impl Throttle {
     /// `attempt` is), so it can be spawned.
     ///
     /// ```
-    /// use millrace::prelude::*;
     /// use millrace::policy::Throttle;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]

@@ -283,7 +283,7 @@ impl<S: Stream, U, E> MapRetry<S, U, E> {
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// let s = stream::iter([1, 2]).map_retry(2, RetryPolicy::fixed(Duration::from_millis(5), 3), |x: u8| async move {
+    /// let s = stream::iter([1, 2]).map_retry(2, RetryPolicy::fixed(Duration::from_millis(5), 3), |_: u8| async move {
     ///     Err::<u8, _>("down")
     /// });
     /// let stats = s.stats();
