@@ -35,7 +35,12 @@ use super::{HttpError, HttpOptions};
 /// a slot is free. Each request runs on its own tokio task with the per-attempt timeout and the
 /// retries of [`HttpOptions`] (see [`FetchStage::options`]): transient failures (5xx, 408, 429,
 /// timeouts, broken connections) are retried, anything else (a 404, a body that is not a `T`)
-/// is yielded as an `Err` item at once and the stream goes on with the next item.
+/// is yielded as an `Err` item at once and the stream goes on with the next item. A request
+/// keeps its place among the `concurrency` while it backs off; the options'
+/// [`rate_limiter`](HttpOptions::rate_limiter) and [`max_in_flight`](HttpOptions::max_in_flight)
+/// bound every attempt, retries included (see the [module docs](super), "Limits that hold on
+/// every attempt"). Metered with `.metered(..).with_events()` (or in `pipeline!`), the stage
+/// reports the retries.
 ///
 /// Apply it with [`PipelineExt::wrap`](millrace_core::PipelineExt::wrap), or [`Stage::wrap`].
 ///
@@ -425,7 +430,8 @@ async fn run<T: DeserializeOwned>(
 
 /// Sends one request with the timeout and retries of `options` and decodes the body as JSON:
 /// the building block of [`fetch_json`], for use inside your own stages (e.g. the core
-/// `map_concurrent`, or after a `rate_limit`).
+/// `map_concurrent`); every attempt takes the options' [`rate_limiter`](HttpOptions::rate_limiter) and
+/// [`max_in_flight`](HttpOptions::max_in_flight) limits.
 ///
 /// # Errors
 ///
