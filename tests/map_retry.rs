@@ -361,3 +361,24 @@ fn a_zero_limit_is_rejected() {
             |x| async move { Ok::<_, ()>(x) },
         );
 }
+
+#[test]
+fn map_retry_is_send_sync_and_unpin() {
+    fn assert_ssu<T: Send + Sync + Unpin>(_: &T) {}
+    let s = stream::iter([1u32]).map_retry(2, RetryPolicy::exponential(), |x| async move {
+        Ok::<_, String>(x)
+    });
+    assert_ssu(&s);
+    assert_ssu(&Throttle::new().max_in_flight(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn map_retry_honours_the_stream_contract() {
+    let make = || {
+        stream::iter(0u32..6).map_retry(2, RetryPolicy::fixed(ms(3), 1), |x| async move {
+            tokio::time::sleep(ms(u64::from(x % 3))).await;
+            if x == 4 { Err(x) } else { Ok(x * 2) }
+        })
+    };
+    millrace::testing::conformance(make, vec![Ok(0), Ok(2), Ok(4), Ok(6), Err(4), Ok(10)]).await;
+}

@@ -393,7 +393,7 @@ pub trait PipelineExt: Stream {
         U: Send + 'static,
         E: Send + 'static,
         B: backon::BackoffBuilder + Clone + Send + 'static,
-        P: crate::policy::RetryIf<E> + Clone + Send + 'static,
+        P: crate::policy::RetryIf<E> + Clone + Send + Sync + 'static,
     {
         crate::error::built(MapRetry::try_new(self, n, policy, f))
     }
@@ -445,7 +445,7 @@ pub trait PipelineExt: Stream {
         U: Send + 'static,
         E: Send + 'static,
         B: backon::BackoffBuilder + Clone + Send + 'static,
-        P: crate::policy::RetryIf<E> + Clone + Send + 'static,
+        P: crate::policy::RetryIf<E> + Clone + Send + Sync + 'static,
     {
         crate::error::built(MapRetry::try_new_unordered(self, n, policy, f))
     }

@@ -129,11 +129,9 @@ impl PlainRender {
             let _ = write!(line, " {}", s.items);
             match s.expected {
                 Some(total) => {
-                    let pct = if total == 0 {
-                        100
-                    } else {
-                        (s.items.min(total) * 100 / total).min(100)
-                    };
+                    let pct = (s.items.min(total).saturating_mul(100))
+                        .checked_div(total)
+                        .unwrap_or(100);
                     let _ = write!(line, "/{total} items ({pct}%)");
                 }
                 None => line.push_str(" items"),

@@ -17,9 +17,28 @@ use crate::metrics::{Observable, StageMetrics};
 use crate::policy::{RetryIf, RetryPolicy, Throttle};
 
 /// One item's attempts, backoff waits included.
-type Job<U, E> = Pin<Box<dyn Future<Output = Result<U, E>> + Send>>;
+///
+/// In a `Mutex` only to be `Sync` without asking the same of the user's futures: it is polled
+/// through `get_mut` (exclusive access, no locking), so the mutex costs nothing.
+struct Job<U, E>(Mutex<Attempts<U, E>>);
+
+/// The attempts of one item, as the core retry loop runs them.
+type Attempts<U, E> = Pin<Box<dyn Future<Output = Result<U, E>> + Send>>;
+
+impl<U, E> Future for Job<U, E> {
+    type Output = Result<U, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<U, E>> {
+        self.get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .poll(cx)
+    }
+}
 /// Turns an upstream item into its job.
-type StartJob<I, U, E> = Box<dyn FnMut(I) -> Job<U, E> + Send>;
+type StartJob<I, U, E> = Box<dyn FnMut(I) -> Job<U, E> + Send + Sync>;
 /// The throttle, settable after construction (read when an item starts).
 type SharedThrottle = Arc<Mutex<Option<Throttle>>>;
 
@@ -98,7 +117,7 @@ where
         F: Fn(S::Item) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<U, E>> + Send + 'static,
         B: BackoffBuilder + Clone + Send + 'static,
-        P: RetryIf<E> + Clone + Send + 'static,
+        P: RetryIf<E> + Clone + Send + Sync + 'static,
     {
         crate::error::built(Self::try_new(upstream, limit, policy, f))
     }
@@ -126,7 +145,7 @@ where
         F: Fn(S::Item) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<U, E>> + Send + 'static,
         B: BackoffBuilder + Clone + Send + 'static,
-        P: RetryIf<E> + Clone + Send + 'static,
+        P: RetryIf<E> + Clone + Send + Sync + 'static,
     {
         Self::build(upstream, limit, policy, f, true)
     }
@@ -147,7 +166,7 @@ where
         F: Fn(S::Item) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<U, E>> + Send + 'static,
         B: BackoffBuilder + Clone + Send + 'static,
-        P: RetryIf<E> + Clone + Send + 'static,
+        P: RetryIf<E> + Clone + Send + Sync + 'static,
     {
         crate::error::built(Self::try_new_unordered(upstream, limit, policy, f))
     }
@@ -174,7 +193,7 @@ where
         F: Fn(S::Item) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<U, E>> + Send + 'static,
         B: BackoffBuilder + Clone + Send + 'static,
-        P: RetryIf<E> + Clone + Send + 'static,
+        P: RetryIf<E> + Clone + Send + Sync + 'static,
     {
         Self::build(upstream, limit, policy, f, false)
     }
@@ -190,7 +209,7 @@ where
         F: Fn(S::Item) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<U, E>> + Send + 'static,
         B: BackoffBuilder + Clone + Send + 'static,
-        P: RetryIf<E> + Clone + Send + 'static,
+        P: RetryIf<E> + Clone + Send + Sync + 'static,
     {
         let stage = if ordered {
             "map_retry"
@@ -221,11 +240,11 @@ where
                         }
                     }
                 };
-                Box::pin(crate::policy::retry::attempts(
+                Job(Mutex::new(Box::pin(crate::policy::retry::attempts(
                     policy.clone(),
                     attempt,
                     move |_: &E, _| stats.record_retry(),
-                ))
+                ))))
             })
         };
         let inner = if ordered {
@@ -437,5 +456,145 @@ impl<S: Stream, U, E> Observable for MapRetry<S, U, E> {
     fn observe_into(&self, stage: &StageMetrics) {
         stage.track_retries(&self.stats);
         self.inner.observe_into(stage);
+    }
+}
+
+/// A [`Stage`](crate::Stage) that applies [`map_retry`](crate::PipelineExt::map_retry) (or
+/// its unordered form), with an optional [`Throttle`]: one per-item retry segment, built
+/// once, applied to many sources.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::policy::Throttle;
+/// use millrace::wrappers::MapRetryStage;
+/// use futures::{stream, StreamExt};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let service = Throttle::new().rate(Rate::per_second(100)).max_in_flight(4);
+/// let lookup = MapRetryStage::new(4, RetryPolicy::fixed(Duration::from_millis(10), 2), |id: u32| async move {
+///     Ok::<_, String>(id + 1)
+/// })
+/// .throttle(service);
+/// let a: Vec<_> = stream::iter([1, 2]).wrap(lookup.clone()).collect().await;
+/// let b: Vec<_> = stream::iter([3]).wrap(lookup).collect().await;
+/// assert_eq!((a, b), (vec![Ok(2), Ok(3)], vec![Ok(4)]));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct MapRetryStage<F, B, P> {
+    limit: usize,
+    ordered: bool,
+    policy: RetryPolicy<B, P>,
+    f: F,
+    throttle: Option<Throttle>,
+}
+
+impl<F, B: fmt::Debug, P> fmt::Debug for MapRetryStage<F, B, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapRetryStage")
+            .field("limit", &self.limit)
+            .field("ordered", &self.ordered)
+            .field("policy", &self.policy)
+            .field("throttle", &self.throttle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B, P> MapRetryStage<F, B, P> {
+    /// Ordered, at most `limit` items in progress.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0 (see [`try_new`](Self::try_new)).
+    #[track_caller]
+    pub fn new(limit: usize, policy: RetryPolicy<B, P>, f: F) -> Self {
+        crate::error::built(Self::try_new(limit, policy, f))
+    }
+
+    /// Ordered, or a [`ConfigError`] if `limit` is 0.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::MapRetryStage;
+    ///
+    /// let err = MapRetryStage::try_new(0, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) })
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), "`map_retry`: `limit` must be at least 1, got 0; pass a non-zero value");
+    /// ```
+    pub fn try_new(limit: usize, policy: RetryPolicy<B, P>, f: F) -> Result<Self, ConfigError> {
+        crate::error::nonzero("map_retry", "limit", limit)?;
+        Ok(MapRetryStage {
+            limit,
+            ordered: true,
+            policy,
+            f,
+            throttle: None,
+        })
+    }
+
+    /// Unordered, at most `limit` items in progress.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::wrappers::MapRetryStage;
+    ///
+    /// let _stage = MapRetryStage::unordered(4, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) });
+    /// ```
+    #[track_caller]
+    pub fn unordered(limit: usize, policy: RetryPolicy<B, P>, f: F) -> Self {
+        crate::error::built(
+            crate::error::nonzero("map_retry_unordered", "limit", limit).map(|_| MapRetryStage {
+                limit,
+                ordered: false,
+                policy,
+                f,
+                throttle: None,
+            }),
+        )
+    }
+
+    /// Puts every attempt under `throttle` (see [`MapRetry::throttle`]); every stream this
+    /// stage wraps shares it.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::policy::Throttle;
+    /// use millrace::wrappers::MapRetryStage;
+    ///
+    /// let _stage = MapRetryStage::new(4, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) })
+    ///     .throttle(Throttle::new().max_in_flight(2));
+    /// ```
+    pub fn throttle(mut self, throttle: Throttle) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+}
+
+impl<S, F, Fut, U, E, B, P> crate::Stage<S> for MapRetryStage<F, B, P>
+where
+    S: Stream,
+    S::Item: Clone + Send + 'static,
+    F: Fn(S::Item) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<U, E>> + Send + 'static,
+    U: Send + 'static,
+    E: Send + 'static,
+    B: BackoffBuilder + Clone + Send + 'static,
+    P: RetryIf<E> + Clone + Send + Sync + 'static,
+{
+    type Output = MapRetry<S, U, E>;
+
+    fn wrap(self, upstream: S) -> MapRetry<S, U, E> {
+        let built = MapRetry::build(upstream, self.limit, self.policy, self.f, self.ordered)
+            .expect("the limit was checked when the stage was built");
+        match self.throttle {
+            Some(throttle) => built.throttle(throttle),
+            None => built,
+        }
     }
 }

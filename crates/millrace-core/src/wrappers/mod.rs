@@ -24,7 +24,7 @@ pub use self::map_concurrent::{
 pub use self::rate_limit::{RateLimit, RateLimitStage};
 
 mod map_retry;
-pub use self::map_retry::MapRetry;
+pub use self::map_retry::{MapRetry, MapRetryStage};
 
 mod batch;
 mod deadline;
