@@ -657,13 +657,18 @@ pub trait PipelineExt: Stream {
         crate::error::built(MapBlocking::try_new(self, n, f))
     }
 
-    /// Releases items no faster than a rate: GCRA on tokio time, never more than the burst
-    /// `b` at one instant, long-run rate `r`, and no burst beyond `b` after an idle time.
+    /// Releases items no faster than a rate: GCRA on tokio time, long-run rate `r` (on the
+    /// real clock too: slots passed during a late timer wake-up are caught up), no window of
+    /// one period over `r + b`, and no burst beyond `b` after an idle time. Below about
+    /// 1,000 items/s items are spaced; above, they leave in groups per 1 ms timer tick (see
+    /// [`RateLimiter`](crate::policy::RateLimiter), "Real time").
     ///
     /// Pass a [`Rate`](crate::policy::Rate) for a fresh budget, or a clone of a
     /// [`RateLimiter`](crate::policy::RateLimiter) to share one budget between streams and
     /// tasks (clones share state). To bound requests in flight as well:
-    /// `stream.rate_limit(Rate::per_second(10).burst(1)).map_concurrent(5, fetch)`.
+    /// `stream.rate_limit(Rate::per_second(10).burst(1)).map_concurrent(5, fetch)`. This limits
+    /// the *items*: for requests that are retried, put the limits on every attempt with
+    /// [`map_retry`](Self::map_retry) and a [`Throttle`](crate::policy::Throttle) instead.
     ///
     /// # Examples
     ///

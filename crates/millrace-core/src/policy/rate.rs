@@ -9,7 +9,8 @@ use tokio::time::Instant;
 
 use crate::error::ConfigError;
 
-/// A rate: `count` items per `period`, with a burst of at most `burst` items at one instant.
+/// A rate: `count` items per `period`, with a burst of at most `burst` items at once after
+/// idle time.
 ///
 /// The default burst is **1**: items are spaced evenly, one every `period / count`. A burst
 /// `b` lets up to `b` items through at once after an idle time, never more, however long the
@@ -124,7 +125,8 @@ impl Rate {
         })
     }
 
-    /// Sets the burst: at most `burst` items released at one instant.
+    /// Sets the burst: at most `burst` items released at once after idle time (and at most
+    /// `count + burst` in any window of one period).
     ///
     /// # Panics
     ///
