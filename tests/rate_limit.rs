@@ -320,3 +320,10 @@ async fn catching_up_never_puts_more_than_rate_plus_burst_in_a_second() {
     // The long-run rate is kept: the last item is on its slot.
     assert_eq!(times[22], ms(2200));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_period_of_duration_max_does_not_overflow() {
+    let mut s = std::pin::pin!(stream::iter(0..3).rate_limit(Rate::per(1, Duration::MAX)));
+    assert_eq!(s.next().await, Some(0));
+    assert!(futures::poll!(s.next()).is_pending());
+}

@@ -266,7 +266,7 @@ impl Gcra {
                 _ => now,
             },
         };
-        let tat = base + self.interval;
+        let tat = later(base, self.interval);
         self.tat = Some(tat);
         if tat > now {
             self.waiting = None;
@@ -274,6 +274,12 @@ impl Gcra {
         self.window.record(now);
         Ok(())
     }
+}
+
+/// `at + d`, or 30 years after `at` if that overflows (a period of `Duration::MAX` is valid).
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// The releases of the last period, in buckets of at most `period / 1000`, so that no window
@@ -297,7 +303,7 @@ impl Window {
     fn new(rate: Rate) -> Self {
         Window {
             period: rate.period,
-            width: (rate.period / 1000).max(Duration::from_nanos(1)),
+            width: (rate.period / 1000).clamp(Duration::from_nanos(1), Duration::from_secs(86_400)),
             limit: u64::from(rate.count) + u64::from(rate.burst),
             total: 0,
             buckets: std::collections::VecDeque::new(),
@@ -307,7 +313,7 @@ impl Window {
     /// Drops the buckets wholly out of the window `(now - period - width, now]`.
     fn expire(&mut self, now: Instant) {
         while let Some(&(_, last, n)) = self.buckets.front() {
-            if last + self.period + self.width > now {
+            if later(last, self.period.saturating_add(self.width)) > now {
                 break;
             }
             self.total -= n;
@@ -321,9 +327,14 @@ impl Window {
         if self.total < self.limit {
             return None;
         }
-        self.buckets
-            .front()
-            .map(|&(_, last, _)| last + self.period + self.width + Duration::from_nanos(1))
+        self.buckets.front().map(|&(_, last, _)| {
+            later(
+                last,
+                self.period
+                    .saturating_add(self.width)
+                    .saturating_add(Duration::from_nanos(1)),
+            )
+        })
     }
 
     fn record(&mut self, now: Instant) {
