@@ -12,6 +12,7 @@
 # Environment knobs: BENCH_JOBS (parallel callgrind runs, default 2), BENCH_TIME_N (default 2000000),
 # BENCH_REPS (default 7), BENCH_ONLY (comma-separated variant names to run, default all),
 # BENCH_SKIP_IO=1 (skip the ~15 s per I/O variant).
+# Real-clock accuracy of `rate_limit` (issue 14) is a separate target: `cargo bench --bench rate_accuracy`.
 # Takes about 1-1.5 minutes on 2 shared cores once the bench build exists (the I/O rows are ~15 s
 # of that); a cold build with fat LTO adds about 3-4 minutes.
 set -euo pipefail

@@ -233,3 +233,97 @@ fn wrappers_are_send_and_sync() {
     assert_sync(&l);
     assert_send(&RateLimitStage::new(l));
 }
+
+/// The most timestamps in any half-open window `[t, t + width)`.
+fn max_in_window(times: &[Duration], width: Duration) -> usize {
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= width {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_wake_up_catches_up_on_the_slots_that_passed() {
+    use futures::poll;
+    use std::task::Poll;
+    let start = Instant::now();
+    let mut s = std::pin::pin!(stream::iter(0..).rate_limit(Rate::per_second(100)));
+    assert_eq!(poll!(s.next()), Poll::Ready(Some(0)));
+    // Item 1 is due at 10 ms: the stream waits for it (demand is registered)…
+    assert!(poll!(s.next()).is_pending());
+    // …but wakes up late, at 55 ms: the slots of 10, 20, 30, 40 and 50 ms have passed.
+    tokio::time::advance(ms(55)).await;
+    for i in 1..=5 {
+        assert_eq!(
+            poll!(s.next()),
+            Poll::Ready(Some(i)),
+            "slot {i} is caught up"
+        );
+    }
+    // Back on the schedule: item 6 is due at 60 ms, not at 55 + 10 ms.
+    assert!(poll!(s.next()).is_pending());
+    assert_eq!(s.next().await, Some(6));
+    assert_eq!(start.elapsed(), ms(60));
+    assert_eq!(s.next().await, Some(7));
+    assert_eq!(start.elapsed(), ms(70));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_up_later_than_the_catch_up_horizon_restarts_the_schedule() {
+    use futures::poll;
+    use std::task::Poll;
+    let start = Instant::now();
+    let mut s = std::pin::pin!(stream::iter(0..).rate_limit(Rate::per_second(100)));
+    assert_eq!(poll!(s.next()), Poll::Ready(Some(0)));
+    assert!(poll!(s.next()).is_pending());
+    // 10 ms + 200 ms (the horizon) + 1 ms: treated as idle, one item then even spacing.
+    tokio::time::advance(ms(211)).await;
+    assert_eq!(poll!(s.next()), Poll::Ready(Some(1)));
+    assert!(poll!(s.next()).is_pending());
+    assert_eq!(s.next().await, Some(2));
+    assert_eq!(start.elapsed(), ms(221));
+}
+
+#[tokio::test(start_paused = true)]
+async fn catching_up_never_puts_more_than_rate_plus_burst_in_a_second() {
+    use futures::poll;
+    use std::task::Poll;
+    let start = Instant::now();
+    let mut s = std::pin::pin!(stream::iter(0..).rate_limit(Rate::per_second(10)));
+    let mut times = Vec::new();
+    assert_eq!(poll!(s.next()), Poll::Ready(Some(0)));
+    times.push(start.elapsed());
+    assert!(poll!(s.next()).is_pending());
+    // Late by 190 ms: the slots of 100 and 200 ms go at once at 290 ms.
+    tokio::time::advance(ms(290)).await;
+    for i in 1..=2 {
+        assert_eq!(poll!(s.next()), Poll::Ready(Some(i)));
+        times.push(start.elapsed());
+    }
+    for _ in 0..20 {
+        s.next().await;
+        times.push(start.elapsed());
+    }
+    // On schedule (300, 400, …), except the item due at 1200 ms: (200 ms, 1200 ms] already
+    // holds 11 = rate + burst items, so it waits until the two of 290 ms leave the window
+    // (1290 ms, plus the window's 1 ms safety margin, rounded up to tokio's 1 ms tick).
+    assert_eq!(&times[..4], [ms(0), ms(290), ms(290), ms(300)]);
+    assert_eq!(times[11], ms(1100));
+    assert_eq!(times[12], ms(1292));
+    assert_eq!(times[13], ms(1300));
+    assert_eq!(max_in_window(&times, Duration::from_secs(1)), 11);
+    // The long-run rate is kept: the last item is on its slot.
+    assert_eq!(times[22], ms(2200));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_period_of_duration_max_does_not_overflow() {
+    let mut s = std::pin::pin!(stream::iter(0..3).rate_limit(Rate::per(1, Duration::MAX)));
+    assert_eq!(s.next().await, Some(0));
+    assert!(futures::poll!(s.next()).is_pending());
+}

@@ -237,3 +237,36 @@ fn recover_streams_are_send() {
     );
     assert_send(&flaky.open(0).checkpoint_with(0u64, |n, _| *n += 1));
 }
+
+#[tokio::test]
+async fn max_fallbacks_stops_a_handler_that_always_falls_back() {
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let a = std::sync::Arc::clone(&asked);
+    let s = futures::stream::iter([Ok(1), Err("primary down")])
+        .recover_with(move |_, cp: &Checkpoint<i32>| {
+            a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let next = cp.last.unwrap_or(0) + 1;
+            Some(futures::stream::iter([Ok(next), Err("mirror down")]))
+        })
+        .max_fallbacks(3);
+    let counter = s.fallback_counter();
+    let out: Vec<_> = futures::StreamExt::collect(s).await;
+    assert_eq!(out, [Ok(1), Ok(2), Ok(3), Ok(4), Err("mirror down")]);
+    assert_eq!(counter.get(), 3);
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::Relaxed),
+        3,
+        "not asked after the cap"
+    );
+}
+
+#[tokio::test]
+async fn max_fallbacks_zero_never_falls_back() {
+    let s = futures::stream::iter([Ok(1), Err("down")])
+        .recover_with(|_, _: &Checkpoint<i32>| Some(futures::stream::iter([Ok(9)])))
+        .max_fallbacks(0);
+    assert_eq!(
+        futures::StreamExt::collect::<Vec<_>>(s).await,
+        [Ok(1), Err("down")]
+    );
+}

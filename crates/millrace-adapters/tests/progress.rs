@@ -17,20 +17,20 @@ fn render(r: &mut PlainRender, at_ms: u64, metrics: &Metrics) -> String {
 }
 
 #[tokio::test]
-async fn frames_show_counts_rates_bars_and_events() {
+async fn one_line_per_frame_shows_counts_rates_totals_and_events() {
     let metrics = Metrics::new();
     let mut source = stream::iter(0..40u32).metered_in(&metrics, "source");
     let mut r = PlainRender::new();
     assert_eq!(
         render(&mut r, 0, &metrics),
-        "   0.0s source 0 items 0.0/s [--------------------]   0%\n"
+        "   0.0s source 0/40 items (0%) 0.0/s\n"
     );
     for _ in 0..10 {
         source.next().await;
     }
     assert_eq!(
         render(&mut r, 1_000, &metrics),
-        "   1.0s source 10 items 10.0/s [#####---------------]  25%\n"
+        "   1.0s source 10/40 items (25%) 10.0/s\n"
     );
     let checked = source
         .map(|x| if x % 10 == 3 { Err("odd row") } else { Ok(x) })
@@ -43,9 +43,9 @@ async fn frames_show_counts_rates_bars_and_events() {
     assert_eq!(n, 27);
     assert_eq!(
         render(&mut r, 1_500, &metrics),
-        "   1.5s source  40 items 60.0/s [####################] 100% done\n\
-         \x20  1.5s checked 30 items 60.0/s [####################] 100% errors=3 done\n\
-         \x20  1.5s valid   27 items 54.0/s skipped=3 done\n"
+        "   1.5s source 40/40 items (100%) 60.0/s done \
+         | checked 30/30 items (100%) 60.0/s errors=3 done \
+         | valid 27 items 54.0/s skipped=3 done\n"
     );
 }
 
@@ -63,11 +63,8 @@ async fn finish_draws_a_final_frame_and_the_report() {
     let text = String::from_utf8(handle.finish().unwrap()).unwrap();
     let report = metrics.report().to_string();
     let (frame, _) = text.split_once('\n').unwrap();
-    assert!(frame.contains("s bytes 3 items "), "{frame}");
-    assert!(
-        frame.ends_with(" [####################] 100% done"),
-        "{frame}"
-    );
+    assert!(frame.contains("s bytes 3/3 items (100%) "), "{frame}");
+    assert!(frame.ends_with("/s done"), "{frame}");
     assert_eq!(
         &text[frame.len() + 1..],
         report,

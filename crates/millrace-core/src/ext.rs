@@ -366,6 +366,128 @@ pub trait PipelineExt: Stream {
         crate::error::built(MapConcurrent::try_new_unordered(self, n, f))
     }
 
+    /// A fallible concurrent map that **retries each failed item** per `policy`: at most `n`
+    /// items in progress, outputs in input order; an item whose retries run out (or whose
+    /// error the policy's [`retry_if`](crate::policy::RetryPolicy::retry_if) rejects) yields
+    /// its last error and the stream goes on. `f` is called once per attempt with a clone of
+    /// the item. See [`MapRetry`] for why a backing-off item keeps its place among the `n`,
+    /// and [`MapRetry::throttle`] to put every attempt under a shared rate and in-flight
+    /// bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// enum Fetch { Busy, NotFound }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let tries = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    /// let t = tries.clone();
+    /// let policy = RetryPolicy::fixed(Duration::from_millis(100), 3)
+    ///     .retry_if(|e: &Fetch| *e == Fetch::Busy); // only transient errors
+    /// let s = stream::iter([1, 2, 404]).map_retry(4, policy, move |id: u32| {
+    ///     let n = t.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ///     async move {
+    ///         match id {
+    ///             404 => Err(Fetch::NotFound),
+    ///             2 if n < 3 => Err(Fetch::Busy), // item 2 fails on its first try
+    ///             _ => Ok(id * 10),
+    ///         }
+    ///     }
+    /// });
+    /// let stats = s.stats();
+    /// let out: Vec<_> = s.collect().await;
+    /// assert_eq!(out, [Ok(10), Ok(20), Err(Fetch::NotFound)]);
+    /// assert_eq!(stats.retries(), 1); // item 2 once; the 404 is not retried
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0 ([`MapRetry::try_new`] returns the [`ConfigError`](crate::ConfigError)).
+    /// When polled outside a tokio runtime. A panic in `f` or in an attempt is resumed on
+    /// the consumer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream aborts every item in progress at once, backoff waits included.
+    #[track_caller]
+    fn map_retry<F, Fut, U, E, B, P>(
+        self,
+        n: usize,
+        policy: crate::policy::RetryPolicy<B, P>,
+        f: F,
+    ) -> MapRetry<Self, U, E>
+    where
+        Self: Sized,
+        Self::Item: Clone + Send + 'static,
+        F: Fn(Self::Item) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        U: Send + 'static,
+        E: Send + 'static,
+        B: backon::BackoffBuilder + Clone + Send + 'static,
+        P: crate::policy::RetryIf<E> + Clone + Send + Sync + 'static,
+    {
+        crate::error::built(MapRetry::try_new(self, n, policy, f))
+    }
+
+    /// Like [`map_retry`](Self::map_retry), but yields outputs **in completion order** (a
+    /// backing-off item no longer holds back the ones after it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    /// let out: Vec<_> = stream::iter([1, 2, 3])
+    ///     .map_retry_unordered(3, RetryPolicy::fixed(Duration::from_millis(50), 1), move |x: u32| {
+    ///         let fail = x == 1 && first.swap(false, std::sync::atomic::Ordering::Relaxed);
+    ///         async move { if fail { Err("busy") } else { Ok(x) } }
+    ///     })
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(out, [Ok(2), Ok(3), Ok(1)]); // item 1 came back after its retry
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0; when polled outside a tokio runtime; a panic in `f` or an attempt is
+    /// resumed on the consumer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream aborts every item in progress at once.
+    #[track_caller]
+    fn map_retry_unordered<F, Fut, U, E, B, P>(
+        self,
+        n: usize,
+        policy: crate::policy::RetryPolicy<B, P>,
+        f: F,
+    ) -> MapRetry<Self, U, E>
+    where
+        Self: Sized,
+        Self::Item: Clone + Send + 'static,
+        F: Fn(Self::Item) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        U: Send + 'static,
+        E: Send + 'static,
+        B: backon::BackoffBuilder + Clone + Send + 'static,
+        P: crate::policy::RetryIf<E> + Clone + Send + Sync + 'static,
+    {
+        crate::error::built(MapRetry::try_new_unordered(self, n, policy, f))
+    }
+
     /// Local mode of [`map_concurrent`](Self::map_concurrent): the futures (which may be
     /// `!Send` or borrow) run inside this stream's own `poll_next`, at most `n` at once,
     /// outputs in input order.
@@ -573,13 +695,18 @@ pub trait PipelineExt: Stream {
         crate::error::built(MapBlocking::try_new(self, n, f))
     }
 
-    /// Releases items no faster than a rate: GCRA on tokio time, never more than the burst
-    /// `b` at one instant, long-run rate `r`, and no burst beyond `b` after an idle time.
+    /// Releases items no faster than a rate: GCRA on tokio time, long-run rate `r` (on the
+    /// real clock too: slots passed during a late timer wake-up are caught up), no window of
+    /// one period over `r + b`, and no burst beyond `b` after an idle time. Below about
+    /// 1,000 items/s items are spaced; above, they leave in groups per 1 ms timer tick (see
+    /// [`RateLimiter`](crate::policy::RateLimiter), "Real time").
     ///
     /// Pass a [`Rate`](crate::policy::Rate) for a fresh budget, or a clone of a
     /// [`RateLimiter`](crate::policy::RateLimiter) to share one budget between streams and
     /// tasks (clones share state). To bound requests in flight as well:
-    /// `stream.rate_limit(Rate::per_second(10).burst(1)).map_concurrent(5, fetch)`.
+    /// `stream.rate_limit(Rate::per_second(10).burst(1)).map_concurrent(5, fetch)`. This limits
+    /// the *items*: for requests that are retried, put the limits on every attempt with
+    /// [`map_retry`](Self::map_retry) and a [`Throttle`](crate::policy::Throttle) instead.
     ///
     /// # Examples
     ///

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
-use millrace_core::wrappers::MapConcurrent;
-use millrace_core::{ConfigError, Stage};
+use millrace_core::metrics::Observable;
+use millrace_core::wrappers::{MapConcurrent, RetryStats};
+use millrace_core::{ConfigError, Stage, StageMetrics};
 use reqwest::{Client, RequestBuilder};
 use serde::de::DeserializeOwned;
 
@@ -34,7 +35,12 @@ use super::{HttpError, HttpOptions};
 /// a slot is free. Each request runs on its own tokio task with the per-attempt timeout and the
 /// retries of [`HttpOptions`] (see [`FetchStage::options`]): transient failures (5xx, 408, 429,
 /// timeouts, broken connections) are retried, anything else (a 404, a body that is not a `T`)
-/// is yielded as an `Err` item at once and the stream goes on with the next item.
+/// is yielded as an `Err` item at once and the stream goes on with the next item. A request
+/// keeps its place among the `concurrency` while it backs off; the options'
+/// [`rate_limiter`](HttpOptions::rate_limiter) and [`max_in_flight`](HttpOptions::max_in_flight)
+/// bound every attempt, retries included (see the [module docs](super), "Limits that hold on
+/// every attempt"). Metered with `.metered(..).with_events()` (or in `pipeline!`), the stage
+/// reports the retries.
 ///
 /// Apply it with [`PipelineExt::wrap`](millrace_core::PipelineExt::wrap), or [`Stage::wrap`].
 ///
@@ -224,6 +230,7 @@ where
             mut make_request,
             _item,
         } = self;
+        let stats = options.retry_stats();
         let options = Arc::new(options);
         // Boxed once per stage so that `FetchJson` can be named; the request futures are
         // boxed once per request (next to a request's own allocations, noise).
@@ -241,7 +248,7 @@ where
             Some(m) => inner.with_output_buffer(m),
             None => inner,
         };
-        FetchJson { inner }
+        FetchJson { inner, stats }
     }
 }
 
@@ -273,6 +280,42 @@ pin_project_lite::pin_project! {
     {
         #[pin]
         inner: MapConcurrent<S, StartRequest<S::Item, T>, RequestFuture<T>>,
+        stats: RetryStats,
+    }
+}
+
+/// Reports the retries of every request (the options' [`HttpOptions::retry_stats`]) and the
+/// requests in flight and buffered, so that `.metered(..).with_events()` (or `pipeline!`)
+/// shows them.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace::adapters::http::{fetch_json, reqwest, HttpOptions};
+/// use futures::{stream, StreamExt};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let faults = Faults::none().script("/items/1", [Fault::Status(503), Fault::Status(503)]);
+/// let server = TestServer::builder().faults(faults).start().await.unwrap();
+/// let base = server.base_url();
+/// let s = stream::iter([0u64, 1, 2])
+///     .wrap(
+///         fetch_json::<Book, _, _>(reqwest::Client::new(), 2, move |c, id: u64| c.get(format!("{base}/items/{id}")))
+///             .options(HttpOptions::new().backoff(Duration::from_millis(1), Duration::from_millis(5))),
+///     )
+///     .metered("fetch")
+///     .with_events();
+/// let m = s.metrics();
+/// assert_eq!(s.filter(|r| std::future::ready(r.is_ok())).count().await, 3);
+/// assert_eq!(m.snapshot().retries, Some(2));
+/// # }
+/// ```
+impl<S: Stream, T> Observable for FetchJson<S, T> {
+    fn observe_into(&self, stage: &StageMetrics) {
+        stage.track_retries(&self.stats);
+        self.inner.observe_into(stage);
     }
 }
 
@@ -387,7 +430,8 @@ async fn run<T: DeserializeOwned>(
 
 /// Sends one request with the timeout and retries of `options` and decodes the body as JSON:
 /// the building block of [`fetch_json`], for use inside your own stages (e.g. the core
-/// `map_concurrent`, or after a `rate_limit`).
+/// `map_concurrent`); every attempt takes the options' [`rate_limiter`](HttpOptions::rate_limiter) and
+/// [`max_in_flight`](HttpOptions::max_in_flight) limits.
 ///
 /// # Errors
 ///

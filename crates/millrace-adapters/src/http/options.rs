@@ -1,11 +1,13 @@
-//! [`HttpOptions`]: per-request timeout and the retry policy for transient failures.
+//! [`HttpOptions`]: per-request timeout, the retry policy for transient failures, and the
+//! limits every attempt takes.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use millrace_core::policy::{RetryAll, RetryPolicy};
+use millrace_core::policy::{RateLimiter, RetryAll, RetryPolicy, Throttle};
+use millrace_core::wrappers::RetryStats;
 
 use super::HttpError;
 
@@ -13,13 +15,27 @@ use super::HttpError;
 type RetryHook = Arc<dyn Fn(&HttpError, Duration) + Send + Sync>;
 
 /// A fresh schedule of delays per request.
-type Delays = Box<dyn Iterator<Item = Duration> + Send>;
+type Delays = Box<dyn Iterator<Item = Duration> + Send + Sync>;
+
+/// The backoff of one request as a backon builder, whatever its source (the options' own
+/// exponential settings or a user's policy), so that the core retry loop runs it.
+#[derive(Clone)]
+pub(crate) struct Schedule(Arc<dyn Fn() -> Delays + Send + Sync>);
+
+impl BackoffBuilder for Schedule {
+    type Backoff = Delays;
+
+    fn build(self) -> Delays {
+        (self.0)()
+    }
+}
 
 /// A core [`RetryPolicy`] with its builder type erased, so that `HttpOptions` stays one type.
 #[derive(Clone)]
 struct Policy {
     schedule: Arc<dyn Fn() -> Delays + Send + Sync>,
     max_total_delay: Option<Duration>,
+    max_delay: Option<Duration>,
     debug: String,
 }
 
@@ -33,8 +49,12 @@ struct Policy {
 /// bad JSON) is never retried.
 ///
 /// Retries happen **inside** the request: the stream sees one item per request, after
-/// the last attempt. To also restart a whole source after its retries ran out, wrap it in
-/// the core `restartable(..).retry(..)`.
+/// the last attempt. They run on the core per-attempt retry
+/// ([`RetryPolicy::retry_notify`]), so they are counted ([`retry_stats`](Self::retry_stats),
+/// adopted by a metered stage) and limited like first tries: **every attempt** (first tries,
+/// retries, page requests) takes the options' [`rate_limiter`](Self::rate_limiter) permit and
+/// [`max_in_flight`](Self::max_in_flight) slot. To also restart a whole source after its
+/// retries ran out, wrap it in the core `restartable(..).retry(..)`.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -64,6 +84,8 @@ pub struct HttpOptions {
     jitter: bool,
     policy: Option<Policy>,
     on_retry: Option<RetryHook>,
+    throttle: Throttle,
+    stats: RetryStats,
 }
 
 impl Default for HttpOptions {
@@ -76,6 +98,8 @@ impl Default for HttpOptions {
             jitter: true,
             policy: None,
             on_retry: None,
+            throttle: Throttle::new(),
+            stats: RetryStats::default(),
         }
     }
 }
@@ -121,8 +145,8 @@ impl HttpOptions {
         self
     }
 
-    /// The first retry waits `min`, each later one twice as long, never more than `max`.
-    /// Ignored once a [`retry_policy`](Self::retry_policy) is set.
+    /// The first retry waits `min`, each later one twice as long, never more than `max`
+    /// (jitter included). Ignored once a [`retry_policy`](Self::retry_policy) is set.
     ///
     /// ```
     /// use std::time::Duration;
@@ -176,13 +200,14 @@ impl HttpOptions {
     pub fn retry_policy<B>(mut self, policy: RetryPolicy<B, RetryAll>) -> Self
     where
         B: BackoffBuilder + Clone + fmt::Debug + Send + Sync + 'static,
-        B::Backoff: Send + 'static,
+        B::Backoff: Send + Sync + 'static,
     {
         let builder = policy.builder().clone();
         self.policy = Some(Policy {
             debug: format!("{builder:?}"),
             schedule: Arc::new(move || -> Delays { Box::new(builder.clone().build()) }),
             max_total_delay: policy.total_delay_limit(),
+            max_delay: policy.delay_limit(),
         });
         self
     }
@@ -199,6 +224,89 @@ impl HttpOptions {
     pub fn on_retry(mut self, hook: impl Fn(&HttpError, Duration) + Send + Sync + 'static) -> Self {
         self.on_retry = Some(Arc::new(hook));
         self
+    }
+
+    /// Every attempt (first tries, retries, page requests, through every clone of these
+    /// options) takes a permit from `limiter`: a [`Rate`](millrace_core::policy::Rate) for a
+    /// fresh budget, or a [`RateLimiter`] clone to share one with other stages or other
+    /// options. **This is how to hold a service's rate limit**: a `rate_limit` stage before
+    /// `fetch_json` limits the items, not the retries made inside each request.
+    ///
+    /// Replaces the rate of a [`throttle`](Self::throttle) set before; the in-flight bound
+    /// is kept.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::adapters::http::HttpOptions;
+    ///
+    /// let options = HttpOptions::new().rate_limiter(Rate::per_second(50)).max_in_flight(8);
+    /// assert_eq!(options.get_throttle().limiter().unwrap().rate(), Rate::per_second(50));
+    /// assert_eq!(options.get_throttle().max_in_flight_limit(), Some(8));
+    /// ```
+    pub fn rate_limiter(mut self, limiter: impl Into<RateLimiter>) -> Self {
+        self.throttle = self.throttle.rate(limiter);
+        self
+    }
+
+    /// At most `n` attempts of these options (and their clones) in flight at once, retries
+    /// and page requests included; a backoff wait holds no slot.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0: ``"`throttle`: `max_in_flight` must be at least 1, got 0; pass a non-zero value"``.
+    ///
+    /// ```
+    /// use millrace::adapters::http::HttpOptions;
+    ///
+    /// assert_eq!(HttpOptions::new().max_in_flight(4).get_throttle().max_in_flight_limit(), Some(4));
+    /// ```
+    #[track_caller]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.throttle = self.throttle.max_in_flight(n);
+        self
+    }
+
+    /// Takes its limits from `throttle` (a core [`Throttle`]: rate and in-flight bound),
+    /// shared with everything else that holds a clone of it, e.g. the attempts of a core
+    /// `map_retry` stage calling the same service.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::policy::Throttle;
+    /// use millrace::adapters::http::HttpOptions;
+    ///
+    /// let service = Throttle::new().rate(Rate::per_second(20)).max_in_flight(4);
+    /// let options = HttpOptions::new().throttle(service.clone());
+    /// assert_eq!(options.get_throttle().max_in_flight_limit(), Some(4));
+    /// ```
+    pub fn throttle(mut self, throttle: Throttle) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
+    /// The limits every attempt takes.
+    ///
+    /// ```
+    /// use millrace::adapters::http::HttpOptions;
+    ///
+    /// assert_eq!(HttpOptions::new().get_throttle().max_in_flight_limit(), None);
+    /// ```
+    pub fn get_throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    /// The live count of retries made with these options and their clones (shared): a
+    /// metered `fetch_json` or `paginated` stage adopts it as its `retries`
+    /// (`.metered(..).with_events()`, or `pipeline!`).
+    ///
+    /// ```
+    /// use millrace::adapters::http::HttpOptions;
+    ///
+    /// let options = HttpOptions::new();
+    /// assert_eq!(options.clone().retry_stats().retries(), 0);
+    /// ```
+    pub fn retry_stats(&self) -> millrace_core::wrappers::RetryStats {
+        self.stats.clone()
     }
 
     /// The per-attempt timeout.
@@ -224,11 +332,19 @@ impl HttpOptions {
         self.retries
     }
 
-    /// The delays between attempts for one request (one allocation per request, negligible
-    /// next to the request itself), and the limit on their sum.
-    pub(crate) fn backoff_delays(&self) -> (Delays, Option<Duration>) {
+    /// The core retry policy of one request: the schedule, its limits, and
+    /// [`HttpError::is_transient`] as the predicate.
+    pub(crate) fn policy(&self) -> RetryPolicy<Schedule, fn(&HttpError) -> bool> {
+        let transient: fn(&HttpError) -> bool = HttpError::is_transient;
         if let Some(policy) = &self.policy {
-            return ((policy.schedule)(), policy.max_total_delay);
+            let mut out = RetryPolicy::new(Schedule(Arc::clone(&policy.schedule)));
+            if let Some(limit) = policy.max_total_delay {
+                out = out.max_total_delay(limit);
+            }
+            if let Some(cap) = policy.max_delay {
+                out = out.max_delay(cap);
+            }
+            return out.retry_if(transient);
         }
         let builder = ExponentialBuilder::default()
             .with_min_delay(self.min_backoff)
@@ -239,10 +355,15 @@ impl HttpOptions {
         } else {
             builder
         };
-        (Box::new(builder.build()), None)
+        RetryPolicy::new(Schedule(Arc::new(move || -> Delays {
+            Box::new(builder.build())
+        })))
+        .max_delay(self.max_backoff)
+        .retry_if(transient)
     }
 
     pub(crate) fn notify_retry(&self, err: &HttpError, delay: Duration) {
+        self.stats.record_retry();
         if let Some(hook) = &self.on_retry {
             hook(err, delay);
         }
@@ -262,6 +383,8 @@ impl fmt::Debug for HttpOptions {
                 &self.policy.as_ref().map(|p| (&p.debug, p.max_total_delay)),
             )
             .field("on_retry", &self.on_retry.as_ref().map(|_| "Fn"))
+            .field("throttle", &self.throttle)
+            .field("retries", &self.stats.retries())
             .finish()
     }
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
-use millrace_core::wrappers::Paginate;
-use millrace_core::{Page, PagePosition, paginate_from};
+use millrace_core::metrics::Observable;
+use millrace_core::wrappers::{Paginate, RetryStats};
+use millrace_core::{Page, PagePosition, StageMetrics, paginate_from};
 use reqwest::header::LINK;
 use reqwest::{Client, Url};
 use serde::de::DeserializeOwned;
@@ -250,6 +251,36 @@ enum State<T> {
 #[must_use = "streams do nothing unless polled"]
 pub struct Paginated<T> {
     state: State<T>,
+    stats: RetryStats,
+}
+
+/// Reports the retries of every page request (the options' [`HttpOptions::retry_stats`]),
+/// so that `.metered(..).with_events()` (or `pipeline!`) shows them.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace::adapters::http::{paginated, reqwest, HttpOptions, PageStyle};
+/// use futures::StreamExt;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let faults = Faults::none().script("/pages?per_page=5&page=2", [Fault::Status(503)]);
+/// let server = TestServer::builder().items(12).faults(faults).start().await.unwrap();
+/// let s = paginated::<Book>(reqwest::Client::new(), server.url("/pages?per_page=5"), PageStyle::page("page", 1))
+///     .options(HttpOptions::new().backoff(Duration::from_millis(1), Duration::from_millis(5)))
+///     .metered("pages")
+///     .with_events();
+/// let m = s.metrics();
+/// assert_eq!(s.count().await, 12);
+/// assert_eq!(m.snapshot().retries, Some(1));
+/// # }
+/// ```
+impl<T> Observable for Paginated<T> {
+    fn observe_into(&self, stage: &StageMetrics) {
+        stage.track_retries(&self.stats);
+    }
 }
 
 impl<T> Paginated<T>
@@ -261,12 +292,14 @@ where
         start: Result<PagePosition<Url>, HttpError>,
         style: PageStyle,
     ) -> Self {
+        let options = HttpOptions::default();
         Paginated {
+            stats: options.retry_stats(),
             state: State::Configuring(Box::new(Config {
                 client,
                 start,
                 style,
-                options: HttpOptions::default(),
+                options,
                 prefetch: false,
             })),
         }
@@ -294,6 +327,7 @@ where
     /// ```
     pub fn options(mut self, options: HttpOptions) -> Self {
         if let State::Configuring(config) = &mut self.state {
+            self.stats = options.retry_stats();
             config.options = options;
         }
         self

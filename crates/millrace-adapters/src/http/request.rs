@@ -1,8 +1,6 @@
 //! One request with a per-attempt timeout and retries of transient failures; the building
 //! block of both the paginated source and the fetch stage.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use reqwest::{Client, Request, Url};
@@ -18,7 +16,9 @@ pub(crate) struct Fetched {
     pub(crate) body: Bytes,
 }
 
-/// Sends `request`, retrying transient failures per `options`.
+/// Sends `request`, retrying transient failures per `options` on the core per-attempt retry
+/// (counted in the options' retry stats); every attempt takes the options' throttle (rate
+/// permit and in-flight slot).
 ///
 /// A request whose body cannot be cloned (a streaming body) is tried once.
 pub(crate) async fn send(
@@ -26,31 +26,22 @@ pub(crate) async fn send(
     request: Request,
     options: &HttpOptions,
 ) -> Result<Fetched, HttpError> {
-    let (mut delays, max_total_delay) = options.backoff_delays();
-    let mut waited = Duration::ZERO;
-    let mut next = Some(request);
-    loop {
-        let Some(request) = next.take() else {
-            unreachable!("a request is prepared before every attempt")
-        };
-        let retry = request.try_clone();
-        let err = match attempt(client, request, options).await {
-            Ok(fetched) => return Ok(fetched),
-            Err(err) => err,
-        };
-        let delay = delays
-            .next()
-            .filter(|d| max_total_delay.is_none_or(|limit| waited + *d <= limit));
-        match (err.is_transient(), retry, delay) {
-            (true, Some(retry), Some(delay)) => {
-                waited += delay;
-                options.notify_retry(&err, delay);
-                tokio::time::sleep(delay).await;
-                next = Some(retry);
-            }
-            _ => return Err(err),
-        }
+    let throttle = options.get_throttle();
+    if request.try_clone().is_none() {
+        return throttle.run(attempt(client, request, options)).await;
     }
+    options
+        .policy()
+        .retry_notify(
+            || {
+                let request = request
+                    .try_clone()
+                    .expect("a request that cloned once clones again");
+                throttle.run(attempt(client, request, options))
+            },
+            |err, delay| options.notify_retry(err, delay),
+        )
+        .await
 }
 
 /// One attempt, bounded by the per-attempt timeout from sending to the last body byte.

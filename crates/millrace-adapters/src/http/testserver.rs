@@ -443,6 +443,85 @@ struct Shared {
     faults: Faults,
     attempts: Mutex<HashMap<String, u32>>,
     counters: Counters,
+    log: Option<RecordLog>,
+}
+
+/// The request log of [`TestServerBuilder::record_requests`].
+struct RecordLog {
+    start: tokio::time::Instant,
+    records: Mutex<Vec<RequestRecord>>,
+}
+
+impl RecordLog {
+    fn since_start(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RequestRecord>> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One request as the server saw it (see [`TestServerBuilder::record_requests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestRecord {
+    /// The path and query, e.g. `/items/7`.
+    pub key: String,
+    /// When it arrived, since the server started (tokio's clock).
+    pub arrived: Duration,
+    /// When the server was done with it (answered, or the connection closed under it);
+    /// `None` while it is being handled.
+    pub departed: Option<Duration>,
+}
+
+/// The most requests that arrived within any window `[t, t + width)`.
+///
+/// ```
+/// use millrace::adapters::http::testserver::max_arrivals_within;
+/// use std::time::Duration;
+///
+/// let ms = Duration::from_millis;
+/// assert_eq!(max_arrivals_within(&[ms(0), ms(500), ms(999), ms(1000)], Duration::from_secs(1)), 3);
+/// ```
+pub fn max_arrivals_within(arrivals: &[Duration], width: Duration) -> usize {
+    let mut times = arrivals.to_vec();
+    times.sort_unstable();
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= width {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+/// The most requests being handled at one moment, from their arrivals and departures (a
+/// departure at the same instant as an arrival counts first).
+///
+/// ```
+/// use millrace::adapters::http::testserver::max_in_flight;
+/// use std::time::Duration;
+///
+/// let ms = Duration::from_millis;
+/// assert_eq!(max_in_flight(&[(ms(0), Some(ms(10))), (ms(5), Some(ms(20))), (ms(10), Some(ms(30)))]), 2);
+/// ```
+pub fn max_in_flight(spans: &[(Duration, Option<Duration>)]) -> usize {
+    let mut events: Vec<(Duration, i8)> = Vec::with_capacity(spans.len() * 2);
+    for (arrived, departed) in spans {
+        events.push((*arrived, 1));
+        events.push((departed.unwrap_or(Duration::MAX), -1));
+    }
+    // Departures (-1) sort before arrivals (+1) at the same instant.
+    events.sort_unstable();
+    let (mut now, mut best) = (0i64, 0i64);
+    for (_, delta) in events {
+        now += i64::from(delta);
+        best = best.max(now);
+    }
+    usize::try_from(best).unwrap_or(0)
 }
 
 /// Configures a [`TestServer`]: catalog size and faults.
@@ -466,6 +545,7 @@ struct Shared {
 pub struct TestServerBuilder {
     items: u64,
     faults: Faults,
+    record: bool,
 }
 
 impl TestServerBuilder {
@@ -492,6 +572,21 @@ impl TestServerBuilder {
     /// ```
     pub fn faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// Records every request's arrival and departure (off by default: the log grows with
+    /// every request): read it with [`TestServer::requests`], e.g. to check that a client
+    /// never exceeds a rate or an in-flight bound, retries included.
+    ///
+    /// ```
+    /// use millrace::adapters::http::testserver::TestServer;
+    ///
+    /// let builder = TestServer::builder().record_requests();
+    /// # let _ = builder;
+    /// ```
+    pub fn record_requests(mut self) -> Self {
+        self.record = true;
         self
     }
 
@@ -524,6 +619,10 @@ impl TestServerBuilder {
             faults: self.faults,
             attempts: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            log: self.record.then(|| RecordLog {
+                start: tokio::time::Instant::now(),
+                records: Mutex::new(Vec::new()),
+            }),
         });
         let router = router(Arc::clone(&shared));
         let accept = tokio::spawn(accept_loop(listener, router));
@@ -573,6 +672,7 @@ impl TestServer {
         TestServerBuilder {
             items: 100,
             faults: Faults::none(),
+            record: false,
         }
     }
 
@@ -648,6 +748,35 @@ impl TestServer {
     /// # }
     /// ```
     pub fn stats(&self) -> ServerStats {
+        self.stats_now()
+    }
+
+    /// Every request so far, in arrival order, if the server was built with
+    /// [`record_requests`](TestServerBuilder::record_requests) (empty otherwise).
+    ///
+    /// ```
+    /// use millrace::adapters::http::testserver::TestServer;
+    /// use millrace::adapters::http::reqwest;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = TestServer::builder().record_requests().start().await.unwrap();
+    /// reqwest::get(server.url("/items/1")).await.unwrap();
+    /// let log = server.requests();
+    /// assert_eq!(log.len(), 1);
+    /// assert_eq!(log[0].key, "/items/1");
+    /// assert!(log[0].departed.unwrap() >= log[0].arrived);
+    /// # }
+    /// ```
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared
+            .log
+            .as_ref()
+            .map(|log| log.lock().clone())
+            .unwrap_or_default()
+    }
+
+    fn stats_now(&self) -> ServerStats {
         let c = &self.shared.counters;
         let get = |a: &AtomicU64| a.load(Ordering::SeqCst);
         ServerStats {
@@ -779,7 +908,38 @@ async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
     let now = c.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     c.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let _guard = InFlight(c);
+    let _record = shared.log.as_ref().map(|log| {
+        let key = request.uri().path_and_query().map_or_else(
+            || request.uri().path().to_owned(),
+            |pq| pq.as_str().to_owned(),
+        );
+        let mut records = log.lock();
+        records.push(RequestRecord {
+            key,
+            arrived: log.since_start(),
+            departed: None,
+        });
+        Departure {
+            log,
+            index: records.len() - 1,
+        }
+    });
     next.run(request).await
+}
+
+/// Stamps a recorded request's departure when the request ends, however it ends.
+struct Departure<'a> {
+    log: &'a RecordLog,
+    index: usize,
+}
+
+impl Drop for Departure<'_> {
+    fn drop(&mut self) {
+        let at = self.log.since_start();
+        if let Some(record) = self.log.lock().get_mut(self.index) {
+            record.departed = Some(at);
+        }
+    }
 }
 
 async fn inject_faults(

@@ -8,11 +8,14 @@ use millrace_core::StageSnapshot;
 
 const BAR: usize = 20;
 
-/// Renders dashboard frames as plain lines, one per stage, into any [`Write`]: what the
-/// dashboard prints when stdout is not a terminal, exact and testable.
+/// Renders dashboard frames as plain text, **one line per frame** (one per tick of the
+/// dashboard), into any [`Write`]: what the dashboard prints when stdout is not a terminal
+/// (a log, a pipe, CI), exact and testable. A log gets one line per interval however many
+/// stages the pipeline has, and each line is a complete picture of one moment.
 ///
-/// A line reads `<time> <stage> <items> items <rate>/s`, then `[bar] pct%` when the stage's
-/// total is known, then `errors=`, `retries=`, `skipped=`, `fallbacks=`, `in_flight=` and
+/// A line reads `<time>` then, for each stage, separated by ` | `: `<stage> <items>`, then
+/// `/<total> items (<pct>%)` when the stage's total is known (or ` items`), the rate
+/// `<rate>/s`, then `errors=`, `retries=`, `skipped=`, `fallbacks=`, `in_flight=` and
 /// `buffered=` for what the stage measures, and `done` once it ended. The rate is the items
 /// since the previous frame over the time since it (over the whole time for the first frame).
 ///
@@ -29,13 +32,16 @@ const BAR: usize = 20;
 /// let _: Vec<Result<u32, &str>> = stream::iter([Ok(1), Err("bad"), Ok(3), Ok(4)])
 ///     .metered_in(&metrics, "rows")
 ///     .count_errors()
+///     .on_error(Supervision::Resume)
+///     .metered_in(&metrics, "valid")
+///     .with_events()
 ///     .collect()
 ///     .await;
 /// let mut out = Vec::new();
 /// PlainRender::new().render(&mut out, Duration::from_secs(2), &metrics.snapshot()).unwrap();
 /// assert_eq!(
 ///     String::from_utf8(out).unwrap(),
-///     "   2.0s rows 4 items 2.0/s [####################] 100% errors=1 done\n"
+///     "   2.0s rows 4/4 items (100%) 2.0/s errors=1 done | valid 3 items 1.5/s skipped=1 done\n"
 /// );
 /// # }
 /// ```
@@ -82,7 +88,8 @@ impl PlainRender {
         rates
     }
 
-    /// Writes one frame: a line per stage, `at` being the time since the dashboard started.
+    /// Writes one frame as one line, `at` being the time since the dashboard started
+    /// (nothing while the registry has no stage).
     ///
     /// ```
     /// use millrace::Metrics;
@@ -91,10 +98,14 @@ impl PlainRender {
     ///
     /// let metrics = Metrics::new();
     /// metrics.stage("queue").track_buffered(|| 3);
+    /// metrics.stage("sink");
     /// let mut render = PlainRender::new();
     /// let mut out = Vec::new();
     /// render.render(&mut out, Duration::from_millis(500), &metrics.snapshot()).unwrap();
-    /// assert_eq!(String::from_utf8(out).unwrap(), "   0.5s queue 0 items 0.0/s buffered=3\n");
+    /// assert_eq!(
+    ///     String::from_utf8(out).unwrap(),
+    ///     "   0.5s queue 0 items 0.0/s buffered=3 | sink 0 items 0.0/s\n"
+    /// );
     /// ```
     ///
     /// # Errors
@@ -107,31 +118,51 @@ impl PlainRender {
         stages: &[StageSnapshot],
     ) -> io::Result<()> {
         let rates = self.rates(at, stages);
-        let name_width = stages
-            .iter()
-            .map(|s| s.name.chars().count())
-            .max()
-            .unwrap_or(0);
-        let items_width = stages
-            .iter()
-            .map(|s| s.items.to_string().len())
-            .max()
-            .unwrap_or(0);
-        let mut frame = String::new();
-        for (s, rate) in stages.iter().zip(rates) {
-            let _ = write!(
-                frame,
-                "{:>6.1}s {:<name_width$} {:>items_width$} items",
-                at.as_secs_f64(),
-                s.name,
-                s.items,
-            );
-            frame.push(' ');
-            frame.push_str(&details(s, rate));
-            frame.push('\n');
+        if stages.is_empty() {
+            // Nothing to show yet: no line rather than a bare time stamp.
+            return Ok(());
         }
-        out.write_all(frame.as_bytes())
+        let mut line = format!("{:>6.1}s", at.as_secs_f64());
+        for (i, (s, rate)) in stages.iter().zip(rates).enumerate() {
+            line.push_str(if i == 0 { " " } else { " | " });
+            line.push_str(&s.name);
+            let _ = write!(line, " {}", s.items);
+            match s.expected {
+                Some(total) => {
+                    let pct = (s.items.min(total).saturating_mul(100))
+                        .checked_div(total)
+                        .unwrap_or(100);
+                    let _ = write!(line, "/{total} items ({pct}%)");
+                }
+                None => line.push_str(" items"),
+            }
+            let _ = write!(line, " {rate:.1}/s");
+            line.push_str(&events(s));
+        }
+        line.push('\n');
+        out.write_all(line.as_bytes())
     }
+}
+
+/// The measured counters (` errors=1 retries=2`…) and ` done` once ended.
+fn events(s: &StageSnapshot) -> String {
+    let mut line = String::new();
+    for (key, v) in [
+        ("errors", s.errors),
+        ("retries", s.retries),
+        ("skipped", s.skipped),
+        ("fallbacks", s.fallbacks),
+        ("in_flight", s.in_flight),
+        ("buffered", s.buffered),
+    ] {
+        if let Some(v) = v {
+            let _ = write!(line, " {key}={v}");
+        }
+    }
+    if s.finished {
+        line.push_str(" done");
+    }
+    line
 }
 
 /// Everything after the item count: rate, bar, measured counters, `done`.
@@ -152,20 +183,6 @@ pub(crate) fn details(s: &StageSnapshot, rate: f64) -> String {
             (frac * 100.0).floor() as u64
         );
     }
-    for (key, v) in [
-        ("errors", s.errors),
-        ("retries", s.retries),
-        ("skipped", s.skipped),
-        ("fallbacks", s.fallbacks),
-        ("in_flight", s.in_flight),
-        ("buffered", s.buffered),
-    ] {
-        if let Some(v) = v {
-            let _ = write!(line, " {key}={v}");
-        }
-    }
-    if s.finished {
-        line.push_str(" done");
-    }
+    line.push_str(&events(s));
     line
 }

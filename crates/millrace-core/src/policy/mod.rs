@@ -1,6 +1,6 @@
 //! Policies that configure wrappers: retry backoff, supervision of errors, rates.
 
-mod retry;
+pub(crate) mod retry;
 mod supervision;
 
 pub use self::retry::{RetryAll, RetryIf, RetryPolicy};
@@ -11,3 +11,8 @@ pub use backon::{BackoffBuilder, ConstantBuilder, ExponentialBuilder, FibonacciB
 
 mod rate;
 pub use self::rate::{Rate, RateLimiter};
+
+mod backoff;
+mod throttle;
+pub use self::backoff::{Backoff, BackoffIter};
+pub use self::throttle::{Throttle, ThrottlePermit};

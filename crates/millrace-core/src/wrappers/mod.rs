@@ -25,6 +25,9 @@ pub use self::map_concurrent::{
 };
 pub use self::rate_limit::{RateLimit, RateLimitStage};
 
+mod map_retry;
+pub use self::map_retry::{MapRetry, MapRetryStage};
+
 mod batch;
 mod deadline;
 mod idle_timeout;

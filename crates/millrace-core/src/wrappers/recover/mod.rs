@@ -40,6 +40,7 @@ pin_project! {
         f: F,
         checkpointer: K,
         fallbacks: FallbackCounter,
+        max_fallbacks: Option<u64>,
         done: bool,
     }
 }
@@ -50,6 +51,7 @@ impl<S, F, S2, K: fmt::Debug> fmt::Debug for Recover<S, F, S2, K> {
             .field("checkpointer", &self.checkpointer)
             .field("on_fallback", &self.fallback.is_some())
             .field("fallbacks", &self.fallbacks.get())
+            .field("max_fallbacks", &self.max_fallbacks)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -102,8 +104,34 @@ impl<S, F, S2, K> Recover<S, F, S2, K> {
             f,
             checkpointer,
             fallbacks: FallbackCounter::default(),
+            max_fallbacks: None,
             done: false,
         }
+    }
+
+    /// Switches to at most `n` fallbacks over the stream's life (Akka's
+    /// `recoverWithRetries`): the error after the `n`-th fallback is yielded without asking
+    /// `f` and the stream ends. Without a cap, a handler that always returns `Some` loops
+    /// forever on a fallback that always fails; `0` never falls back.
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::{stream, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // The mirror is down too: the handler would hand it out forever.
+    /// let s = stream::iter([Ok(1), Err("primary down")])
+    ///     .recover_with(|_, _: &Checkpoint<i32>| Some(stream::iter([Err("mirror down")])))
+    ///     .max_fallbacks(2);
+    /// let fallbacks = s.fallback_counter();
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Err("mirror down")]);
+    /// assert_eq!(fallbacks.get(), 2);
+    /// # }
+    /// ```
+    pub fn max_fallbacks(mut self, n: u64) -> Self {
+        self.max_fallbacks = Some(n);
+        self
     }
 
     /// How many fallbacks were switched to so far.
@@ -226,7 +254,12 @@ where
                     this.checkpointer.record(&item);
                     return Poll::Ready(Some(Ok(item)));
                 }
-                Some(Err(error)) => match (this.f)(&error, this.checkpointer.checkpoint()) {
+                Some(Err(error)) => match this
+                    .max_fallbacks
+                    .is_none_or(|max| this.fallbacks.get() < max)
+                    .then(|| (this.f)(&error, this.checkpointer.checkpoint()))
+                    .flatten()
+                {
                     Some(fallback) => {
                         let count = this.fallbacks.bump();
                         tracing::warn!(
@@ -241,7 +274,7 @@ where
                         tracing::warn!(
                             fallbacks = this.fallbacks.get(),
                             error = %error,
-                            "millrace recover_with: no fallback for this error, giving it up to the consumer"
+                            "millrace recover_with: no fallback for this error (or the cap on fallbacks is reached), giving it up to the consumer"
                         );
                         *this.done = true;
                         this.upstream.set(None);

@@ -58,6 +58,22 @@ impl RetryStats {
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
     }
+
+    /// Counts one retry made elsewhere: by [`map_retry`](crate::PipelineExt::map_retry), by
+    /// an adapter, or by your own code (e.g. in
+    /// [`RetryPolicy::retry_notify`](crate::policy::RetryPolicy::retry_notify)'s hook), so that
+    /// a [`Metered`](crate::wrappers::Metered) stage adopting these stats reports it.
+    ///
+    /// ```
+    /// use millrace::wrappers::RetryStats;
+    ///
+    /// let stats = RetryStats::default();
+    /// stats.clone().record_retry();
+    /// assert_eq!(stats.retries(), 1);
+    /// ```
+    pub fn record_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pin_project! {
@@ -324,11 +340,7 @@ where
                 let backoff = this
                     .backoff
                     .get_or_insert_with(|| policy.builder.clone().build());
-                backoff.next().map(to_timer_resolution).filter(|delay| {
-                    policy
-                        .max_total_delay
-                        .is_none_or(|limit| *this.waited + *delay <= limit)
-                })
+                policy.next_wait(backoff, *this.waited)
             } else {
                 None
             };
@@ -453,20 +465,6 @@ fn poll_sleep(sleep: Option<Pin<&mut Sleep>>, cx: &mut Context<'_>) -> Poll<()> 
         Some(sleep) => sleep.poll(cx),
         None => Poll::Ready(()),
     }
-}
-
-/// Rounds a backoff delay to tokio's timer resolution (1 ms).
-///
-/// backon computes delays in `f32` seconds, so `100 ms × 2` comes out as `200.000003 ms`, which
-/// tokio's timer would round *up* to 201 ms. Rounding to the nearest millisecond makes the
-/// waits the schedule the user wrote (100, 200, 400 ms). Sub-millisecond delays are kept.
-fn to_timer_resolution(delay: Duration) -> Duration {
-    const MS: u128 = 1_000_000;
-    if delay.as_nanos() < MS {
-        return delay;
-    }
-    let ms = (delay.as_nanos() + MS / 2) / MS;
-    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 impl<F, S, K, B, P, T, E> FusedStream for Retry<F, S, K, B, P>
