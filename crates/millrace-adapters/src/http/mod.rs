@@ -95,6 +95,7 @@ mod paginated;
 mod request;
 #[cfg(feature = "http-testserver")]
 pub mod testserver;
+mod tracked;
 
 pub use reqwest;
 
@@ -104,3 +105,4 @@ pub use self::options::HttpOptions;
 pub use self::paginated::{
     PageStyle, Paginated, PaginatedWithPositions, paginated, paginated_from,
 };
+pub use self::tracked::{PageCursor, TrackedPages, paginated_after};
