@@ -313,6 +313,16 @@ pub trait PipelineExt: Stream {
     /// # Cancel safety
     ///
     /// Dropping the stream aborts every task in flight at once and drops held results.
+    ///
+    /// # Spawning a pipeline whose items borrow (`&'static str` errors)
+    ///
+    /// `tokio::spawn(async move { stream.map_concurrent(n, f).collect().await })` can fail with
+    /// E0308 "one type is more general than the other" when the items hold a reference such as
+    /// a `&'static str` error: rustc's `Send` check of the `async` block loses the `'static`
+    /// (rust-lang/rust#102211; nothing in millrace's bounds is higher-ranked). Build the
+    /// pipeline **before** the block and spawn its future (`tokio::spawn(pipeline.collect::<Vec<_>>())`),
+    /// or in a function returning `impl Stream<Item = …> + Send + 'static`, or use an owned
+    /// error type (`String`, your own enum). `tests/spawn_pipeline.rs` keeps both ways compiling.
     #[track_caller]
     fn map_concurrent<F, Fut>(self, n: usize, f: F) -> MapConcurrent<Self, F, Fut>
     where
