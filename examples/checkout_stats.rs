@@ -1,8 +1,9 @@
 //! Run with: cargo run --example checkout_stats
 //!
-//! A real fan-out: the same validated checkout events go to a sink (here a `Vec` standing in
-//! for the database) **and** to the live dashboard's per-minute, per-branch checkout counts
-//! (event-time windows keyed by branch, late events routed and counted). Before the split,
+//! A real fan-out: the same validated checkout events go into SQLite (batched inserts) **and**
+//! to the live dashboard: per-minute, per-branch checkout counts printed as each minute closes
+//! (event-time windows keyed by branch, late events routed and counted), with the per-stage
+//! progress dashboard of both branches alongside. Before the split,
 //! each member's events are enriched concurrently with `map_concurrent_by_key`, so one
 //! member's events stay in order while different members proceed in parallel. The program
 //! checks its own accounting: every event is saved, counted in a window or counted late, or
@@ -12,8 +13,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
+use millrace::Metrics;
+use millrace::adapters::sql::{BatchInsert, InsertRow, RowValues};
 use millrace::prelude::*;
 use millrace::wrappers::WindowEvent;
+use sqlx::Sqlite;
 
 const EVENTS: u64 = 2_000;
 const BRANCHES: [&str; 4] = ["central", "north", "harbour", "hill"];
@@ -50,6 +54,18 @@ fn feed() -> impl Stream<Item = Checkout> + Send + 'static {
             title: None,
         }
     })
+}
+
+/// A checkout is one row of the `checkouts` table.
+impl InsertRow<Sqlite> for Checkout {
+    fn push_values<'args>(&'args self, values: &mut RowValues<'_, 'args, Sqlite>) {
+        values
+            .bind(self.seq as i64)
+            .bind(self.at as i64)
+            .bind(i64::from(self.member))
+            .bind(self.branch)
+            .bind(self.title.as_deref().unwrap_or(""));
+    }
 }
 
 /// Why a checkout was rejected.
@@ -97,18 +113,33 @@ async fn main() {
     // The fan-out: every event to both branches; the slower one sets the pace.
     let [to_db, to_dashboard] = <[_; 2]>::try_from(enriched.broadcast(2)).expect("two branches");
 
-    // Branch 1: the sink (batched like a database writer would).
-    let db = tokio::spawn(async move {
-        let mut saved: Vec<Checkout> = Vec::new();
-        let mut batches = to_db.batch(100);
-        while let Some(batch) = batches.next().await {
-            saved.extend(batch);
-        }
-        saved
-    });
+    // Branch 1: SQLite, 100 rows per transaction.
+    let pool = sqlx::SqlitePool::connect("sqlite::memory:")
+        .await
+        .expect("in-memory SQLite");
+    sqlx::query(
+        "CREATE TABLE checkouts (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, \
+         member INTEGER NOT NULL, branch TEXT NOT NULL, title TEXT NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .expect("create the table");
+    let metrics = Metrics::new();
+    let live = millrace::adapters::progress::Dashboard::new(&metrics)
+        .interval(Duration::from_millis(250))
+        .start();
+    let sink = BatchInsert::new(
+        pool.clone(),
+        "checkouts",
+        "INSERT INTO checkouts (seq, at, member, branch, title) ",
+    )
+    .on_conflict("ON CONFLICT (seq) DO NOTHING");
+    let to_db = to_db.metered_in(&metrics, "to sqlite").batch(100);
+    let db = tokio::spawn(async move { sink.run(to_db).await });
 
     // Branch 2: checkouts per minute per branch, event time, 30 s of allowed lateness.
     let windows = to_dashboard
+        .metered_in(&metrics, "to dashboard")
         .window_event_time(
             WindowSpec::tumbling(Duration::from_secs(60)),
             |c| Duration::from_secs(c.at),
@@ -125,6 +156,11 @@ async fn main() {
         while let Some(event) = windows.next().await {
             match event {
                 WindowEvent::Closed(w) => {
+                    let minute = w.start.as_secs() / 60;
+                    if minute < 3 {
+                        // The live view: each minute's count per branch as its window closes.
+                        println!("minute {minute} closed: {} {} checkouts", w.key, w.value);
+                    }
                     per_minute
                         .entry(w.start.as_secs() / 60)
                         .or_default()
@@ -137,8 +173,15 @@ async fn main() {
         (per_minute, late_events)
     });
 
-    let saved = db.await.expect("db branch");
+    let report = db.await.expect("db branch").expect("the inserts commit");
     let (per_minute, late_events) = dashboard.await.expect("dashboard branch");
+    drop(live);
+    let saved: Vec<(i64, i64, String)> =
+        sqlx::query_as("SELECT seq, member, title FROM checkouts ORDER BY rowid")
+            .fetch_all(&pool)
+            .await
+            .expect("read the table back");
+    assert_eq!(report.rows_inserted, saved.len() as u64);
 
     println!("minute  {}", BRANCHES.map(|b| format!("{b:>8}")).join(""));
     for (minute, counts) in per_minute.iter().take(5) {
@@ -172,18 +215,13 @@ async fn main() {
         "every saved event counted once"
     );
     assert_eq!(late_events.len() as u64, late_n);
-    assert!(saved.iter().all(|c| c.title.is_some()));
-    // map_concurrent_by_key kept each member's events in their original order.
-    let mut last_seq: BTreeMap<u32, u64> = BTreeMap::new();
-    for c in &saved {
-        if let Some(prev) = last_seq.insert(c.member, c.seq) {
-            assert!(
-                prev < c.seq,
-                "member {}: event {} after {}",
-                c.member,
-                c.seq,
-                prev
-            );
+    assert!(saved.iter().all(|(_, _, title)| title.starts_with("Book ")));
+    // map_concurrent_by_key kept each member's events in their original order (the table's
+    // insertion order is the order the events reached the database branch).
+    let mut last_seq: BTreeMap<i64, i64> = BTreeMap::new();
+    for (seq, member, _) in &saved {
+        if let Some(prev) = last_seq.insert(*member, *seq) {
+            assert!(prev < *seq, "member {member}: event {seq} after {prev}");
         }
     }
     println!("accounting balances");
