@@ -335,23 +335,20 @@ fn general_path(
 /// What is emitted beside an error: the function, not `async`, returning a stream that never
 /// yields, so that code calling it does not pile up follow-up errors.
 pub(crate) fn stub(func: &ItemFn, args: &Args) -> TokenStream {
-    stub_with(func, &args.krate, Some(&args.item_type()))
+    let item = args.item_type();
+    stub_with(func, &args.krate, quote!(#item))
 }
 
-/// [`stub`] with its crate path and item type given; without an item type (it was not given),
-/// the items are of a generic parameter the caller infers.
-pub(crate) fn stub_with(func: &ItemFn, krate: &syn::Path, item: Option<&Type>) -> TokenStream {
+/// [`stub`] with its crate path and item type given as tokens. When the item type could not be
+/// read, the caller passes `[(); compile_error!(…)]`, the error that says why as an array
+/// length: rustc reports it once, and the length (unlike a type in macro position, which would
+/// become `()`) is then an error value, so the item type raises nothing more where the stream is
+/// used (no "type annotations needed", no "`Vec<u32>: Extend<()>`").
+pub(crate) fn stub_with(func: &ItemFn, krate: &syn::Path, item: TokenStream) -> TokenStream {
     let attrs = &func.attrs;
     let vis = &func.vis;
     let ident = &func.sig.ident;
-    let mut generics = func.sig.generics.clone();
-    let item: Type = match item {
-        Some(item) => item.clone(),
-        None => {
-            generics.params.push(parse_quote!(__MillraceItem));
-            parse_quote!(__MillraceItem)
-        }
-    };
+    let generics = &func.sig.generics;
     let where_clause = &generics.where_clause;
     let inputs = func
         .sig

@@ -27,14 +27,18 @@ pub(crate) fn stream_stage(attr: TokenStream, item: TokenStream) -> TokenStream 
         Ok(args) => into_tokens(expand::expand(args, &func), expand::stub(&func, args)),
         Err(e) => {
             // Report signature/body problems in the same compile as argument problems. The
-            // stub's item type is then a generic parameter the caller infers, so that code
-            // using the stream raises nothing more (no "`Vec<u32>: Extend<()>`").
+            // first error is the stub's item type (see `expand::stub_with`), so that code using
+            // the stream raises nothing more; the others are emitted beside it.
             let mut e = e.clone();
             if let Err(more) = signature::analyze(&func) {
                 e.combine(more);
             }
-            let stub = expand::stub_with(&func, &args::crate_hint(attr), None);
-            into_tokens(Err(e), stub)
+            let mut errors = e.into_iter();
+            let first = errors.next().map(|e| e.to_compile_error());
+            let rest = errors.map(|e| e.to_compile_error());
+            let stub =
+                expand::stub_with(&func, &args::crate_hint(attr), quote::quote!([(); #first]));
+            quote::quote! { #stub #(#rest)* }
         }
     };
     if std::env::var_os("MILLRACE_MACROS_DEBUG").is_some() {
