@@ -259,3 +259,135 @@ impl<T> FusedStream for Stub<T> {
         true
     }
 }
+
+/// What a `pipeline!` stage's items must be for the function stage after it: `Self` (the
+/// upstream's items) feeds `R` (the items the function takes) when they are the same type.
+#[diagnostic::on_unimplemented(
+    message = "this stage takes items of type `{R}`, but the stage before it yields `{Self}`",
+    label = "takes `{R}` items, gets `{Self}`",
+    note = "the stage before this one yields `{Self}`: convert its items in between (`=> .map(|x| …)`) or change what this stage takes"
+)]
+pub trait Feeds<R> {
+    /// `R` (see [`checked_fed_stage`]).
+    type Fed;
+
+    /// The item, as the type the stage takes (an identity).
+    fn feed(self) -> R;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T> Feeds<T> for T {
+    type Fed = T;
+
+    #[inline]
+    fn feed(self) -> T {
+        self
+    }
+}
+
+/// What a function stage's upstream yields (`I`) and what the function takes (`R`), kept
+/// for [`checked_fed_stage`] after the upstream has moved into the call.
+pub struct FedKey<I, R>(PhantomData<fn() -> (I, R)>);
+
+impl<I, R> fmt::Debug for FedKey<I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FedKey")
+    }
+}
+
+/// [`checked_stage`] for a function stage fed through [`fed`]: when the upstream's items are
+/// not what the function takes (already reported at the stage, in those words), its value is
+/// an unresolved type, so that the stages after it and the code using the pipeline raise
+/// nothing more (see [`Then`]).
+#[inline]
+pub fn checked_fed_stage<S: PipelineStream, I: Feeds<R>, R>(
+    stream: S,
+    key: FedKey<I, R>,
+) -> <<I as Feeds<R>>::Fed as Then<Checked<S>>>::Out {
+    let _ = key;
+    stream
+}
+
+pin_project! {
+    /// The upstream of a function stage (`=> f` / `=> f(args)`) of a metered `pipeline!`: the
+    /// metered stream, its item type `R` taken from what `f` asks for. A stage that takes items
+    /// of another type than the upstream yields is then reported as such ([`Feeds`]) instead of
+    /// as a type mismatch on the metering wrapper; for every other stage `R` is the upstream's
+    /// item type and this is a transparent wrapper.
+    pub struct Fed<S, R> {
+        #[pin]
+        stream: S,
+        marker: PhantomData<fn() -> R>,
+    }
+}
+
+/// The upstream of a function stage (see [`Fed`]), and the key that
+/// [`checked_fed_stage`] checks the stage's value with.
+#[inline]
+pub fn fed<S: Stream, R>(stream: S) -> (Fed<S, R>, FedKey<S::Item, R>) {
+    let fed = Fed {
+        stream,
+        marker: PhantomData,
+    };
+    (fed, FedKey(PhantomData))
+}
+
+impl<S, R> Fed<S, R> {
+    /// The upstream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The upstream, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The upstream, pinned.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().stream
+    }
+
+    /// The upstream.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
+
+impl<S, R> Stream for Fed<S, R>
+where
+    S: Stream,
+    S::Item: Feeds<R>,
+{
+    type Item = R;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<R>> {
+        self.project()
+            .stream
+            .poll_next(cx)
+            .map(|item| item.map(Feeds::feed))
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
+    }
+}
+
+impl<S, R> FusedStream for Fed<S, R>
+where
+    S: FusedStream,
+    S::Item: Feeds<R>,
+{
+    #[inline]
+    fn is_terminated(&self) -> bool {
+        self.stream.is_terminated()
+    }
+}
+
+impl<S: fmt::Debug, R> fmt::Debug for Fed<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.stream, f)
+    }
+}

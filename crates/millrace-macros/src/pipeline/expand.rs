@@ -12,6 +12,12 @@
 //! (`__private::checked_stage`) is spanned on the token the stage is named after; a stage that
 //! is not a stream gets that one error, and the value it passes on raises no other error in
 //! the stages after it or in the code that uses the pipeline (see `__private::Then`).
+//!
+//! Metered, a function stage (`=> f`, `=> f(args)`) is fed its upstream through
+//! `__private::fed`, a transparent wrapper whose item type is what `f` takes: an upstream whose
+//! items are of another type is reported as "this stage takes items of type `String`, but the
+//! stage before it yields `u32`" at the stage (`__private::Feeds`), once (`checked_fed_stage`),
+//! instead of as a type mismatch on the metering wrapper, which the user never wrote.
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -30,6 +36,7 @@ fn stage_value(
     span: Span,
     name_span: Span,
     call: TokenStream,
+    fed_key: Option<&Ident>,
 ) -> TokenStream {
     let krate = &p.krate;
     let private = quote!(#krate::__private);
@@ -42,10 +49,18 @@ fn stage_value(
     // The call expression must be spanned like its argument (so that rustc reports the check
     // once), and a call through `#private::…` would start at the path's span: call an alias.
     let check = Ident::new("__millrace_checked_stage", name_span);
-    let checked = quote_spanned! {name_span=> {
-        use #private::checked_stage as #check;
-        #check(#value)
-    }};
+    let checked = match fed_key {
+        // A function stage fed through `__private::fed`: also checked to take the items its
+        // upstream yields (reported once, at the stage, and not again after it).
+        Some(key) => quote_spanned! {name_span=> {
+            use #private::checked_fed_stage as #check;
+            #check(#value, #key)
+        }},
+        None => quote_spanned! {name_span=> {
+            use #private::checked_stage as #check;
+            #check(#value)
+        }},
+    };
     let timing = p.timing.then(|| quote!(.with_timing()));
     let tracing = p.tracing.then(|| quote!(.traced()));
     // `match`, not `let`: temporaries of the stage's expression live as long as in nested calls.
@@ -81,7 +96,7 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
         Head::Source(e) => {
             let name = &p.head_name;
             let span = p.head_span;
-            let value = stage_value(&p, name, span, p.head_name_span, quote!(#e));
+            let value = stage_value(&p, name, span, p.head_name_span, quote!(#e), None);
             // The source is fed by nothing.
             let value = if metered {
                 quote_spanned! {span=> {
@@ -110,6 +125,12 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
         // an identifier spanned at the stage that consumes it, so an upstream of the wrong type
         // is reported at that stage, not across the whole pipeline.
         let up = quote_spanned!(span=> __millrace_upstream);
+        // Metered, a function stage is fed through `__private::fed`, so that an upstream whose
+        // items are not what the function takes is reported as such, not as a type mismatch
+        // on the metering wrapper. A method stage's receiver stays the metered stream (its
+        // methods are looked up on it).
+        let fed_key = (metered && !matches!(stage.kind, StageKind::Method(_)))
+            .then(|| Ident::new("__millrace_fed_key", span));
         let call = match &stage.kind {
             StageKind::Call { func, args } => {
                 if args.is_empty() {
@@ -121,7 +142,20 @@ pub(crate) fn expand(p: Pipeline) -> TokenStream {
             StageKind::Path(func) => quote_spanned!(span=> #func(#up)),
             StageKind::Method(tokens) => quote_spanned!(span=> #up #tokens),
         };
-        let value = stage_value(&p, name, span, stage.name_span, call);
+        let value = stage_value(&p, name, span, stage.name_span, call, fed_key.as_ref());
+        let value = match &fed_key {
+            // Through an alias spanned at the stage: a path through `#krate::__private` would
+            // start at the call site, the whole `pipeline!` invocation.
+            Some(key) => {
+                let fed = Ident::new("__millrace_fed_upstream", span);
+                quote_spanned! {span=> {
+                    use #krate::__private::fed as #fed;
+                    let (__millrace_upstream, #key) = #fed(__millrace_upstream);
+                    #value
+                }}
+            }
+            None => value,
+        };
         let bind = binding(span);
         cur = quote_spanned! {span=>
             match #cur {
