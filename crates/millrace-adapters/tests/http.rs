@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt, stream};
 use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
 use millrace::adapters::http::{
-    FetchStage, HttpError, HttpOptions, PageStyle, fetch_json, paginated, paginated_from, reqwest,
+    FetchStage, HttpError, HttpOptions, PageStyle, fetch_json, fetch_json_as, paginated,
+    paginated_from, reqwest,
 };
 use millrace::prelude::*;
 
@@ -445,6 +446,33 @@ async fn a_concurrency_of_one_is_sequential() {
 )]
 fn zero_concurrency_is_rejected() {
     let _ = fetch_json::<Book, _, _>(reqwest::Client::new(), 0, |c, url: String| c.get(url));
+}
+
+/// One type parameter names the decoded type: the same stage, same answers, as the
+/// three-parameter `fetch_json::<Book, _, _>`.
+#[tokio::test]
+async fn fetch_json_as_takes_one_type_parameter() {
+    let server = server(10, Faults::none()).await;
+    let base = server.base_url();
+    let stage = fetch_json_as::<Book>(reqwest::Client::new(), 2)
+        .request(move |c, id: u64| c.get(format!("{base}/items/{id}")))
+        .options(fast());
+    let out: Vec<Result<Book, HttpError>> = stream::iter([4u64, 2, 42]).wrap(stage).collect().await;
+    assert_eq!(out[0].as_ref().unwrap(), &Book::new(4));
+    assert_eq!(out[1].as_ref().unwrap(), &Book::new(2));
+    assert_eq!(
+        out[2].as_ref().unwrap_err().status(),
+        Some(reqwest::StatusCode::NOT_FOUND)
+    );
+    assert_eq!(server.stats().item_requests, 3);
+}
+
+#[test]
+#[should_panic(
+    expected = "`fetch_json`: `concurrency` must be at least 1, got 0; pass a non-zero value"
+)]
+fn fetch_json_as_rejects_zero_concurrency() {
+    let _ = fetch_json_as::<Book>(reqwest::Client::new(), 0);
 }
 
 #[test]

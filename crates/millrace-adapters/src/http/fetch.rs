@@ -88,6 +88,99 @@ where
     }
 }
 
+/// [`fetch_json`] with one type parameter: `fetch_json_as::<T>(client, concurrency)` names the
+/// type the responses decode into, and [`.request(make_request)`](FetchJsonAs::request) gives
+/// the closure that builds each request (the item type comes from the closure, as in
+/// [`fetch_json`]). The same stage as `fetch_json::<T, _, _>(client, concurrency, make_request)`.
+///
+/// # Panics
+///
+/// `fetch_json_as::<T>(client, 0)` panics with the [`ConfigError`] message
+/// ``"`fetch_json`: `concurrency` must be at least 1, got 0; pass a non-zero value"``
+/// ([`FetchStage::try_new`] returns it instead).
+///
+/// # Examples
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::adapters::http::testserver::{Book, TestServer};
+/// use millrace::adapters::http::{fetch_json_as, reqwest};
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = TestServer::builder().items(10).start().await.unwrap();
+/// let base = server.base_url();
+///
+/// let lookups = fetch_json_as::<Book>(reqwest::Client::new(), 4)
+///     .request(move |client, id: u64| client.get(format!("{base}/items/{id}")));
+/// let out: Vec<_> = stream::iter([3u64, 1]).wrap(lookups).collect().await;
+/// assert_eq!(out[0].as_ref().unwrap().id, 3);
+/// assert_eq!(out[1].as_ref().unwrap().id, 1);
+/// # }
+/// ```
+pub fn fetch_json_as<T>(client: Client, concurrency: usize) -> FetchJsonAs<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    match NonZeroUsize::new(concurrency) {
+        Some(concurrency) => FetchJsonAs {
+            client,
+            concurrency,
+            _item: PhantomData,
+        },
+        None => panic!("{}", ConfigError::zero("fetch_json", "concurrency")),
+    }
+}
+
+/// The first half of [`fetch_json_as`]: the client, the concurrency and the decoded type,
+/// waiting for the closure that builds each request.
+#[must_use = "give it the request closure with `.request(..)`"]
+pub struct FetchJsonAs<T> {
+    client: Client,
+    concurrency: NonZeroUsize,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> FetchJsonAs<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    /// The stage: `make_request(&client, item)` builds the request for each item (see
+    /// [`fetch_json`]); configure it further with [`FetchStage`]'s methods.
+    ///
+    /// ```
+    /// use millrace::adapters::http::{fetch_json_as, reqwest};
+    ///
+    /// let stage = fetch_json_as::<u32>(reqwest::Client::new(), 8)
+    ///     .request(|c, url: String| c.get(url))
+    ///     .unordered();
+    /// # drop(stage);
+    /// ```
+    pub fn request<I, F>(self, make_request: F) -> FetchStage<T, F>
+    where
+        F: FnMut(&Client, I) -> RequestBuilder + Send + 'static,
+    {
+        FetchStage {
+            client: self.client,
+            concurrency: self.concurrency,
+            output_buffer: None,
+            ordered: true,
+            options: HttpOptions::default(),
+            make_request,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for FetchJsonAs<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FetchJsonAs")
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The configured [`fetch_json`] stage; wraps an upstream into a [`FetchJson`] stream.
 #[must_use = "a stage does nothing until it wraps a stream"]
 pub struct FetchStage<T, F> {

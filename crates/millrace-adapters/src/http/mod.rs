@@ -100,7 +100,9 @@ mod tracked;
 pub use reqwest;
 
 pub use self::error::HttpError;
-pub use self::fetch::{FetchJson, FetchStage, fetch_json, request_json};
+pub use self::fetch::{
+    FetchJson, FetchJsonAs, FetchStage, fetch_json, fetch_json_as, request_json,
+};
 pub use self::options::HttpOptions;
 pub use self::paginated::{
     PageStyle, Paginated, PaginatedWithPositions, paginated, paginated_from,
