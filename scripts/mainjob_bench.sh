@@ -3,6 +3,7 @@
 #
 #   scripts/mainjob_bench.sh            # 1,000,000 lines, a warm-up, then 5 pairs
 #   PAIRS=7 LINES=500000 scripts/mainjob_bench.sh
+#   FLAGSHIP=/tmp/old/library_dashboard BASELINE=/tmp/old/handwritten_baseline scripts/mainjob_bench.sh
 #
 # Builds `examples/library_dashboard` (the flagship) and `examples/handwritten_baseline` (the
 # same work without millrace, see its header) in release, generates the log once, runs each
@@ -30,9 +31,13 @@ if [[ ! -x /usr/bin/time ]]; then
     exit 2
 fi
 
-cargo build --release --quiet --example library_dashboard --example handwritten_baseline
-FLAGSHIP=target/release/examples/library_dashboard
-BASELINE=target/release/examples/handwritten_baseline
+# FLAGSHIP / BASELINE: other binaries to compare (e.g. a saved build of an earlier commit);
+# the build is skipped when both are given.
+if [[ -z "${FLAGSHIP:-}" || -z "${BASELINE:-}" ]]; then
+    cargo build --release --quiet --example library_dashboard --example handwritten_baseline
+fi
+FLAGSHIP=${FLAGSHIP:-target/release/examples/library_dashboard}
+BASELINE=${BASELINE:-target/release/examples/handwritten_baseline}
 mkdir -p "$DATA_DIR"
 LOG_DIR=$(mktemp -d)
 trap 'rm -rf "$LOG_DIR"' EXIT

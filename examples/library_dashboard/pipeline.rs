@@ -157,13 +157,14 @@ pub(crate) struct Row {
 
 impl InsertRow<Sqlite> for Row {
     fn push_values<'args>(&'args self, values: &mut RowValues<'_, 'args, Sqlite>) {
+        // Text as `&str`: bound by reference (a `&String` would be copied).
         values
             .bind(self.line)
             .bind(self.ts)
-            .bind(&self.member)
+            .bind(self.member.as_str())
             .bind(self.book)
-            .bind(&self.action)
-            .bind(&self.title)
+            .bind(self.action.as_str())
+            .bind(self.title.as_str())
             .bind(self.year);
     }
 }
