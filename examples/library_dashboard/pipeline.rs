@@ -854,6 +854,9 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
                 let lookup = Arc::clone(&lookup);
                 async move { lookup.enrich(batch).await }
             })
+            // Enriched batches wait for the database here: 4 are plenty (the commit takes
+            // the next one while the previous commits), and each holds 1,000 rows.
+            .with_output_buffer(4)
             .metered_in(&metrics, "enriched")
             .with_timing()
     });

@@ -283,6 +283,10 @@ fn commit_on<P: Position, T: InsertRow<Sqlite>>(
                 first: true,
                 error: &mut error,
             });
+            if per_row.is_empty() {
+                // The first row tells the width: room for the whole chunk at once.
+                values.reserve(chunk.len().saturating_mul(bound));
+            }
             per_row.push(bound);
         }
         if let Some(e) = error {
@@ -422,5 +426,172 @@ fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
             code: None,
             source: other,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use millrace_core::positions::Positioned;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+    use super::*;
+
+    async fn file_pool(dir: &tempfile::TempDir) -> SqlitePool {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("db.sqlite"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap();
+        for statement in [
+            "CREATE TABLE t (x INTEGER NOT NULL CHECK (x <> 13))",
+            "CREATE TABLE offsets (pipeline TEXT NOT NULL, source TEXT NOT NULL, position TEXT \
+             NOT NULL, epoch BIGINT NOT NULL, holder_host TEXT NOT NULL, holder_pid BIGINT NOT \
+             NULL, heartbeat_ms BIGINT NOT NULL, committed BIGINT NOT NULL, dead_lettered \
+             BIGINT NOT NULL, filtered BIGINT NOT NULL, PRIMARY KEY (pipeline, source))",
+            "CREATE TABLE dead (pipeline TEXT, source TEXT, position TEXT, reason TEXT)",
+            "INSERT INTO offsets VALUES ('p', 's', '', 1, 'h', 1, 0, 0, 0, 0)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool
+    }
+
+    fn sql() -> SinkSql {
+        SinkSql {
+            insert: "INSERT INTO t (x) ".to_owned(),
+            on_conflict: String::new(),
+            rows_per_statement: 2,
+            offsets: "offsets".to_owned(),
+            dead_letters: "dead".to_owned(),
+        }
+    }
+
+    fn plan(position: u64) -> OwnedPlan {
+        OwnedPlan {
+            pipeline: "p".to_owned(),
+            source: "s".to_owned(),
+            epoch: 1,
+            position: position.to_text(),
+            now_ms: 0,
+        }
+    }
+
+    fn batch(xs: &[(u64, i64)]) -> TrackedBatch<u64, (i64,)> {
+        TrackedBatch::from_entries(xs.iter().map(|&(p, x)| Positioned::item(p, (x,))).collect())
+            .unwrap()
+    }
+
+    async fn xs(pool: &SqlitePool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT x FROM t ORDER BY rowid")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_has_no_writer_a_file_has_one() {
+        let memory = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        assert!(open(&memory).await.is_none());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(open(&file_pool(&dir).await).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn queued_batches_commit_in_order_with_their_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let writer = open(&pool).await.unwrap();
+        // Both sent before either is awaited: the second is queued behind the first.
+        let first = commit(&writer, &sql(), plan(3), batch(&[(1, 1), (2, 2), (3, 3)]));
+        let second = commit(&writer, &sql(), plan(4), batch(&[(4, 4)]));
+        assert_eq!(
+            first.await.unwrap(),
+            CommitOutcome::Committed { rows_inserted: 3 }
+        );
+        assert_eq!(
+            second.await.unwrap(),
+            CommitOutcome::Committed { rows_inserted: 1 }
+        );
+        assert_eq!(xs(&pool).await, [1, 2, 3, 4]);
+        let position: String = sqlx::query_scalar("SELECT position FROM offsets")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(position, "4");
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_commit_the_queued_one_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let writer = open(&pool).await.unwrap();
+        let failing = commit(&writer, &sql(), plan(2), batch(&[(1, 1), (2, 13)]));
+        let queued = commit(&writer, &sql(), plan(3), batch(&[(3, 3)]));
+        let err = failing.await.unwrap_err();
+        assert!(
+            matches!(&err, sqlx::Error::Database(e) if e.kind() == ErrorKind::CheckViolation),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("CHECK constraint failed"), "{err}");
+        let refused = queued.await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("an earlier batch of this claim failed"),
+            "{refused}"
+        );
+        assert!(
+            xs(&pool).await.is_empty(),
+            "the failed batch rolled back whole"
+        );
+        let position: String = sqlx::query_scalar("SELECT position FROM offsets")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(position, "", "no position moved");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_epoch_is_fenced_and_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let writer = open(&pool).await.unwrap();
+        let mut stale = plan(1);
+        stale.epoch = 0;
+        let outcome = commit(&writer, &sql(), stale, batch(&[(1, 1)])).await;
+        assert_eq!(outcome.unwrap(), CommitOutcome::Fenced);
+        assert!(xs(&pool).await.is_empty());
+    }
+
+    struct Explodes;
+
+    impl InsertRow<Sqlite> for Explodes {
+        fn push_values<'args>(&'args self, _: &mut RowValues<'_, 'args, Sqlite>) {
+            panic!("row encoding exploded");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_encoding_a_row_reaches_the_awaiting_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let writer = open(&pool).await.unwrap();
+        let batch = TrackedBatch::from_entries(vec![Positioned::item(1u64, Explodes)]).unwrap();
+        let awaited = tokio::spawn(commit(&writer, &sql(), plan(1), batch));
+        let panic = tokio::time::timeout(std::time::Duration::from_secs(10), awaited)
+            .await
+            .expect("the commit answered")
+            .unwrap_err();
+        assert!(panic.is_panic());
+        let message = panic.into_panic();
+        assert_eq!(
+            message.downcast_ref::<&str>(),
+            Some(&"row encoding exploded")
+        );
+        assert!(xs(&pool).await.is_empty());
     }
 }
