@@ -70,10 +70,7 @@ impl Decoder for LineCodec {
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Frame>> {
         loop {
             let start = self.next_index.min(buf.len());
-            let newline = buf[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| start + i);
+            let newline = memchr::memchr(b'\n', &buf[start..]).map(|i| start + i);
             if self.discarding {
                 match newline {
                     Some(nl) => {
