@@ -27,6 +27,12 @@ if [[ -z "${DATA_DIR:-}" ]]; then
     fi
 fi
 if [[ ! -x /usr/bin/time ]]; then
+    # GNU time measures peak RSS; installed from apt like the test services (scripts/services.sh).
+    # shellcheck source=scripts/services.sh
+    source scripts/services.sh
+    apt_install time || true
+fi
+if [[ ! -x /usr/bin/time ]]; then
     echo "mainjob_bench: /usr/bin/time (GNU time) is needed for peak RSS: apt-get install time" >&2
     exit 2
 fi
