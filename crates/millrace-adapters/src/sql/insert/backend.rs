@@ -154,7 +154,10 @@ pub trait Ops<DB: Database>: Send + Sync {
         source: &'a str,
     ) -> BoxFuture<'a, Result<Option<OffsetsRow>, sqlx::Error>>;
 
-    /// Sets the holder and increments the epoch if it is still `seen_epoch`; whether it was.
+    /// Sets the holder and increments the epoch if it is still `seen_epoch` and the position
+    /// still `seen_position` (a commit of the previous holder that landed after the read, e.g.
+    /// one finishing on a writer thread after its claim was dropped, makes the caller read
+    /// again); whether it was.
     #[allow(clippy::too_many_arguments)]
     fn take_over<'a>(
         &'a self,
@@ -163,6 +166,7 @@ pub trait Ops<DB: Database>: Send + Sync {
         pipeline: &'a str,
         source: &'a str,
         seen_epoch: i64,
+        seen_position: &'a str,
         holder: &'a Holder,
         now_ms: i64,
     ) -> BoxFuture<'a, Result<bool, sqlx::Error>>;
@@ -369,6 +373,7 @@ macro_rules! backend {
                 pipeline: &'a str,
                 source: &'a str,
                 seen_epoch: i64,
+                seen_position: &'a str,
                 holder: &'a Holder,
                 now_ms: i64,
             ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
@@ -389,7 +394,8 @@ macro_rules! backend {
                         .await?;
                     let take = format!(
                         "UPDATE {} SET epoch = epoch + 1, holder_host = $1, holder_pid = $2, \
-                         heartbeat_ms = $3 WHERE pipeline = $4 AND source = $5 AND epoch = $6",
+                         heartbeat_ms = $3 WHERE pipeline = $4 AND source = $5 AND epoch = $6 \
+                         AND position = $7",
                         sql.offsets
                     );
                     let done = sqlx::query(&take)
@@ -399,6 +405,7 @@ macro_rules! backend {
                         .bind(pipeline)
                         .bind(source)
                         .bind(seen_epoch)
+                        .bind(seen_position)
                         .execute(pool)
                         .await?;
                     Ok(done.rows_affected() == 1)

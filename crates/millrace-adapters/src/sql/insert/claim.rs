@@ -167,8 +167,10 @@ where
             pid: i64::from(std::process::id()),
         };
         let lease_ms = i64::try_from(sink.lease.as_millis()).unwrap_or(i64::MAX);
-        // A lost race (another claim changed the epoch between our read and our update) is
-        // read again: it then shows the winner as the live holder.
+        // A lost race (another claim changed the epoch between our read and our update, or a
+        // commit of the previous holder moved the position, e.g. one finishing on its writer
+        // thread after its claim was dropped) is read again: it then shows the winner as the
+        // live holder, or the position to resume after.
         for _ in 0..3 {
             let row = ops
                 .read_offsets(&sink.pool, &sink.sql, &sink.pipeline, &source)
@@ -196,6 +198,7 @@ where
                     &sink.pipeline,
                     &source,
                     row.epoch,
+                    &row.position,
                     &me,
                     now,
                 )

@@ -594,4 +594,56 @@ mod tests {
         );
         assert!(xs(&pool).await.is_empty());
     }
+
+    #[tokio::test]
+    async fn a_commit_after_a_claimants_read_makes_its_take_over_fail() {
+        use super::super::backend::{Backend, Holder};
+
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let ops = <Sqlite as Backend>::ops();
+        let seen = ops
+            .read_offsets(&pool, &sql(), "p", "s")
+            .await
+            .unwrap()
+            .unwrap();
+        // The previous holder's writer thread commits after that read (its claim was dropped
+        // while the commit ran).
+        let writer = open(&pool).await.unwrap();
+        commit(&writer, &sql(), plan(1), batch(&[(1, 1)]))
+            .await
+            .unwrap();
+        let me = Holder {
+            host: "h2".to_owned(),
+            pid: 2,
+        };
+        let stale = ops
+            .take_over(&pool, &sql(), "p", "s", seen.epoch, &seen.position, &me, 0)
+            .await
+            .unwrap();
+        assert!(
+            !stale,
+            "a take-over on a stale position must fail (it would resume too early)"
+        );
+        let fresh = ops
+            .read_offsets(&pool, &sql(), "p", "s")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fresh.position, "1");
+        assert!(
+            ops.take_over(
+                &pool,
+                &sql(),
+                "p",
+                "s",
+                fresh.epoch,
+                &fresh.position,
+                &me,
+                0
+            )
+            .await
+            .unwrap()
+        );
+    }
 }
