@@ -27,7 +27,7 @@ pub(crate) struct LineCodec {
     /// position after it is exact).
     pub(crate) discarding: bool,
     /// Bytes of the over-long line being discarded so far.
-    discarded: usize,
+    pub(crate) discarded: usize,
     /// Bytes of input consumed by the frames decoded so far: the byte offset just after the
     /// last frame (lines and their terminators), counted from where reading started.
     pub(crate) consumed: u64,

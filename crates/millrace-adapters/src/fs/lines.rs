@@ -102,6 +102,7 @@ pub fn lines(path: impl AsRef<Path>) -> Lines<tokio::fs::File> {
         max: DEFAULT_MAX_LINE_LENGTH,
         number: 0,
         start: 0,
+        ended_at: 0,
     }
 }
 
@@ -179,6 +180,7 @@ pub fn lines_from<R: AsyncRead>(reader: R) -> Lines<R> {
         max: DEFAULT_MAX_LINE_LENGTH,
         number: 0,
         start: 0,
+        ended_at: 0,
     }
 }
 
@@ -196,6 +198,8 @@ pin_project! {
         number: u64,
         // The byte offset reading started at (a resumed source seeks there).
         start: u64,
+        // Bytes consumed when reading stopped (the reader is gone then).
+        ended_at: u64,
     }
 }
 
@@ -209,6 +213,9 @@ pin_project! {
             open: JoinHandle<io::Result<std::fs::File>>,
         },
         Reading { #[pin] framed: FramedRead<R, LineCodec> },
+        // An I/O error inside an over-long line: the line was reported as too long, the error
+        // comes next (for that same line), then the end.
+        Failed { line: u64, source: Option<io::Error> },
         Done,
     }
 }
@@ -279,12 +286,15 @@ impl<R> Lines<R> {
     /// let mut lines = fs::lines_from(&b"ab\r\ncd\n"[..]);
     /// lines.next().await;
     /// assert_eq!(lines.position(), LinePosition { offset: 4, line: 1 });
+    /// while lines.next().await.is_some() {}
+    /// // Kept once the input has ended.
+    /// assert_eq!(lines.position(), LinePosition { offset: 7, line: 2 });
     /// # }
     /// ```
     pub fn position(&self) -> LinePosition {
         let consumed = match &self.state {
             State::Reading { framed } => framed.decoder().consumed,
-            _ => 0,
+            _ => self.ended_at,
         };
         LinePosition {
             offset: self.start + consumed,
@@ -409,6 +419,7 @@ impl<R: fmt::Debug> fmt::Debug for Lines<R> {
             State::Start { .. } => "not opened",
             State::Opening { .. } => "opening",
             State::Reading { .. } => "reading",
+            State::Failed { .. } => "failed",
             State::Done => "done",
         };
         f.debug_struct("Lines")
@@ -488,6 +499,10 @@ impl<R: AsyncRead> Stream for Lines<R> {
                 StateProj::Reading { mut framed } => {
                     let item = ready!(framed.as_mut().poll_next(cx));
                     let max = *this.max;
+                    if !matches!(item, Some(Ok(_))) {
+                        // Reading stops here: keep the position.
+                        *this.ended_at = framed.decoder().consumed;
+                    }
                     return Poll::Ready(match item {
                         Some(Ok(frame)) => {
                             *this.number += 1;
@@ -505,17 +520,41 @@ impl<R: AsyncRead> Stream for Lines<R> {
                             })
                         }
                         Some(Err(source)) => {
-                            // The error belongs to the line being read (an over-long line is
-                            // reported only once its end is found).
+                            // The error belongs to the line being read. An over-long line
+                            // being skipped is reported first, with the bytes seen so far (its
+                            // end will not be found), then the error for that line.
                             let line = *this.number + 1;
-                            this.state.set(State::Done);
-                            Some(Err(LineError::Io { line, source }))
+                            let decoder = framed.decoder();
+                            if decoder.discarding {
+                                let len_at_least = decoder.discarded + framed.read_buffer().len();
+                                *this.number = line;
+                                this.state.set(State::Failed {
+                                    line,
+                                    source: Some(source),
+                                });
+                                Some(Err(LineError::TooLong {
+                                    line,
+                                    len_at_least,
+                                    max,
+                                }))
+                            } else {
+                                this.state.set(State::Done);
+                                Some(Err(LineError::Io { line, source }))
+                            }
                         }
                         None => {
                             this.state.set(State::Done);
                             None
                         }
                     });
+                }
+                StateProj::Failed { line, source } => {
+                    let line = *line;
+                    let source = source.take();
+                    this.state.set(State::Done);
+                    if let Some(source) = source {
+                        return Poll::Ready(Some(Err(LineError::Io { line, source })));
+                    }
                 }
                 StateProj::Done => return Poll::Ready(None),
             }
