@@ -8,8 +8,9 @@ use sqlx::{Arguments, Database, Encode, Type};
 
 /// How a row binds its values into a multi-row `INSERT … VALUES (…), (…)` statement.
 ///
-/// Bind one value per column, in the column order of [`BatchInsert::new`]'s statement.
-/// Tuples of up to six bindable values implement it already.
+/// Bind one value per column, in the column order of
+/// [`BatchInsert::new`](super::BatchInsert::new)'s statement. Tuples of up to six bindable
+/// values implement it already.
 ///
 /// ```
 /// use millrace::adapters::sql::{BatchInsert, InsertRow, RowValues};
