@@ -102,6 +102,7 @@ pub fn lines(path: impl AsRef<Path>) -> Lines<tokio::fs::File> {
         max: DEFAULT_MAX_LINE_LENGTH,
         number: 0,
         start: 0,
+        ended_at: 0,
     }
 }
 
@@ -179,6 +180,7 @@ pub fn lines_from<R: AsyncRead>(reader: R) -> Lines<R> {
         max: DEFAULT_MAX_LINE_LENGTH,
         number: 0,
         start: 0,
+        ended_at: 0,
     }
 }
 
@@ -196,6 +198,8 @@ pin_project! {
         number: u64,
         // The byte offset reading started at (a resumed source seeks there).
         start: u64,
+        // Bytes consumed when reading stopped (the reader is gone then).
+        ended_at: u64,
     }
 }
 
@@ -279,12 +283,15 @@ impl<R> Lines<R> {
     /// let mut lines = fs::lines_from(&b"ab\r\ncd\n"[..]);
     /// lines.next().await;
     /// assert_eq!(lines.position(), LinePosition { offset: 4, line: 1 });
+    /// while lines.next().await.is_some() {}
+    /// // Kept once the input has ended.
+    /// assert_eq!(lines.position(), LinePosition { offset: 7, line: 2 });
     /// # }
     /// ```
     pub fn position(&self) -> LinePosition {
         let consumed = match &self.state {
             State::Reading { framed } => framed.decoder().consumed,
-            _ => 0,
+            _ => self.ended_at,
         };
         LinePosition {
             offset: self.start + consumed,
@@ -488,6 +495,10 @@ impl<R: AsyncRead> Stream for Lines<R> {
                 StateProj::Reading { mut framed } => {
                     let item = ready!(framed.as_mut().poll_next(cx));
                     let max = *this.max;
+                    if !matches!(item, Some(Ok(_))) {
+                        // Reading stops here: keep the position.
+                        *this.ended_at = framed.decoder().consumed;
+                    }
                     return Poll::Ready(match item {
                         Some(Ok(frame)) => {
                             *this.number += 1;
@@ -505,8 +516,10 @@ impl<R: AsyncRead> Stream for Lines<R> {
                             })
                         }
                         Some(Err(source)) => {
-                            // The error belongs to the line being read (an over-long line is
-                            // reported only once its end is found).
+                            // The error belongs to the line being read. An over-long line
+                            // being skipped is not reported first: its end was not found, and
+                            // a resumed run reads it again from the position before it, so it
+                            // is reported once, by the run that reads it whole.
                             let line = *this.number + 1;
                             this.state.set(State::Done);
                             Some(Err(LineError::Io { line, source }))

@@ -192,15 +192,17 @@ thread_local! {
     static NESTED_NANOS: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Runs one timed poll; returns its result, its total and its self time (total minus the
-/// timed stages nested inside it, which report their totals through `NESTED_NANOS`).
-pub(crate) fn timed_poll<R>(f: impl FnOnce() -> R) -> (R, u64, u64) {
+/// Runs one timed poll that started at `start` (read by the caller, who also uses it as the
+/// start of the wait for an item); returns its result, the instant it ended, its total and its
+/// self time (total minus the timed stages nested inside it, which report their totals through
+/// `NESTED_NANOS`). Two clock reads per poll in all: the caller's `start` and the end here.
+pub(crate) fn timed_poll<R>(start: Instant, f: impl FnOnce() -> R) -> (R, Instant, u64, u64) {
     let outer = NESTED_NANOS.with(|n| n.replace(0));
-    let start = Instant::now();
     let r = f();
-    let total = nanos(start.elapsed());
+    let end = Instant::now();
+    let total = nanos(end.saturating_duration_since(start));
     let nested = NESTED_NANOS.with(|n| n.replace(outer.saturating_add(total)));
-    (r, total, total.saturating_sub(nested))
+    (r, end, total, total.saturating_sub(nested))
 }
 
 /// A live, cloneable, read-only handle on one stage's counters.

@@ -607,13 +607,16 @@ fn slow_poll<S: Stream>(
     if !state.timed {
         return stream.poll_next(cx);
     }
-    let since = *state.waiting_since.get_or_insert_with(Instant::now);
-    let (polled, total, own) = timed_poll(|| stream.poll_next(cx));
+    // One clock read before the poll (also the start of the wait, if this poll starts one)
+    // and one after it: the latency is measured to the poll's end.
+    let start = Instant::now();
+    let since = *state.waiting_since.get_or_insert(start);
+    let (polled, end, total, own) = timed_poll(start, || stream.poll_next(cx));
     metrics.add_busy(total, own);
     if polled.is_ready() {
         state.waiting_since = None;
         if matches!(polled, Poll::Ready(Some(_))) {
-            metrics.record_latency(since.elapsed());
+            metrics.record_latency(end.saturating_duration_since(since));
         }
     }
     polled

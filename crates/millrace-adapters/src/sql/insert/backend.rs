@@ -8,9 +8,13 @@
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use millrace_core::positions::{Position, TrackedBatch};
 use sqlx::{Database, Pool};
 
-use super::row::{InsertRow, RowValues};
+pub use super::direct::DirectWriter;
+use super::direct::OwnedPlan;
+
+use super::row::{InsertRow, RowValues, Target};
 
 /// The databases [`BatchInsert`](super::BatchInsert) supports: those whose SQL has
 /// `INSERT … ON CONFLICT … DO NOTHING` and row locks for the offsets table
@@ -40,6 +44,31 @@ pub trait Backend: Database + sealed::Sealed {
 
     #[doc(hidden)]
     fn ops() -> &'static dyn Ops<Self>;
+
+    /// A writer thread for [`Claim::commit_each`](super::Claim::commit_each), where the
+    /// backend has one (SQLite on a file); `None` commits through the pool.
+    #[doc(hidden)]
+    fn open_writer(pool: &Pool<Self>) -> BoxFuture<'_, Option<DirectWriter>> {
+        let _ = pool;
+        Box::pin(async { None })
+    }
+
+    /// Commits `batch` on the writer thread (only called with a writer from
+    /// [`open_writer`](Self::open_writer)).
+    #[doc(hidden)]
+    fn commit_on_writer<P, T>(
+        writer: &DirectWriter,
+        sql: &SinkSql,
+        plan: OwnedPlan,
+        batch: TrackedBatch<P, T>,
+    ) -> BoxFuture<'static, Result<CommitOutcome, sqlx::Error>>
+    where
+        P: Position,
+        T: InsertRow<Self> + Send + 'static,
+    {
+        let _ = (writer, sql, plan, batch);
+        unreachable!("only a backend with a writer thread is given one")
+    }
 }
 
 mod sealed {
@@ -98,8 +127,9 @@ pub(super) struct CommitPlan<'a> {
 }
 
 /// The outcome of a commit transaction.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CommitOutcome {
+pub enum CommitOutcome {
     Committed {
         rows_inserted: u64,
     },
@@ -124,7 +154,10 @@ pub trait Ops<DB: Database>: Send + Sync {
         source: &'a str,
     ) -> BoxFuture<'a, Result<Option<OffsetsRow>, sqlx::Error>>;
 
-    /// Sets the holder and increments the epoch if it is still `seen_epoch`; whether it was.
+    /// Sets the holder and increments the epoch if it is still `seen_epoch` and the position
+    /// still `seen_position` (a commit of the previous holder that landed after the read, e.g.
+    /// one finishing on a writer thread after its claim was dropped, makes the caller read
+    /// again); whether it was.
     #[allow(clippy::too_many_arguments)]
     fn take_over<'a>(
         &'a self,
@@ -133,6 +166,7 @@ pub trait Ops<DB: Database>: Send + Sync {
         pipeline: &'a str,
         source: &'a str,
         seen_epoch: i64,
+        seen_position: &'a str,
         holder: &'a Holder,
         now_ms: i64,
     ) -> BoxFuture<'a, Result<bool, sqlx::Error>>;
@@ -174,8 +208,10 @@ where
         for (i, row) in chunk.iter().enumerate() {
             text.push_str(if i == 0 { "(" } else { ", (" });
             row.push_values(&mut RowValues {
-                sql: &mut text,
-                args: &mut args,
+                target: Target::Arguments {
+                    sql: &mut text,
+                    args: &mut args,
+                },
                 first: true,
                 error: &mut error,
             });
@@ -278,7 +314,7 @@ where
 pub(super) const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 macro_rules! backend {
-    ($db:ty, $result:ty, $ops:ident) => {
+    ($db:ty, $result:ty, $ops:ident $(, $writer:item)*) => {
         struct $ops;
 
         impl Backend for $db {
@@ -289,6 +325,8 @@ macro_rules! backend {
             fn ops() -> &'static dyn Ops<Self> {
                 &$ops
             }
+
+            $($writer)*
         }
 
         impl Ops<$db> for $ops {
@@ -355,6 +393,7 @@ macro_rules! backend {
                 pipeline: &'a str,
                 source: &'a str,
                 seen_epoch: i64,
+                seen_position: &'a str,
                 holder: &'a Holder,
                 now_ms: i64,
             ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
@@ -375,7 +414,8 @@ macro_rules! backend {
                         .await?;
                     let take = format!(
                         "UPDATE {} SET epoch = epoch + 1, holder_host = $1, holder_pid = $2, \
-                         heartbeat_ms = $3 WHERE pipeline = $4 AND source = $5 AND epoch = $6",
+                         heartbeat_ms = $3 WHERE pipeline = $4 AND source = $5 AND epoch = $6 \
+                         AND position = $7",
                         sql.offsets
                     );
                     let done = sqlx::query(&take)
@@ -385,6 +425,7 @@ macro_rules! backend {
                         .bind(pipeline)
                         .bind(source)
                         .bind(seen_epoch)
+                        .bind(seen_position)
                         .execute(pool)
                         .await?;
                     Ok(done.rows_affected() == 1)
@@ -425,5 +466,24 @@ macro_rules! backend {
     };
 }
 
-backend!(sqlx::Sqlite, sqlx::sqlite::SqliteQueryResult, SqliteOps);
+backend!(
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteQueryResult,
+    SqliteOps,
+    fn open_writer(pool: &Pool<Self>) -> BoxFuture<'_, Option<DirectWriter>> {
+        Box::pin(super::direct::open(pool))
+    },
+    fn commit_on_writer<P, T>(
+        writer: &DirectWriter,
+        sql: &SinkSql,
+        plan: OwnedPlan,
+        batch: TrackedBatch<P, T>,
+    ) -> BoxFuture<'static, Result<CommitOutcome, sqlx::Error>>
+    where
+        P: Position,
+        T: InsertRow<Self> + Send + 'static,
+    {
+        super::direct::commit(writer, sql, plan, batch)
+    }
+);
 backend!(sqlx::Postgres, sqlx::postgres::PgQueryResult, PostgresOps);

@@ -1,5 +1,6 @@
 //! [`Claim`]: one writer's hold on a pipeline, and its exactly-once commits.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt;
 use std::pin::Pin;
@@ -14,7 +15,8 @@ use millrace_core::positions::{Accounting, Position, Tracked, TrackedBatch};
 use pin_project_lite::pin_project;
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 
-use super::backend::{self, Backend, CommitOutcome, CommitPlan, Holder};
+use super::backend::{self, Backend, CommitOutcome, CommitPlan, DirectWriter, Holder};
+use super::direct::OwnedPlan;
 use super::{BatchInsert, Committed, InsertError, InsertReport, InsertRow};
 
 /// What a [`Claim`] commits: a [`TrackedBatch`], or a `Result` of one (an upstream error ends
@@ -128,6 +130,8 @@ pub struct Claim<DB: Database, P> {
     report: InsertReport,
     lost: Arc<AtomicBool>,
     heartbeat: Heartbeat,
+    /// The SQLite writer thread of `commit_each` (opened by its first poll), if any.
+    writer: Option<DirectWriter>,
 }
 
 impl<DB: Database, P: fmt::Debug> fmt::Debug for Claim<DB, P> {
@@ -163,8 +167,10 @@ where
             pid: i64::from(std::process::id()),
         };
         let lease_ms = i64::try_from(sink.lease.as_millis()).unwrap_or(i64::MAX);
-        // A lost race (another claim changed the epoch between our read and our update) is
-        // read again: it then shows the winner as the live holder.
+        // A lost race (another claim changed the epoch between our read and our update, or a
+        // commit of the previous holder moved the position, e.g. one finishing on its writer
+        // thread after its claim was dropped) is read again: it then shows the winner as the
+        // live holder, or the position to resume after.
         for _ in 0..3 {
             let row = ops
                 .read_offsets(&sink.pool, &sink.sql, &sink.pipeline, &source)
@@ -192,6 +198,7 @@ where
                     &sink.pipeline,
                     &source,
                     row.epoch,
+                    &row.position,
                     &me,
                     now,
                 )
@@ -242,6 +249,7 @@ where
                 report: InsertReport::default(),
                 lost,
                 heartbeat,
+                writer: None,
             });
         }
         let row = ops
@@ -352,10 +360,7 @@ where
         if self.lost.load(Ordering::Relaxed) {
             return Err(self.fenced());
         }
-        let position = match &self.position {
-            Some(at) if *at > *batch.position() => at.clone(),
-            _ => batch.position().clone(),
-        };
+        let position = later(self.position.as_ref(), batch.position());
         let plan = CommitPlan {
             pipeline: &self.sink.pipeline,
             source: &self.source,
@@ -370,22 +375,30 @@ where
             filtered: batch.filtered(),
         };
         let outcome = backend::commit(&self.sink.pool, &self.sink.sql, &plan, batch.items()).await;
+        self.record(position, Counts::of(batch), outcome)
+    }
+
+    /// Books the outcome of a commit of `counts` at `position`.
+    fn record(
+        &mut self,
+        position: P,
+        counts: Counts,
+        outcome: Result<CommitOutcome, sqlx::Error>,
+    ) -> Result<Committed<P>, InsertError> {
         match outcome {
             Ok(CommitOutcome::Committed { rows_inserted }) => {
-                let rows = batch.items().len() as u64;
-                let dead_lettered = batch.dead_letters().len() as u64;
                 self.report.batches_committed += 1;
                 self.report.rows_inserted += rows_inserted;
-                self.report.rows_ignored += rows.saturating_sub(rows_inserted);
-                self.report.dead_lettered += dead_lettered;
-                self.report.filtered += batch.filtered();
+                self.report.rows_ignored += counts.rows.saturating_sub(rows_inserted);
+                self.report.dead_lettered += counts.dead_lettered;
+                self.report.filtered += counts.filtered;
                 self.position = Some(position.clone());
                 Ok(Committed {
                     position,
-                    rows,
+                    rows: counts.rows,
                     rows_inserted,
-                    dead_lettered,
-                    filtered: batch.filtered(),
+                    dead_lettered: counts.dead_lettered,
+                    filtered: counts.filtered,
                 })
             }
             Ok(CommitOutcome::Fenced) => {
@@ -482,12 +495,19 @@ where
         T: InsertRow<DB> + Send + Sync + 'static,
     {
         let accounting = batches.accounting();
+        let pool = self.sink.pool.clone();
         CommitEach {
             upstream: batches,
             accounting,
             report: self.report,
             position: self.position.clone(),
-            state: State::Idle(Some(Box::new(self))),
+            planned: self.position.clone(),
+            claim: Some(Box::new(self)),
+            in_flight: VecDeque::new(),
+            upstream_done: false,
+            upstream_error: None,
+            phase: Phase::Opening(Box::pin(async move { DB::open_writer(&pool).await })),
+            _rows: std::marker::PhantomData,
         }
     }
 
@@ -541,6 +561,33 @@ where
     }
 }
 
+/// The later of the position committed so far and a batch's: the position never moves
+/// backwards.
+fn later<P: Position>(so_far: Option<&P>, batch: &P) -> P {
+    match so_far {
+        Some(at) if *at > *batch => at.clone(),
+        _ => batch.clone(),
+    }
+}
+
+/// What a batch holds, for the report and the accounting.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    rows: u64,
+    dead_lettered: u64,
+    filtered: u64,
+}
+
+impl Counts {
+    fn of<P, T>(batch: &TrackedBatch<P, T>) -> Self {
+        Counts {
+            rows: batch.items().len() as u64,
+            dead_lettered: batch.dead_letters().len() as u64,
+            filtered: batch.filtered(),
+        }
+    }
+}
+
 /// Refreshes the claim's heartbeat every third of the lease; marks the claim lost if its epoch
 /// is no longer current.
 async fn beat<DB>(sink: BatchInsert<DB>, source: String, epoch: i64, lost: Arc<AtomicBool>)
@@ -570,47 +617,71 @@ where
     }
 }
 
-type CommitFuture<DB, P, T> = BoxFuture<
-    'static,
-    (
-        Box<Claim<DB, P>>,
-        TrackedBatch<P, T>,
-        Result<Committed<P>, InsertError>,
-    ),
->;
+/// Commits sent and not yet answered, at most this many: the one committing and the next one,
+/// ready (on the SQLite writer thread: queued, so the thread goes on at once).
+const COMMITS_IN_FLIGHT: usize = 2;
 
-enum State<DB: Database, P, T> {
-    /// Boxed: the claim moves into each commit's future and back.
-    Idle(Option<Box<Claim<DB, P>>>),
-    Committing(CommitFuture<DB, P, T>),
+/// One commit sent: its position, what it holds, and its outcome to come. Through the pool the
+/// future starts when it is polled, and only the oldest is polled, so those commits run one at a
+/// time in order; on the writer thread it was queued when it was made, and the thread runs
+/// them in order.
+struct InFlight<P> {
+    position: P,
+    counts: Counts,
+    outcome: BoxFuture<'static, Result<CommitOutcome, sqlx::Error>>,
+}
+
+enum Phase {
+    /// Starting the SQLite writer thread (or finding there is none for this database).
+    Opening(BoxFuture<'static, Option<DirectWriter>>),
+    Running,
     Releasing(BoxFuture<'static, ()>),
     Done,
 }
 
 pin_project! {
-    /// Stream for [`Claim::commit_each`]: one item per committed batch; the first error is the
-    /// last item.
+    /// Stream for [`Claim::commit_each`]: one item per committed batch, in order; the first
+    /// error is the last item.
+    ///
+    /// While a batch commits, the next one is taken from upstream and sent (bounded: two
+    /// commits in flight at most). Commits still run one at a time, in order, each with its
+    /// own position, and after a failed commit no later batch of the stream commits.
     #[must_use = "streams do nothing unless polled"]
-    pub struct CommitEach<DB: Database, P, S, T> {
+    pub struct CommitEach<DB: Database, P, S: Stream, T>
+    where
+        S::Item: IntoBatch<P, T>,
+    {
         #[pin]
         upstream: Tracked<S>,
         accounting: Accounting,
         report: InsertReport,
         position: Option<P>,
-        state: State<DB, P, T>,
+        // The position of the last batch sent (commits never move it backwards).
+        planned: Option<P>,
+        claim: Option<Box<Claim<DB, P>>>,
+        in_flight: VecDeque<InFlight<P>>,
+        upstream_done: bool,
+        upstream_error: Option<<S::Item as IntoBatch<P, T>>::Error>,
+        phase: Phase,
+        _rows: std::marker::PhantomData<fn(T)>,
     }
 }
 
-impl<DB: Database, P: fmt::Debug, S, T> fmt::Debug for CommitEach<DB, P, S, T> {
+impl<DB: Database, P: fmt::Debug, S: Stream, T> fmt::Debug for CommitEach<DB, P, S, T>
+where
+    S::Item: IntoBatch<P, T>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Idle(_) => "idle",
-            State::Committing(_) => "committing",
-            State::Releasing(_) => "releasing",
-            State::Done => "done",
+        let state = match &self.phase {
+            Phase::Opening(_) => "opening",
+            Phase::Running if self.in_flight.is_empty() => "idle",
+            Phase::Running => "committing",
+            Phase::Releasing(_) => "releasing",
+            Phase::Done => "done",
         };
         f.debug_struct("CommitEach")
             .field("state", &state)
+            .field("in_flight", &self.in_flight.len())
             .field("report", &self.report)
             .field("position", &self.position)
             .field("accounting", &self.accounting.counts())
@@ -618,7 +689,10 @@ impl<DB: Database, P: fmt::Debug, S, T> fmt::Debug for CommitEach<DB, P, S, T> {
     }
 }
 
-impl<DB: Database, P, S, T> CommitEach<DB, P, S, T> {
+impl<DB: Database, P, S: Stream, T> CommitEach<DB, P, S, T>
+where
+    S::Item: IntoBatch<P, T>,
+{
     /// What was committed so far.
     ///
     /// ```
@@ -674,6 +748,78 @@ impl<DB: Database, P, S, T> CommitEach<DB, P, S, T> {
     }
 }
 
+/// Frees the pipeline (best effort: if this fails the lease runs out by itself).
+fn release<DB, P>(claim: Option<Box<Claim<DB, P>>>) -> BoxFuture<'static, ()>
+where
+    DB: Backend,
+    P: Position,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    Box::pin(async move {
+        if let Some(claim) = claim {
+            let _ = claim.release().await;
+        }
+    })
+}
+
+/// Sends the commit of `batch` (on the writer thread, or as a future on the pool).
+fn send<DB, P, T>(claim: &Claim<DB, P>, position: P, batch: TrackedBatch<P, T>) -> InFlight<P>
+where
+    DB: Backend,
+    P: Position,
+    T: InsertRow<DB> + Send + Sync + 'static,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    let counts = Counts::of(&batch);
+    let outcome = if claim.lost.load(Ordering::Relaxed) {
+        Box::pin(std::future::ready(Ok(CommitOutcome::Fenced))) as BoxFuture<'static, _>
+    } else if let Some(writer) = &claim.writer {
+        let plan = OwnedPlan {
+            pipeline: claim.sink.pipeline.clone(),
+            source: claim.source.clone(),
+            epoch: claim.epoch,
+            position: position.to_text(),
+            now_ms: now_ms(),
+        };
+        DB::commit_on_writer(writer, &claim.sink.sql, plan, batch)
+    } else {
+        let (pool, sql) = (claim.sink.pool.clone(), claim.sink.sql.clone());
+        let (pipeline, source, epoch) = (
+            claim.sink.pipeline.clone(),
+            claim.source.clone(),
+            claim.epoch,
+        );
+        let position = position.to_text();
+        Box::pin(async move {
+            let plan = CommitPlan {
+                pipeline: &pipeline,
+                source: &source,
+                epoch,
+                position,
+                now_ms: now_ms(),
+                dead_letters: batch
+                    .dead_letters()
+                    .iter()
+                    .map(|d| (d.position.to_text(), d.reason.as_str()))
+                    .collect(),
+                filtered: batch.filtered(),
+            };
+            backend::commit(&pool, &sql, &plan, batch.items()).await
+        })
+    };
+    InFlight {
+        position,
+        counts,
+        outcome,
+    }
+}
+
 impl<DB, P, S, T> Stream for CommitEach<DB, P, S, T>
 where
     DB: Backend,
@@ -691,60 +837,92 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
         loop {
-            match this.state {
-                State::Idle(claim) => {
-                    let item = ready!(this.upstream.as_mut().poll_next(cx));
-                    let mut claim = claim.take().expect("an idle CommitEach holds its claim");
-                    match item.map(IntoBatch::into_batch) {
-                        Some(Ok(batch)) => {
-                            *this.state = State::Committing(Box::pin(async move {
-                                let result = claim.commit(&batch).await;
-                                (claim, batch, result)
-                            }));
+            match this.phase {
+                Phase::Opening(open) => {
+                    let writer = ready!(open.as_mut().poll(cx));
+                    if let Some(claim) = this.claim.as_mut() {
+                        claim.writer = writer;
+                    }
+                    *this.phase = Phase::Running;
+                }
+                Phase::Running => {
+                    // The oldest commit's outcome, in order.
+                    if let Some(oldest) = this.in_flight.front_mut()
+                        && let Poll::Ready(outcome) = oldest.outcome.as_mut().poll(cx)
+                    {
+                        let done = this.in_flight.pop_front().expect("polled above");
+                        let claim = this
+                            .claim
+                            .as_mut()
+                            .expect("a running CommitEach holds its claim");
+                        let result = claim.record(done.position, done.counts, outcome);
+                        *this.report = claim.report();
+                        match result {
+                            Ok(committed) => {
+                                this.accounting.record(
+                                    done.counts.rows,
+                                    done.counts.dead_lettered,
+                                    done.counts.filtered,
+                                );
+                                *this.position = Some(committed.position.clone());
+                                return Poll::Ready(Some(Ok(committed)));
+                            }
+                            Err(e) => {
+                                // No later batch commits: through the pool their futures are
+                                // dropped unpolled; the writer thread refuses them. A fenced
+                                // claim's release is a no-op (its epoch check).
+                                this.in_flight.clear();
+                                *this.phase = Phase::Releasing(release(this.claim.take()));
+                                return Poll::Ready(Some(Err(
+                                    e.map_upstream(|never| match never {})
+                                )));
+                            }
                         }
-                        Some(Err(source)) => {
-                            *this.state = State::Releasing(Box::pin(async move {
-                                let _ = claim.release().await;
-                            }));
+                    }
+                    // The next batch, while the ones before it commit.
+                    if !*this.upstream_done
+                        && this.upstream_error.is_none()
+                        && this.in_flight.len() < COMMITS_IN_FLIGHT
+                        && let Poll::Ready(item) = this.upstream.as_mut().poll_next(cx)
+                    {
+                        match item {
+                            Some(item) => match item.into_batch() {
+                                Ok(batch) => {
+                                    let claim = this
+                                        .claim
+                                        .as_ref()
+                                        .expect("a running CommitEach holds its claim");
+                                    let position = later(this.planned.as_ref(), batch.position());
+                                    *this.planned = Some(position.clone());
+                                    this.in_flight.push_back(send(claim, position, batch));
+                                }
+                                Err(source) => *this.upstream_error = Some(source),
+                            },
+                            None => *this.upstream_done = true,
+                        }
+                        continue;
+                    }
+                    if this.in_flight.is_empty() {
+                        if let Some(source) = this.upstream_error.take() {
+                            *this.phase = Phase::Releasing(release(this.claim.take()));
                             return Poll::Ready(Some(Err(InsertError::Upstream {
                                 report: *this.report,
                                 source,
                             })));
                         }
-                        None => {
-                            *this.state = State::Releasing(Box::pin(async move {
-                                // If this fails the lease runs out by itself.
-                                let _ = claim.release().await;
-                            }));
+                        if *this.upstream_done {
+                            *this.phase = Phase::Releasing(release(this.claim.take()));
+                            continue;
                         }
                     }
+                    return Poll::Pending;
                 }
-                State::Committing(commit) => {
-                    let (claim, batch, result) = ready!(commit.as_mut().poll(cx));
-                    *this.report = claim.report();
-                    match result {
-                        Ok(committed) => {
-                            this.accounting.record_commit(&batch);
-                            *this.position = Some(committed.position.clone());
-                            *this.state = State::Idle(Some(claim));
-                            return Poll::Ready(Some(Ok(committed)));
-                        }
-                        Err(e) => {
-                            // A fenced claim must not release: the pipeline is someone
-                            // else's now (its epoch check makes the release a no-op anyway).
-                            *this.state = State::Releasing(Box::pin(async move {
-                                let _ = claim.release().await;
-                            }));
-                            return Poll::Ready(Some(Err(e.map_upstream(|never| match never {}))));
-                        }
-                    }
-                }
-                State::Releasing(release) => {
+                Phase::Releasing(release) => {
                     ready!(release.as_mut().poll(cx));
-                    *this.state = State::Done;
+                    *this.phase = Phase::Done;
                     return Poll::Ready(None);
                 }
-                State::Done => return Poll::Ready(None),
+                Phase::Done => return Poll::Ready(None),
             }
         }
     }
@@ -763,6 +941,6 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
 {
     fn is_terminated(&self) -> bool {
-        matches!(self.state, State::Done)
+        matches!(self.phase, Phase::Done)
     }
 }

@@ -2,6 +2,7 @@
 
 mod backend;
 mod claim;
+mod direct;
 mod error;
 mod row;
 
@@ -20,7 +21,8 @@ use self::backend::{DEFAULT_LEASE, SinkSql, insert_rows};
 /// Types in the signature of [`Backend`]'s hidden method: not part of the API.
 #[doc(hidden)]
 pub mod internal {
-    pub use super::backend::{Holder, OffsetsRow, Ops, SinkSql};
+    pub use super::backend::{CommitOutcome, DirectWriter, Holder, OffsetsRow, Ops, SinkSql};
+    pub use super::direct::OwnedPlan;
 }
 pub use self::claim::{Claim, CommitEach, IntoBatch};
 pub use self::error::{Committed, InsertError, InsertReport};

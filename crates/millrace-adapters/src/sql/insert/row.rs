@@ -2,13 +2,15 @@
 
 use std::fmt;
 
+use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Arguments, Database, Encode, Type};
 
 /// How a row binds its values into a multi-row `INSERT … VALUES (…), (…)` statement.
 ///
-/// Bind one value per column, in the column order of [`BatchInsert::new`](super::BatchInsert::new)'s statement.
-/// Tuples of up to six bindable values implement it already.
+/// Bind one value per column, in the column order of
+/// [`BatchInsert::new`](super::BatchInsert::new)'s statement. Tuples of up to six bindable
+/// values implement it already.
 ///
 /// ```
 /// use millrace::adapters::sql::{BatchInsert, InsertRow, RowValues};
@@ -74,14 +76,32 @@ pub trait InsertRow<DB: Database> {
 /// # }
 /// ```
 pub struct RowValues<'a, 'args, DB: Database> {
-    pub(super) sql: &'a mut String,
-    pub(super) args: &'a mut DB::Arguments<'args>,
+    pub(super) target: Target<'a, 'args, DB>,
     pub(super) first: bool,
     pub(super) error: &'a mut Option<BoxDynError>,
 }
 
+/// Where [`RowValues::bind`] puts a value.
+pub(super) enum Target<'a, 'args, DB: Database> {
+    /// sqlx's arguments, with a placeholder per value in the statement's text.
+    Arguments {
+        sql: &'a mut String,
+        args: &'a mut DB::Arguments<'args>,
+    },
+    /// The encoded values only, for a statement prepared already (the SQLite writer thread):
+    /// no placeholder text, no copy into sqlx's arguments. `bound` counts the values.
+    Values {
+        values: &'a mut DB::ArgumentBuffer<'args>,
+        push_null: fn(&mut DB::ArgumentBuffer<'args>),
+        bound: &'a mut usize,
+    },
+}
+
 impl<'args, DB: Database> RowValues<'_, 'args, DB> {
     /// Adds one column value (a placeholder in the statement and its bound value).
+    ///
+    /// Bind text as `&str` (`self.name.as_str()`) rather than `&String`: sqlx encodes a
+    /// `&String` by copying it, a `&str` by reference.
     ///
     /// ```
     /// use millrace::adapters::sql::{BatchInsert, InsertRow, RowValues};
@@ -108,26 +128,46 @@ impl<'args, DB: Database> RowValues<'_, 'args, DB> {
     where
         T: 'args + Encode<'args, DB> + Type<DB>,
     {
-        if !self.first {
-            self.sql.push_str(", ");
+        let first = std::mem::replace(&mut self.first, false);
+        match &mut self.target {
+            Target::Arguments { sql, args } => {
+                if !first {
+                    sql.push_str(", ");
+                }
+                if let Err(e) = args.add(value) {
+                    // Reported as `sqlx::Error::Encode` before the statement runs.
+                    self.error.get_or_insert(e);
+                }
+                // Writing into a `String` cannot fail.
+                let _ = args.format_placeholder(sql);
+            }
+            Target::Values {
+                values,
+                push_null,
+                bound,
+            } => {
+                match value.encode(values) {
+                    Ok(IsNull::No) => {}
+                    Ok(IsNull::Yes) => push_null(values),
+                    Err(e) => {
+                        self.error.get_or_insert(e);
+                    }
+                }
+                **bound += 1;
+            }
         }
-        self.first = false;
-        if let Err(e) = self.args.add(value) {
-            // Reported as `sqlx::Error::Encode` before the statement runs.
-            self.error.get_or_insert(e);
-        }
-        // Writing into a `String` cannot fail.
-        let _ = self.args.format_placeholder(self.sql);
         self
     }
 }
 
 impl<DB: Database> fmt::Debug for RowValues<'_, '_, DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RowValues")
-            .field("sql", &self.sql)
-            .field("bound", &self.args.len())
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("RowValues");
+        match &self.target {
+            Target::Arguments { sql, args } => d.field("sql", sql).field("bound", &args.len()),
+            Target::Values { bound, .. } => d.field("bound", bound),
+        };
+        d.finish_non_exhaustive()
     }
 }
 

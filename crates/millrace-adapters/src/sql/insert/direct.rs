@@ -1,0 +1,649 @@
+//! The SQLite writer thread of [`Claim::commit_each`](super::Claim::commit_each): commits
+//! batches on its own rusqlite connection, with cached prepared statements, one message per
+//! batch.
+//!
+//! Why: through sqlx, every statement of a commit is a round trip to the connection's worker
+//! thread, and every bound value is copied to be sent there (`SqliteArguments::into_static`);
+//! a batch of 1,000 rows of 7 columns is 7 round trips and 7,000 values copied, and the rows
+//! are encoded on the pipeline's own thread. Here the whole batch (owned, `Send`) moves to the
+//! thread once; its values are encoded by reference straight into the prepared statement.
+//! Measured on the main job (`scripts/mainjob_bench.sh`): see the [`sql`](crate::sql) module.
+//!
+//! The thread holds its own connection to the pool's database file, set up like the pool's
+//! (`synchronous`, `foreign_keys`, `busy_timeout` read from a pool connection; WAL is a
+//! property of the file). An in-memory database cannot be shared with a second connection, so
+//! it keeps the sqlx path.
+//!
+//! Exactly once: jobs run one at a time in the order they were sent, each in one `BEGIN
+//! IMMEDIATE` transaction with its position; after a failed or fenced commit the thread
+//! refuses every later job of the claim (it answers without touching the database), so a
+//! batch never commits after one before it failed.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use futures_util::future::BoxFuture;
+use millrace_core::positions::{Position, TrackedBatch};
+use rusqlite::{Connection, TransactionBehavior};
+use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::sqlite::{Sqlite, SqliteArgumentValue};
+use sqlx::{Pool, SqlitePool};
+
+use super::backend::{CommitOutcome, SinkSql};
+use super::row::{InsertRow, RowValues, Target};
+
+type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+
+/// The handle on a claim's SQLite writer thread. Dropping it lets the thread finish the jobs
+/// already sent (each one checks first whether its answer is still awaited) and end.
+pub struct DirectWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl fmt::Debug for DirectWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectWriter").finish_non_exhaustive()
+    }
+}
+
+/// What the thread keeps between jobs.
+struct Writer {
+    conn: Connection,
+    /// A commit failed or was fenced: refuse the jobs after it.
+    failed: bool,
+    /// `INSERT` texts by `(rows, columns)`, built once.
+    texts: HashMap<(usize, usize), String>,
+}
+
+/// How the pool's connections are set up, to set up the writer's the same way.
+struct Setup {
+    file: PathBuf,
+    synchronous: i64,
+    foreign_keys: i64,
+    busy_timeout_ms: i64,
+}
+
+async fn read_setup(pool: &SqlitePool) -> Result<Option<Setup>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let file: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or_default();
+    // An in-memory or temporary database has no file: another connection would see another
+    // database.
+    if file.is_empty() {
+        return Ok(None);
+    }
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *conn)
+        .await?;
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(&mut *conn)
+        .await?;
+    let busy_timeout_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Some(Setup {
+        file: PathBuf::from(file),
+        synchronous,
+        foreign_keys,
+        busy_timeout_ms,
+    }))
+}
+
+fn open_connection(setup: &Setup) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(&setup.file)?;
+    conn.busy_timeout(std::time::Duration::from_millis(
+        u64::try_from(setup.busy_timeout_ms).unwrap_or(0),
+    ))?;
+    conn.pragma_update(None, "synchronous", setup.synchronous)?;
+    conn.pragma_update(None, "foreign_keys", setup.foreign_keys)?;
+    Ok(conn)
+}
+
+/// Starts a writer thread on the pool's database file, or `None` when the database has no
+/// file (in memory) or the file cannot be opened a second time (the sqlx path then reports
+/// the real error, if any).
+pub(super) async fn open(pool: &Pool<Sqlite>) -> Option<DirectWriter> {
+    let setup = read_setup(pool).await.ok()??;
+    let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
+    let (jobs, queue) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("millrace-sqlite-writer".to_owned())
+        .spawn(move || {
+            let conn = match open_connection(&setup) {
+                Ok(conn) => conn,
+                Err(_) => {
+                    let _ = opened_tx.send(false);
+                    return;
+                }
+            };
+            let _ = opened_tx.send(true);
+            let mut writer = Writer {
+                conn,
+                failed: false,
+                texts: HashMap::new(),
+            };
+            while let Ok(job) = queue.recv() {
+                job(&mut writer);
+            }
+        })
+        .ok()?;
+    matches!(opened_rx.await, Ok(true)).then_some(DirectWriter { jobs })
+}
+
+/// What a commit writes besides the rows, owned (it travels to the thread).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct OwnedPlan {
+    pub(super) pipeline: String,
+    pub(super) source: String,
+    pub(super) epoch: i64,
+    pub(super) position: String,
+    pub(super) now_ms: i64,
+}
+
+type Answer = Result<Result<CommitOutcome, sqlx::Error>, Box<dyn Any + Send>>;
+
+/// Sends the commit of `batch` to the thread; the future resolves to its outcome. A panic of
+/// the rows' `push_values` on the thread is resumed in the future (it reaches the consumer).
+pub(super) fn commit<P, T>(
+    writer: &DirectWriter,
+    sql: &SinkSql,
+    plan: OwnedPlan,
+    batch: TrackedBatch<P, T>,
+) -> BoxFuture<'static, Result<CommitOutcome, sqlx::Error>>
+where
+    P: Position,
+    T: InsertRow<Sqlite> + Send + 'static,
+{
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel::<Answer>();
+    let sql = sql.clone();
+    let job: Job = Box::new(move |writer: &mut Writer| {
+        // The consumer is gone: nothing waits for this commit, do not start it.
+        if answer_tx.is_closed() {
+            return;
+        }
+        let answer = if writer.failed {
+            Ok(Err(not_attempted(
+                "not attempted: an earlier batch of this claim failed to commit",
+            )))
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                commit_on(writer, &sql, &plan, &batch)
+            }))
+        };
+        if !matches!(answer, Ok(Ok(CommitOutcome::Committed { .. }))) {
+            writer.failed = true;
+        }
+        // The rows are freed here, on the writer thread.
+        drop(batch);
+        let _ = answer_tx.send(answer);
+    });
+    let sent = writer.jobs.send(job);
+    Box::pin(async move {
+        if sent.is_err() {
+            return Err(not_attempted("the SQLite writer thread has ended"));
+        }
+        match answer_rx.await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(not_attempted("the SQLite writer thread has ended")),
+        }
+    })
+}
+
+fn not_attempted(why: &str) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(why.to_owned()))
+}
+
+/// `INSERT … VALUES (?, …), … <on conflict>` for `rows` rows of `columns` values.
+fn insert_text(sql: &SinkSql, rows: usize, columns: usize) -> String {
+    let mut text = String::with_capacity(sql.insert.len() + rows * (columns * 3 + 4) + 64);
+    text.push_str(&sql.insert);
+    text.push_str("VALUES ");
+    for row in 0..rows {
+        text.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            text.push_str(if column == 0 { "?" } else { ", ?" });
+        }
+        text.push(')');
+    }
+    if !sql.on_conflict.is_empty() {
+        text.push(' ');
+        text.push_str(&sql.on_conflict);
+    }
+    text
+}
+
+fn push_null(values: &mut Vec<SqliteArgumentValue<'_>>) {
+    values.push(SqliteArgumentValue::Null);
+}
+
+/// The commit transaction: the fencing update of the offsets row, the rows, the dead letters.
+fn commit_on<P: Position, T: InsertRow<Sqlite>>(
+    writer: &mut Writer,
+    sql: &SinkSql,
+    plan: &OwnedPlan,
+    batch: &TrackedBatch<P, T>,
+) -> Result<CommitOutcome, sqlx::Error> {
+    let Writer { conn, texts, .. } = writer;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(to_sqlx)?;
+    let rows = batch.items();
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let fence = format!(
+        "UPDATE {} SET position = ?1, heartbeat_ms = ?2, committed = committed + ?3, \
+         dead_lettered = dead_lettered + ?4, filtered = filtered + ?5 \
+         WHERE pipeline = ?6 AND source = ?7 AND epoch = ?8",
+        sql.offsets
+    );
+    let fenced = tx
+        .prepare_cached(&fence)
+        .and_then(|mut update| {
+            update.execute((
+                plan.position.as_str(),
+                plan.now_ms,
+                count(rows.len() as u64),
+                count(batch.dead_letters().len() as u64),
+                count(batch.filtered()),
+                plan.pipeline.as_str(),
+                plan.source.as_str(),
+                plan.epoch,
+            ))
+        })
+        .map_err(to_sqlx)?;
+    if fenced == 0 {
+        // Dropping `tx` rolls back.
+        return Ok(CommitOutcome::Fenced);
+    }
+
+    let mut inserted = 0u64;
+    let mut values: Vec<SqliteArgumentValue<'_>> = Vec::new();
+    let mut per_row: Vec<usize> = Vec::new();
+    for chunk in rows.chunks(sql.rows_per_statement) {
+        values.clear();
+        per_row.clear();
+        let mut error = None;
+        for row in chunk {
+            let mut bound = 0;
+            row.push_values(&mut RowValues {
+                target: Target::Values {
+                    values: &mut values,
+                    push_null,
+                    bound: &mut bound,
+                },
+                first: true,
+                error: &mut error,
+            });
+            if per_row.is_empty() {
+                // The first row tells the width: room for the whole chunk at once.
+                values.reserve(chunk.len().saturating_mul(bound));
+            }
+            per_row.push(bound);
+        }
+        if let Some(e) = error {
+            return Err(sqlx::Error::Encode(e));
+        }
+        let columns = per_row.first().copied().unwrap_or(0);
+        let uniform;
+        let text: &str = if per_row.iter().all(|&n| n == columns) {
+            texts
+                .entry((chunk.len(), columns))
+                .or_insert_with(|| insert_text(sql, chunk.len(), columns))
+        } else {
+            // Rows of different widths: the statement says so (SQLite rejects it, as it does
+            // through sqlx).
+            let mut text = String::new();
+            text.push_str(&sql.insert);
+            text.push_str("VALUES ");
+            for (i, &n) in per_row.iter().enumerate() {
+                text.push_str(if i == 0 { "(" } else { ", (" });
+                text.push_str(&vec!["?"; n].join(", "));
+                text.push(')');
+            }
+            if !sql.on_conflict.is_empty() {
+                text.push(' ');
+                text.push_str(&sql.on_conflict);
+            }
+            uniform = text;
+            &uniform
+        };
+        let mut insert = tx.prepare_cached(text).map_err(to_sqlx)?;
+        for (i, value) in values.iter().enumerate() {
+            let at = i + 1;
+            match value {
+                SqliteArgumentValue::Null => insert.raw_bind_parameter(at, rusqlite::types::Null),
+                SqliteArgumentValue::Text(text) => insert.raw_bind_parameter(at, text.as_ref()),
+                SqliteArgumentValue::Blob(blob) => insert.raw_bind_parameter(at, blob.as_ref()),
+                SqliteArgumentValue::Double(x) => insert.raw_bind_parameter(at, *x),
+                SqliteArgumentValue::Int(x) => insert.raw_bind_parameter(at, *x),
+                SqliteArgumentValue::Int64(x) => insert.raw_bind_parameter(at, *x),
+            }
+            .map_err(to_sqlx)?;
+        }
+        inserted += insert.raw_execute().map_err(to_sqlx)? as u64;
+    }
+
+    if !batch.dead_letters().is_empty() {
+        let text = format!(
+            "INSERT INTO {} (pipeline, source, position, reason) VALUES (?1, ?2, ?3, ?4)",
+            sql.dead_letters
+        );
+        let mut letter = tx.prepare_cached(&text).map_err(to_sqlx)?;
+        for dead in batch.dead_letters() {
+            letter
+                .execute((
+                    plan.pipeline.as_str(),
+                    plan.source.as_str(),
+                    dead.position.to_text(),
+                    dead.reason.as_str(),
+                ))
+                .map_err(to_sqlx)?;
+        }
+    }
+    tx.commit().map_err(to_sqlx)?;
+    Ok(CommitOutcome::Committed {
+        rows_inserted: inserted,
+    })
+}
+
+/// A SQLite error of the writer thread, as sqlx reports SQLite's own errors: the message, the
+/// extended result code and its kind.
+#[derive(Debug)]
+struct WriterError {
+    message: String,
+    code: Option<i32>,
+    source: rusqlite::Error,
+}
+
+impl fmt::Display for WriterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for WriterError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl DatabaseError for WriterError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        self.code.map(|c| Cow::Owned(c.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> ErrorKind {
+        use rusqlite::ffi;
+        match self.code {
+            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+                ErrorKind::UniqueViolation
+            }
+            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
+            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
+            Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
+    match e {
+        rusqlite::Error::ToSqlConversionFailure(e) => sqlx::Error::Encode(e),
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            sqlx::Error::Database(Box::new(WriterError {
+                message: message.unwrap_or_else(|| failure.to_string()),
+                code: Some(failure.extended_code),
+                source: rusqlite::Error::SqliteFailure(failure, None),
+            }))
+        }
+        other => sqlx::Error::Database(Box::new(WriterError {
+            message: other.to_string(),
+            code: None,
+            source: other,
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use millrace_core::positions::Positioned;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+    use super::*;
+
+    async fn file_pool(dir: &tempfile::TempDir) -> SqlitePool {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("db.sqlite"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap();
+        for statement in [
+            "CREATE TABLE t (x INTEGER NOT NULL CHECK (x <> 13))",
+            "CREATE TABLE offsets (pipeline TEXT NOT NULL, source TEXT NOT NULL, position TEXT \
+             NOT NULL, epoch BIGINT NOT NULL, holder_host TEXT NOT NULL, holder_pid BIGINT NOT \
+             NULL, heartbeat_ms BIGINT NOT NULL, committed BIGINT NOT NULL, dead_lettered \
+             BIGINT NOT NULL, filtered BIGINT NOT NULL, PRIMARY KEY (pipeline, source))",
+            "CREATE TABLE dead (pipeline TEXT, source TEXT, position TEXT, reason TEXT)",
+            "INSERT INTO offsets VALUES ('p', 's', '', 1, 'h', 1, 0, 0, 0, 0)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool
+    }
+
+    fn sql() -> SinkSql {
+        SinkSql {
+            insert: "INSERT INTO t (x) ".to_owned(),
+            on_conflict: String::new(),
+            rows_per_statement: 2,
+            offsets: "offsets".to_owned(),
+            dead_letters: "dead".to_owned(),
+        }
+    }
+
+    fn plan(position: u64) -> OwnedPlan {
+        OwnedPlan {
+            pipeline: "p".to_owned(),
+            source: "s".to_owned(),
+            epoch: 1,
+            position: position.to_text(),
+            now_ms: 0,
+        }
+    }
+
+    fn batch(xs: &[(u64, i64)]) -> TrackedBatch<u64, (i64,)> {
+        TrackedBatch::from_entries(xs.iter().map(|&(p, x)| Positioned::item(p, (x,))).collect())
+            .unwrap()
+    }
+
+    async fn xs(pool: &SqlitePool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT x FROM t ORDER BY rowid")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_has_no_writer_a_file_has_one() {
+        let memory = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        assert!(open(&memory).await.is_none());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(open(&file_pool(&dir).await).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn queued_batches_commit_in_order_with_their_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let writer = open(&pool).await.unwrap();
+        // Both sent before either is awaited: the second is queued behind the first.
+        let first = commit(&writer, &sql(), plan(3), batch(&[(1, 1), (2, 2), (3, 3)]));
+        let second = commit(&writer, &sql(), plan(4), batch(&[(4, 4)]));
+        assert_eq!(
+            first.await.unwrap(),
+            CommitOutcome::Committed { rows_inserted: 3 }
+        );
+        assert_eq!(
+            second.await.unwrap(),
+            CommitOutcome::Committed { rows_inserted: 1 }
+        );
+        assert_eq!(xs(&pool).await, [1, 2, 3, 4]);
+        let position: String = sqlx::query_scalar("SELECT position FROM offsets")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(position, "4");
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_commit_the_queued_one_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let writer = open(&pool).await.unwrap();
+        let failing = commit(&writer, &sql(), plan(2), batch(&[(1, 1), (2, 13)]));
+        let queued = commit(&writer, &sql(), plan(3), batch(&[(3, 3)]));
+        let err = failing.await.unwrap_err();
+        assert!(
+            matches!(&err, sqlx::Error::Database(e) if e.kind() == ErrorKind::CheckViolation),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("CHECK constraint failed"), "{err}");
+        let refused = queued.await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("an earlier batch of this claim failed"),
+            "{refused}"
+        );
+        assert!(
+            xs(&pool).await.is_empty(),
+            "the failed batch rolled back whole"
+        );
+        let position: String = sqlx::query_scalar("SELECT position FROM offsets")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(position, "", "no position moved");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_epoch_is_fenced_and_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let writer = open(&pool).await.unwrap();
+        let mut stale = plan(1);
+        stale.epoch = 0;
+        let outcome = commit(&writer, &sql(), stale, batch(&[(1, 1)])).await;
+        assert_eq!(outcome.unwrap(), CommitOutcome::Fenced);
+        assert!(xs(&pool).await.is_empty());
+    }
+
+    struct Explodes;
+
+    impl InsertRow<Sqlite> for Explodes {
+        fn push_values<'args>(&'args self, _: &mut RowValues<'_, 'args, Sqlite>) {
+            panic!("row encoding exploded");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_encoding_a_row_reaches_the_awaiting_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let writer = open(&pool).await.unwrap();
+        let batch = TrackedBatch::from_entries(vec![Positioned::item(1u64, Explodes)]).unwrap();
+        let awaited = tokio::spawn(commit(&writer, &sql(), plan(1), batch));
+        let panic = tokio::time::timeout(std::time::Duration::from_secs(10), awaited)
+            .await
+            .expect("the commit answered")
+            .unwrap_err();
+        assert!(panic.is_panic());
+        let message = panic.into_panic();
+        assert_eq!(
+            message.downcast_ref::<&str>(),
+            Some(&"row encoding exploded")
+        );
+        assert!(xs(&pool).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_commit_after_a_claimants_read_makes_its_take_over_fail() {
+        use super::super::backend::{Backend, Holder};
+
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let ops = <Sqlite as Backend>::ops();
+        let seen = ops
+            .read_offsets(&pool, &sql(), "p", "s")
+            .await
+            .unwrap()
+            .unwrap();
+        // The previous holder's writer thread commits after that read (its claim was dropped
+        // while the commit ran).
+        let writer = open(&pool).await.unwrap();
+        commit(&writer, &sql(), plan(1), batch(&[(1, 1)]))
+            .await
+            .unwrap();
+        let me = Holder {
+            host: "h2".to_owned(),
+            pid: 2,
+        };
+        let stale = ops
+            .take_over(&pool, &sql(), "p", "s", seen.epoch, &seen.position, &me, 0)
+            .await
+            .unwrap();
+        assert!(
+            !stale,
+            "a take-over on a stale position must fail (it would resume too early)"
+        );
+        let fresh = ops
+            .read_offsets(&pool, &sql(), "p", "s")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fresh.position, "1");
+        assert!(
+            ops.take_over(
+                &pool,
+                &sql(),
+                "p",
+                "s",
+                fresh.epoch,
+                &fresh.position,
+                &me,
+                0
+            )
+            .await
+            .unwrap()
+        );
+    }
+}
