@@ -5,7 +5,9 @@
 //! unless `MILLRACE_SKIP_POSTGRES=1` says to skip them on purpose.
 #![cfg(feature = "sql")]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+#[path = "support/db.rs"]
+mod db;
+use db::{postgres, sqlite, unique};
 
 use futures::stream::FusedStream;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -13,56 +15,6 @@ use millrace::adapters::sql::{self, BatchInsert, InsertError, RowsError};
 use millrace::positions::{Positioned, TrackedBatch};
 use millrace::testing::tracked_source;
 use sqlx::{Pool, Postgres, Sqlite};
-
-/// A name no other test (or earlier run against the same database) uses.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn sqlite() -> (tempfile::TempDir, Pool<Sqlite>) {
-    let dir = tempfile::tempdir().unwrap();
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.path().join("test.db"))
-        .create_if_missing(true);
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
-        .unwrap();
-    (dir, pool)
-}
-
-async fn postgres() -> Option<Pool<Postgres>> {
-    let url = match std::env::var("MILLRACE_TEST_POSTGRES_URL") {
-        Ok(url) => url,
-        Err(_) if std::env::var("MILLRACE_SKIP_POSTGRES").as_deref() == Ok("1") => {
-            eprintln!(
-                "SKIPPED: PostgreSQL test (MILLRACE_SKIP_POSTGRES=1 and no MILLRACE_TEST_POSTGRES_URL)"
-            );
-            return None;
-        }
-        Err(_) => panic!(
-            "MILLRACE_TEST_POSTGRES_URL is not set: start a throwaway server with \
-             `source scripts/services.sh && start_postgres` (scripts/test.sh does this), \
-             or set MILLRACE_SKIP_POSTGRES=1 to skip the PostgreSQL tests on purpose"
-        ),
-    };
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        .connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to MILLRACE_TEST_POSTGRES_URL={url}: {e}"));
-    Some(pool)
-}
 
 /// The same scenarios on every backend: `$pool` is an async expression giving
 /// `Option<(guard, Pool<$db>)>`.
