@@ -718,6 +718,20 @@ impl FallbackCounter {
 /// ```
 pub trait Observable {
     /// Adopts this wrapper's counters into `stage`.
+    ///
+    /// ```
+    /// use millrace::metrics::Observable;
+    /// use millrace::policy::Supervision;
+    /// use millrace::prelude::*;
+    /// use millrace::Metrics;
+    /// use futures::stream;
+    ///
+    /// let metrics = Metrics::new();
+    /// let stage = metrics.stage("skipper");
+    /// let s = stream::iter([Ok::<u8, &str>(1)]).on_error(Supervision::Resume);
+    /// s.observe_into(&stage);
+    /// assert_eq!(stage.snapshot().skipped, Some(0));
+    /// ```
     fn observe_into(&self, stage: &StageMetrics);
 }
 

@@ -228,9 +228,22 @@ impl<P, T> Positioned<P, T> {
 pub trait Position: Clone + PartialOrd + std::fmt::Debug + Send + Sync + 'static {
     /// The position as text (stored by sinks; must round-trip through
     /// [`from_text`](Self::from_text)).
+    ///
+    /// ```
+    /// use millrace::positions::Position;
+    ///
+    /// assert_eq!((-7i64).to_text(), "-7");
+    /// ```
     fn to_text(&self) -> String;
 
     /// Reads a position written by [`to_text`](Self::to_text); `None` if `text` is not one.
+    ///
+    /// ```
+    /// use millrace::positions::Position;
+    ///
+    /// assert_eq!(String::from_text("1526-0"), Some("1526-0".to_owned()));
+    /// assert_eq!(u32::from_text("-1"), None);
+    /// ```
     fn from_text(text: &str) -> Option<Self>;
 }
 
