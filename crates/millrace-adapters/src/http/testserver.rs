@@ -463,6 +463,20 @@ impl RecordLog {
 }
 
 /// One request as the server saw it (see [`TestServerBuilder::record_requests`]).
+///
+/// ```
+/// use millrace::adapters::http::testserver::TestServer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = TestServer::builder().items(3).record_requests().start().await.unwrap();
+/// reqwest::get(server.url("/items/1")).await.unwrap().text().await.unwrap();
+/// let log = server.requests();
+/// assert_eq!(log.len(), 1);
+/// assert_eq!(log[0].key, "/items/1");
+/// assert!(log[0].departed.is_some_and(|d| d >= log[0].arrived));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestRecord {
