@@ -7,13 +7,13 @@
 mod recover;
 mod retry;
 mod skip_errors;
-mod supervise;
+mod on_error;
 pub(crate) mod validate;
 
 pub use self::recover::{CheckpointWith, Recover, RecoverStage};
 pub use self::retry::{Restartable, Retry, RetryStats};
 pub use self::skip_errors::{SkipErrors, SkipErrorsStage};
-pub use self::supervise::{SkipCounter, Supervise, SuperviseStage};
+pub use self::on_error::{SkipCounter, Supervise, SuperviseStage};
 pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
 
 mod map_blocking;
