@@ -11,9 +11,9 @@ use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 
-use super::{MapConcurrent, RetryStats};
+use super::MapConcurrent;
 use crate::error::ConfigError;
-use crate::metrics::{Observable, StageMetrics};
+use crate::metrics::{EventCounter, Observable, StageMetrics};
 use crate::policy::{RetryIf, RetryPolicy, Throttle};
 
 /// One item's attempts, backoff waits included.
@@ -58,7 +58,7 @@ pin_project! {
     /// up to `n` new requests *plus* every retry. The in-flight slot of a [`Throttle`], on the
     /// other hand, is held only while an attempt runs.
     ///
-    /// Counted: [`stats`](Self::stats) (every retry of every item); a `.metered(..)` stage
+    /// Counted: [`retries`](Self::retries) (every retry of every item); a `.metered(..)` stage
     /// right after this one (or `pipeline!`) adopts them as its `retries`, together with the
     /// in-flight and buffered gauges.
     ///
@@ -82,7 +82,7 @@ pin_project! {
     {
         #[pin]
         inner: MapConcurrent<S, StartJob<S::Item, U, E>, Job<U, E>>,
-        stats: RetryStats,
+        retries: EventCounter,
         throttle: SharedThrottle,
     }
 }
@@ -94,7 +94,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MapRetry")
             .field("inner", &self.inner)
-            .field("retries", &self.stats.retries())
+            .field("retries", &self.retries.get())
             .finish_non_exhaustive()
     }
 }
@@ -217,15 +217,15 @@ where
             "map_retry_unordered"
         };
         crate::error::nonzero(stage, "limit", limit)?;
-        let stats = RetryStats::default();
+        let retries = EventCounter::default();
         let throttle: SharedThrottle = Arc::default();
         let f = Arc::new(f);
         let start: StartJob<S::Item, U, E> = {
-            let stats = stats.clone();
+            let retries = retries.clone();
             let throttle = Arc::clone(&throttle);
             Box::new(move |item: S::Item| -> Job<U, E> {
                 let f = Arc::clone(&f);
-                let stats = stats.clone();
+                let retries = retries.clone();
                 let throttle = throttle
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -243,7 +243,9 @@ where
                 Job(Mutex::new(Box::pin(crate::policy::retry::attempts(
                     policy.clone(),
                     attempt,
-                    move |_: &E, _| stats.record_retry(),
+                    move |_: &E, _| {
+                        retries.record();
+                    },
                 ))))
             })
         };
@@ -254,7 +256,7 @@ where
         };
         Ok(MapRetry {
             inner,
-            stats,
+            retries,
             throttle,
         })
     }
@@ -293,7 +295,8 @@ impl<S: Stream, U, E> MapRetry<S, U, E> {
         self
     }
 
-    /// A live, cloneable count of the retries of every item so far.
+    /// The retries of every item so far: a live handle, readable while another task consumes
+    /// the stream.
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -305,13 +308,28 @@ impl<S: Stream, U, E> MapRetry<S, U, E> {
     /// let s = stream::iter([1, 2]).map_retry(2, RetryPolicy::fixed(Duration::from_millis(5), 3), |_: u8| async move {
     ///     Err::<u8, _>("down")
     /// });
-    /// let stats = s.stats();
+    /// let retries = s.retries();
     /// assert_eq!(s.collect::<Vec<_>>().await, [Err("down"), Err("down")]);
-    /// assert_eq!(stats.retries(), 6);
+    /// assert_eq!(retries.get(), 6);
     /// # }
     /// ```
-    pub fn stats(&self) -> RetryStats {
-        self.stats.clone()
+    pub fn retries(&self) -> EventCounter {
+        self.retries.clone()
+    }
+
+    /// The retry count; the old name of [`retries`](Self::retries).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = stream::iter([1]).map_retry(2, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) });
+    /// assert_eq!(s.stats().get(), 0);
+    /// ```
+    #[deprecated(since = "0.2.0", note = "use `MapRetry::retries`")]
+    pub fn stats(&self) -> EventCounter {
+        self.retries()
     }
 
     /// How many finished items may wait for an earlier, slower one (ordered mode; default
@@ -332,7 +350,7 @@ impl<S: Stream, U, E> MapRetry<S, U, E> {
     pub fn with_output_buffer(self, m: usize) -> Self {
         MapRetry {
             inner: self.inner.with_output_buffer(m),
-            stats: self.stats,
+            retries: self.retries,
             throttle: self.throttle,
         }
     }
@@ -454,7 +472,7 @@ where
 /// ```
 impl<S: Stream, U, E> Observable for MapRetry<S, U, E> {
     fn observe_into(&self, stage: &StageMetrics) {
-        stage.track_retries(&self.stats);
+        stage.track_retries(&self.retries);
         self.inner.observe_into(stage);
     }
 }

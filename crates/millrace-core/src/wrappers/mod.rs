@@ -11,9 +11,12 @@ mod on_error;
 pub(crate) mod validate;
 
 pub use self::recover::{CheckpointWith, Recover, RecoverStage};
+#[allow(deprecated)]
 pub use self::retry::{Restartable, Retry, RetryStats};
 pub use self::skip_errors::{SkipErrors, SkipErrorsStage};
+#[allow(deprecated)]
 pub use self::on_error::{SkipCounter, Supervise, SuperviseStage};
+pub use crate::metrics::EventCounter;
 pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
 
 mod map_blocking;
@@ -49,11 +52,16 @@ pub use self::try_batch::{TryBatch, TryBatchStage};
 mod metered;
 mod paginate;
 mod scoped;
+mod timed;
+mod traced;
 
+#[allow(deprecated)]
 pub use self::metered::{
     ClassifyErrors, CountErrors, Counted, ErrorCounting, IgnoreErrors, MeterMode, Metered,
     MeteredStage, Observed,
 };
+pub use self::timed::{Timed, TimedStage};
+pub use self::traced::{Traced, TracedStage};
 pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
 pub use self::paginate::{REMEMBERED_CURSORS, RepeatedCursor};
 pub use self::scoped::Scoped;
