@@ -471,11 +471,7 @@ async fn a_stats_handle_taken_mid_stream_starts_at_the_current_count_and_handles
     }
     assert_eq!(s.retries(), 1);
     let first = s.retries();
-    assert_eq!(
-        first.get(),
-        1,
-        "a late handle starts at the count so far"
-    );
+    assert_eq!(first.get(), 1, "a late handle starts at the count so far");
     let second = s.retries();
     drop(first);
     let rest: Vec<_> = s.as_mut().collect().await;

@@ -893,7 +893,13 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
         }
     }
     let insert = commits.as_ref().get_ref().get_ref().get_ref().report();
-    let accounting = commits.as_ref().get_ref().get_ref().get_ref().accounting().clone();
+    let accounting = commits
+        .as_ref()
+        .get_ref()
+        .get_ref()
+        .get_ref()
+        .accounting()
+        .clone();
     let elapsed = started.elapsed();
     if let Some(progress) = progress {
         drop(progress);

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
-use millrace_core::metrics::Observable;
 use millrace_core::metrics::EventCounter;
+use millrace_core::metrics::Observable;
 use millrace_core::wrappers::MapConcurrent;
 use millrace_core::{ConfigError, Stage, StageMetrics};
 use reqwest::{Client, RequestBuilder};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use millrace_core::policy::{RateLimiter, RetryAll, RetryPolicy, Throttle};
 use millrace_core::metrics::EventCounter;
+use millrace_core::policy::{RateLimiter, RetryAll, RetryPolicy, Throttle};
 
 use super::HttpError;
 

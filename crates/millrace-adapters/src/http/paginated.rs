@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
-use millrace_core::metrics::Observable;
 use millrace_core::metrics::EventCounter;
+use millrace_core::metrics::Observable;
 use millrace_core::wrappers::Paginate;
 use millrace_core::{Page, PagePosition, StageMetrics, paginate_from};
 use reqwest::header::LINK;

@@ -105,7 +105,10 @@ impl EventCounter {
 }
 
 /// The count of a [`Recover`](crate::wrappers::Recover) stream's fallbacks.
-#[deprecated(since = "0.2.0", note = "use `EventCounter` (returned by `Recover::fallbacks`)")]
+#[deprecated(
+    since = "0.2.0",
+    note = "use `EventCounter` (returned by `Recover::fallbacks`)"
+)]
 pub type FallbackCounter = EventCounter;
 
 /// A wrapper that keeps live event counters (retries, fallbacks, skipped errors) or gauges

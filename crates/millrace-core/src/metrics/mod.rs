@@ -89,7 +89,6 @@ mod report;
 mod snapshot;
 mod stage_metrics;
 
-
 #[allow(deprecated)]
 pub use self::events::FallbackCounter;
 pub use self::events::{EventCounter, Observable};

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use super::histogram::Histogram;
 use super::{EventCounter, StageSnapshot, lock};
 
-
 /// A gauge read at snapshot time.
 type Gauge = Box<dyn Fn() -> u64 + Send + Sync>;
 

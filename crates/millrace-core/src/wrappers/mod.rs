@@ -4,20 +4,20 @@
 //! Configured stages (`XStage`) implement [`Stage`](crate::Stage) so that a pipeline segment
 //! can be built once and applied to many sources.
 
+mod on_error;
 mod recover;
 mod retry;
 mod skip_errors;
-mod on_error;
 pub(crate) mod validate;
 
+#[allow(deprecated)]
+pub use self::on_error::{SkipCounter, Supervise, SuperviseStage};
 pub use self::recover::{CheckpointWith, Recover, RecoverStage};
 #[allow(deprecated)]
 pub use self::retry::{Restartable, Retry, RetryStats};
 pub use self::skip_errors::{SkipErrors, SkipErrorsStage};
-#[allow(deprecated)]
-pub use self::on_error::{SkipCounter, Supervise, SuperviseStage};
-pub use crate::metrics::EventCounter;
 pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
+pub use crate::metrics::EventCounter;
 
 mod map_blocking;
 pub(crate) mod map_concurrent;
@@ -60,11 +60,11 @@ pub use self::metered::{
     ClassifyErrors, CountErrors, Counted, ErrorCounting, IgnoreErrors, MeterMode, Metered,
     MeteredStage, Observed,
 };
-pub use self::timed::{Timed, TimedStage};
-pub use self::traced::{Traced, TracedStage};
 pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
 pub use self::paginate::{REMEMBERED_CURSORS, RepeatedCursor};
 pub use self::scoped::Scoped;
+pub use self::timed::{Timed, TimedStage};
+pub use self::traced::{Traced, TracedStage};
 
 mod by_key;
 mod conflate;

@@ -20,7 +20,10 @@ use crate::metrics::{EventCounter, Observable, StageMetrics};
 use crate::policy::{RetryIf, RetryPolicy};
 
 /// The retries of a [`Retry`] stream.
-#[deprecated(since = "0.2.0", note = "use `EventCounter` (returned by `Retry::retries`)")]
+#[deprecated(
+    since = "0.2.0",
+    note = "use `EventCounter` (returned by `Retry::retries`)"
+)]
 pub type RetryStats = EventCounter;
 
 pin_project! {
