@@ -56,6 +56,7 @@ impl<S> Traced<S> {
     /// [`Metered::traced`].
     ///
     /// ```
+    /// use millrace::prelude::*;
     /// use millrace::wrappers::Traced;
     /// use futures::stream;
     ///
