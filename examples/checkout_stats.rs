@@ -103,7 +103,7 @@ async fn enrich(mut c: Checkout) -> Checkout {
 #[tokio::main]
 async fn main() {
     let validated = feed().validate(valid_isbn).on_error(Supervision::Resume);
-    let rejected = validated.skip_counter();
+    let rejected = validated.skipped();
 
     // One member's events in order, 16 lookups in flight across members.
     let enriched = validated

@@ -93,7 +93,7 @@ async fn main() {
             }
         })
         .throttle(throttle);
-    let stats = s.stats();
+    let retries = s.retries();
     let responses: Vec<Result<u32, Busy>> = s.collect().await;
 
     let mut attempts = api.attempts.lock().unwrap().clone();
@@ -134,12 +134,12 @@ async fn main() {
             .enumerate()
             .all(|(i, r)| r.as_ref().is_ok_and(|id| *id == i as u32)),
         attempts.len(),
-        stats.retries(),
+        retries.get(),
         PER_SECOND + 1,
         t0.elapsed().as_secs_f64()
     );
     assert_eq!(delivered, REQUESTS as usize);
-    assert_eq!(attempts.len() as u64, u64::from(REQUESTS) + stats.retries());
+    assert_eq!(attempts.len() as u64, u64::from(REQUESTS) + retries.get());
     assert!(peak <= IN_FLIGHT);
     assert!(busiest <= PER_SECOND as usize + 1);
 }

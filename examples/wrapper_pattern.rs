@@ -113,7 +113,7 @@ async fn main() {
         primary_feed(cp.delivered, opens)
     })
     .retry(RetryPolicy::fixed(Duration::from_millis(1), 3));
-    let retry_stats = retried.stats();
+    let retries = retried.retries();
 
     // Layer 2: fallback. When the primary gives up, the mirror resumes after the last
     // quote the consumer saw (the checkpoint carries it).
@@ -138,7 +138,7 @@ async fn main() {
             }
         })
         .on_error(Supervision::Resume);
-    let skipped = validated.skip_counter();
+    let skipped = validated.skipped();
 
     let quotes: Vec<Quote> = validated
         .filter_map(|r| async move { r.ok() })
@@ -153,7 +153,7 @@ async fn main() {
 
     println!("quotes delivered : {}", quotes.len());
     println!("corrupt skipped  : {}", skipped.get());
-    println!("retries          : {}", retry_stats.retries());
+    println!("retries          : {}", retries.get());
     println!("duplicates       : {}", got.len() - unique.len());
     println!("in order, none lost: {}", got == expected);
     println!("sum of prices    : {total:.2}");

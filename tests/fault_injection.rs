@@ -71,7 +71,7 @@ async fn retry_from_checkpoint_every_item_exactly_once() {
         let f2 = flaky.clone();
         let s =
             restartable(move |cp: &Checkpoint<u64>| open(&f2, cp.delivered, seed)).retry(policy());
-        let stats = s.stats();
+        let stats = s.retries();
         let out: Vec<_> = s.collect().await;
         assert_eq!(out, all_ok(), "seed {seed}");
         assert_eq!(
@@ -80,7 +80,7 @@ async fn retry_from_checkpoint_every_item_exactly_once() {
             "seed {seed}"
         );
         assert_eq!(
-            stats.retries(),
+            stats.get(),
             flaky.failures(),
             "seed {seed}: every failure retried once"
         );
@@ -179,7 +179,7 @@ async fn supervise_resume_replace_stop_account_for_every_error() {
         let (source, bad) = erring(&flaky);
 
         let resumed = stream::iter(source.clone()).on_error(Supervision::Resume);
-        let skipped = resumed.skip_counter();
+        let skipped = resumed.skipped();
         let out: Vec<_> = resumed.collect().await;
         let expected: Vec<_> = (0..items()).filter(|k| !bad.contains(k)).map(Ok).collect();
         assert_eq!(out, expected, "seed {seed}: Resume");
@@ -308,7 +308,7 @@ async fn recover_validate_supervise_prefetch_pipeline() {
                 }
             })
             .on_error(Supervision::Resume);
-        let skipped = s.skip_counter();
+        let skipped = s.skipped();
         let out: Vec<_> = s.collect().await;
         let expected: Vec<_> = (0..items())
             .filter(|x| (x + seed) % 13 != 0)

@@ -22,11 +22,12 @@ async fn add_fast(numbers: impl Stream<Item = u32> + Send, n: u32) {
     }
 }
 
-/// The same body forced onto the general (generator) path.
-#[stream_stage(item = u32, general, name = AddGeneral)]
+/// The same body with one more (ready) `.await`, which takes the general (generator) path.
+#[stream_stage(item = u32, name = AddGeneral)]
 async fn add_general(numbers: impl Stream<Item = u32> + Send, n: u32) {
     #[for_await]
     for x in numbers {
+        std::future::ready(()).await; // an `.await` besides the upstream's: the general path
         yield_!(x + n);
     }
 }

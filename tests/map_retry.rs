@@ -54,11 +54,11 @@ async fn failed_items_are_retried_on_the_exact_schedule_then_yield_their_last_er
         let n = l.attempt(item);
         async move { Err::<u32, _>(format!("attempt {n} failed")) }
     });
-    let stats = s.stats();
+    let stats = s.retries();
     let out: Vec<_> = s.collect().await;
     assert_eq!(out, [Err("attempt 4 failed".to_owned())]);
     assert_eq!(log.of(7), [ms(0), ms(100), ms(300), ms(700)]);
-    assert_eq!(stats.retries(), 3);
+    assert_eq!(stats.get(), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -76,11 +76,11 @@ async fn errors_the_predicate_rejects_are_not_retried() {
             }
         }
     });
-    let stats = s.stats();
+    let stats = s.retries();
     assert_eq!(s.collect::<Vec<_>>().await, [Ok(10), Err("forbidden")]);
     assert_eq!(log.of(1), [ms(0), ms(10)]);
     assert_eq!(log.of(2), [ms(0)]);
-    assert_eq!(stats.retries(), 1);
+    assert_eq!(stats.get(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -112,10 +112,10 @@ async fn unordered_yields_a_retried_item_after_the_ones_that_passed_it() {
             let n = l.attempt(item);
             async move { if item == 1 && n < 3 { Err(n) } else { Ok(item) } }
         });
-    let stats = s.stats();
+    let stats = s.retries();
     assert_eq!(s.collect::<Vec<_>>().await, [Ok(0), Ok(2), Ok(3), Ok(1)]);
     assert_eq!(log.of(1), [ms(0), ms(50), ms(100)]);
-    assert_eq!(stats.retries(), 2);
+    assert_eq!(stats.get(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -180,10 +180,10 @@ async fn every_attempt_takes_the_throttle_retries_included() {
             }
         })
         .throttle(throttle.clone());
-    let stats = s.stats();
+    let stats = s.retries();
     let out: Vec<_> = s.collect().await;
     assert_eq!(out, (0..12).map(Ok).collect::<Vec<_>>());
-    assert_eq!(stats.retries(), 12);
+    assert_eq!(stats.get(), 12);
     assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert_eq!(throttle.in_flight(), 0);
     let mut starts: Vec<Duration> = log.starts.lock().unwrap().iter().map(|(_, t)| *t).collect();

@@ -249,7 +249,7 @@ async fn max_fallbacks_stops_a_handler_that_always_falls_back() {
             Some(futures::stream::iter([Ok(next), Err("mirror down")]))
         })
         .max_fallbacks(3);
-    let counter = s.fallback_counter();
+    let counter = s.fallbacks();
     let out: Vec<_> = futures::StreamExt::collect(s).await;
     assert_eq!(out, [Ok(1), Ok(2), Ok(3), Ok(4), Err("mirror down")]);
     assert_eq!(counter.get(), 3);

@@ -156,9 +156,9 @@ async fn a_delivered_item_resets_the_attempts() {
     // One retry allowed per failure streak; two failures far apart both recover.
     let flaky = Flaky::new(0..20u64).fail_at([3, 10]);
     let s = seeking(flaky.clone(), fixed(10, 1));
-    let stats = s.stats();
+    let stats = s.retries();
     assert_eq!(s.collect::<Vec<_>>().await, items(20));
-    assert_eq!(stats.retries(), 2);
+    assert_eq!(stats.get(), 2);
 
     // The reset also restarts the delay schedule from its first step.
     let flaky = Flaky::new(0..20u64).fail_at([3, 10]);
@@ -189,7 +189,7 @@ async fn without_reset_the_attempts_accumulate_over_the_stream() {
 async fn the_last_error_is_yielded_when_attempts_run_out() {
     let flaky = Flaky::new(0..10u64).fail_at([5]).fail_times(4);
     let s = seeking(flaky.clone(), fixed(10, 2));
-    let stats = s.stats();
+    let stats = s.retries();
     let start = Instant::now();
     let mut expected = items(5);
     // The first attempt and two retries failed: the third failure is the one surfaced.
@@ -203,7 +203,7 @@ async fn the_last_error_is_yielded_when_attempts_run_out() {
         out.push(item);
     }
     assert_eq!(out, expected);
-    assert_eq!(stats.retries(), 2);
+    assert_eq!(stats.get(), 2);
     assert_eq!(s.retries(), 2);
     assert_eq!(start.elapsed(), 20 * MS);
     assert!(s.is_terminated());
@@ -215,7 +215,7 @@ async fn the_last_error_is_yielded_when_attempts_run_out() {
 async fn max_total_delay_gives_up_before_the_summed_waits_exceed_it() {
     let flaky = Flaky::new(0..5u64).fail_at([2]).fail_times(10);
     let s = seeking(flaky.clone(), fixed(100, 10).max_total_delay(250 * MS));
-    let stats = s.stats();
+    let stats = s.retries();
     let start = Instant::now();
     let out: Vec<_> = s.collect().await;
     let mut expected = items(2);
@@ -225,7 +225,7 @@ async fn max_total_delay_gives_up_before_the_summed_waits_exceed_it() {
     }));
     assert_eq!(out, expected);
     assert_eq!(
-        stats.retries(),
+        stats.get(),
         2,
         "100 + 100 fits in 250 ms, a third 100 does not"
     );
@@ -237,14 +237,14 @@ async fn retry_if_yields_a_non_retryable_error_and_ends() {
     let flaky = Flaky::new(0..10u64).fail_at([2, 4]);
     let policy = fixed(10, 5).retry_if(|e: &FlakyError| e.position != 4);
     let s = seeking(flaky.clone(), policy);
-    let stats = s.stats();
+    let stats = s.retries();
     let mut expected = items(4);
     expected.push(Err(FlakyError {
         position: 4,
         attempt: 1,
     }));
     assert_eq!(s.collect::<Vec<_>>().await, expected);
-    assert_eq!(stats.retries(), 1);
+    assert_eq!(stats.get(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -470,20 +470,16 @@ async fn a_stats_handle_taken_mid_stream_starts_at_the_current_count_and_handles
         assert_eq!(s.next().await, Some(expected));
     }
     assert_eq!(s.retries(), 1);
-    let first = s.stats();
-    assert_eq!(
-        first.retries(),
-        1,
-        "a late handle starts at the count so far"
-    );
-    let second = s.stats();
+    let first = s.retries();
+    assert_eq!(first.get(), 1, "a late handle starts at the count so far");
+    let second = s.retries();
     drop(first);
     let rest: Vec<_> = s.as_mut().collect().await;
     assert_eq!(rest.len(), 5);
-    assert_eq!(second.retries(), 2);
+    assert_eq!(second.get(), 2);
     drop(second);
     assert_eq!(
-        s.stats().retries(),
+        s.retries().get(),
         2,
         "a handle taken after all others were dropped"
     );

@@ -16,7 +16,7 @@ type R = Result<u32, &'static str>;
 async fn yields_plain_items_and_counts_every_skipped_error() {
     let rows: Vec<R> = vec![Err("a"), Ok(1), Err("b"), Err("c"), Ok(2), Err("d")];
     let s = stream::iter(rows).skip_errors();
-    let counter = s.skip_counter();
+    let counter = s.skipped();
     let out: Vec<u32> = s.collect().await;
     assert_eq!(out, [1, 2]);
     assert_eq!(counter.get(), 4);
@@ -26,9 +26,9 @@ async fn yields_plain_items_and_counts_every_skipped_error() {
 async fn count_is_live_while_consuming() {
     let rows: Vec<R> = vec![Ok(1), Err("x"), Ok(2), Err("y"), Err("z")];
     let mut s = stream::iter(rows).skip_errors();
-    assert_eq!((s.next().await, s.skipped()), (Some(1), 0));
-    assert_eq!((s.next().await, s.skipped()), (Some(2), 1));
-    assert_eq!((s.next().await, s.skipped()), (None, 3));
+    assert_eq!((s.next().await, s.skipped().get()), (Some(1), 0));
+    assert_eq!((s.next().await, s.skipped().get()), (Some(2), 1));
+    assert_eq!((s.next().await, s.skipped().get()), (None, 3));
     assert!(s.is_terminated());
     assert_eq!(s.next().await, None);
 }

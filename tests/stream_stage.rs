@@ -27,7 +27,7 @@ fn users(names: &[&str]) -> impl Stream<Item = User> + Send + use<> {
     stream::iter(v)
 }
 
-// --- The same bodies, fast path and (forced with the hidden `general` flag) general path. ---
+// --- The same bodies on the fast path and, with one more (ready) `.await`, the general path. ---
 
 /// Map-like.
 #[stream_stage(item = User)]
@@ -39,10 +39,11 @@ async fn enrich(users: impl Stream<Item = User> + Send, min_len: usize) {
     }
 }
 
-#[stream_stage(item = User, general, name = EnrichGeneral)]
+#[stream_stage(item = User, name = EnrichGeneral)]
 async fn enrich_general(users: impl Stream<Item = User> + Send, min_len: usize) {
     #[for_await]
     for mut user in users {
+        std::future::ready(()).await; // an `.await` besides the upstream's: the general path
         user.complete = user.name.len() > min_len;
         yield_!(user);
     }
@@ -64,7 +65,7 @@ async fn numbered_odds(numbers: impl Stream<Item = u32> + Send, mut seen: usize,
     }
 }
 
-#[stream_stage(item = (usize, u32), general)]
+#[stream_stage(item = (usize, u32))]
 async fn numbered_odds_general(
     numbers: impl Stream<Item = u32> + Send,
     mut seen: usize,
@@ -72,6 +73,7 @@ async fn numbered_odds_general(
 ) {
     #[for_await]
     for x in numbers {
+        std::future::ready(()).await; // an `.await` besides the upstream's: the general path
         seen += 1;
         if x == stop_at {
             break;
@@ -104,13 +106,14 @@ async fn labels(
     }
 }
 
-#[stream_stage(item = String, general)]
+#[stream_stage(item = String)]
 async fn labels_general(
     words: impl Stream<Item = &'static str> + Send,
     keep: impl Fn(&str) -> bool + Send,
 ) {
     #[for_await]
     'words: for w in words {
+        std::future::ready(()).await; // an `.await` besides the upstream's: the general path
         if w == "end" {
             return;
         }

@@ -358,7 +358,7 @@ async fn load_popular(
             .with_max_times(2)
             .with_jitter(),
     ));
-    let restarts = primary.stats();
+    let restarts = primary.retries();
 
     let (c, fallback_counters) = (client.clone(), Arc::clone(counters));
     let recovered =
@@ -381,7 +381,7 @@ async fn load_popular(
             )
         });
     // The catalog stage shows the retries and fallbacks of the wrappers inside it.
-    let fallbacks = recovered.fallback_counter();
+    let fallbacks = recovered.fallbacks();
     let catalog = recovered
         .take(POPULAR_BOOKS as usize)
         .metered_in(metrics, "catalog")
@@ -399,7 +399,7 @@ async fn load_popular(
         .await;
     counters
         .catalog_restarts
-        .store(restarts.retries(), Ordering::Relaxed);
+        .store(restarts.get(), Ordering::Relaxed);
     books
 }
 
@@ -876,6 +876,7 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
                     .as_ref()
                     .get_ref()
                     .get_ref()
+                    .get_ref()
                     .report()
                     .batches_committed;
                 if config.stop_after.is_some_and(|n| done >= n) && !token.is_cancelled() {
@@ -891,8 +892,14 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
             Err(e) => insert_error = Some(e),
         }
     }
-    let insert = commits.as_ref().get_ref().get_ref().report();
-    let accounting = commits.as_ref().get_ref().get_ref().accounting().clone();
+    let insert = commits.as_ref().get_ref().get_ref().get_ref().report();
+    let accounting = commits
+        .as_ref()
+        .get_ref()
+        .get_ref()
+        .get_ref()
+        .accounting()
+        .clone();
     let elapsed = started.elapsed();
     if let Some(progress) = progress {
         drop(progress);

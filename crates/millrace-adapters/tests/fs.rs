@@ -382,7 +382,7 @@ async fn on_error_resume_skips_exactly_the_bad_lines_and_counts_them() {
     let lines = fs::lines(&path)
         .max_line_length(10)
         .on_error(Supervision::Resume);
-    let skipped = lines.skip_counter();
+    let skipped = lines.skipped();
     let good: Vec<Line> = lines.map(Result::unwrap).collect().await;
     assert_eq!(
         good,

@@ -106,12 +106,12 @@ async fn no_second_over_the_rate_and_never_over_the_bound_retries_included() {
     );
 
     // Every retry was counted (shared by both stages' options) and shows in the report.
-    assert_eq!(options.retry_stats().retries(), stats.injected_errors);
+    assert_eq!(options.retry_stats().get(), stats.injected_errors);
     let snap = &metrics.snapshot()[0];
     assert_eq!(snap.errors, Some(0));
     assert_eq!(
         snap.retries,
-        Some(options.retry_stats().retries()),
+        Some(options.retry_stats().get()),
         "the metered fetch stage adopts the retries of its options"
     );
 }

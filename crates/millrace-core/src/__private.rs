@@ -15,7 +15,7 @@ pub use ::pin_project_lite::pin_project;
 pub use ::std::boxed::Box;
 
 use crate::metrics::{Metrics, Observable, StageMetrics};
-use crate::wrappers::{CountErrors, ErrorCounting, IgnoreErrors, MeterMode, Metered};
+use crate::wrappers::{CountErrors, ErrorCounting, IgnoreErrors, Metered};
 
 /// What every stage of a `pipeline!` must be.
 #[diagnostic::on_unimplemented(
@@ -32,7 +32,7 @@ impl<S: Stream> PipelineStream for S {}
 
 /// The per-stage check of `pipeline! { metrics = off; … }`: an identity that checks, at the
 /// stage's span, that the stage is a stream.
-#[inline(always)]
+#[inline]
 pub fn stage<S: PipelineStream>(name: &'static str, stream: S) -> S {
     let _ = name;
     stream
@@ -64,9 +64,9 @@ pub fn checked_stage<S: PipelineStream>(stream: S) -> Checked<S> {
 /// The value of a metered `pipeline!`: its last stage, metered. After a last stage that is not
 /// a stream (already reported by [`checked_stage`]) it is an unresolved type, so that the
 /// code using the pipeline (`.collect()`, `.await`) raises nothing more; otherwise it is
-/// exactly `Metered<S, K, M>` (through [`Then`], which needs no bound on `S`).
+/// exactly `Metered<S, K>` (through [`Then`], which needs no bound on `S`).
 #[inline]
-pub fn finish<S, K, M: MeterMode>(last: Metered<S, K, M>) -> <S as Then<Metered<S, K, M>>>::Out {
+pub fn finish<S, K>(last: Metered<S, K>) -> <S as Then<Metered<S, K>>>::Out {
     last
 }
 
@@ -204,20 +204,20 @@ pin_project! {
 
 impl<S, C> Live<S, C> {
     /// The state.
-    #[inline(always)]
+    #[inline]
     pub fn new(upstream: S, config: C) -> Self {
         Live { upstream, config }
     }
 
     /// The pinned upstream and the configuration.
-    #[inline(always)]
+    #[inline]
     pub fn parts(self: Pin<&mut Self>) -> (Pin<&mut S>, &mut C) {
         let this = self.project();
         (this.upstream, this.config)
     }
 
     /// The upstream.
-    #[inline(always)]
+    #[inline]
     pub fn upstream(&self) -> &S {
         &self.upstream
     }

@@ -125,8 +125,8 @@ pub trait PipelineExt: Stream {
     /// `Stop` yields the error and ends, `Resume` drops it and continues, `Replace(f)` turns it
     /// into an item.
     ///
-    /// Skipped errors are never silently lost: each is counted ([`Supervise::skipped`],
-    /// [`Supervise::skip_counter`]) and reported as a `tracing` warning with the error.
+    /// Skipped errors are never silently lost: each is counted ([`Supervise::skipped`]) and
+    /// reported as a `tracing` warning with the error.
     /// `Ok` items pass straight through. See [the `# Order` section](crate::wrappers::Validate)
     /// of the validation module for how this combines with `validate_ok`.
     ///
@@ -139,7 +139,7 @@ pub trait PipelineExt: Stream {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let s = stream::iter([Ok(1), Err("bad row"), Ok(3)]).on_error(Supervision::Resume);
-    /// let skipped = s.skip_counter();
+    /// let skipped = s.skipped();
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(3)]);
     /// assert_eq!(skipped.get(), 1);
     /// # }
@@ -159,8 +159,8 @@ pub trait PipelineExt: Stream {
     /// `on_error(Supervision::Resume)` followed by `filter_map(|r| ready(r.ok()))` does, in
     /// one stage (aiostream's and Akka's resume).
     ///
-    /// Skipped errors are never silently lost: each is counted ([`SkipErrors::skipped`],
-    /// [`SkipErrors::skip_counter`]) and reported as a `tracing` warning with the error, and a
+    /// Skipped errors are never silently lost: each is counted ([`SkipErrors::skipped`]) and
+    /// reported as a `tracing` warning with the error, and a
     /// metered stage adopts the count as `skipped` (with
     /// [`with_events`](crate::wrappers::Metered::with_events), and automatically under
     /// `pipeline!`). To keep the errors, use [`on_error`](Self::on_error).
@@ -174,7 +174,7 @@ pub trait PipelineExt: Stream {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let s = stream::iter([Ok(1), Err("bad row"), Ok(3)]).skip_errors();
-    /// let skipped = s.skip_counter();
+    /// let skipped = s.skipped();
     /// assert_eq!(s.collect::<Vec<i32>>().await, [1, 3]);
     /// assert_eq!(skipped.get(), 1);
     /// # }
@@ -410,10 +410,10 @@ pub trait PipelineExt: Stream {
     ///         }
     ///     }
     /// });
-    /// let stats = s.stats();
+    /// let retries = s.retries();
     /// let out: Vec<_> = s.collect().await;
     /// assert_eq!(out, [Ok(10), Ok(20), Err(Fetch::NotFound)]);
-    /// assert_eq!(stats.retries(), 1); // item 2 once; the 404 is not retried
+    /// assert_eq!(retries.get(), 1); // item 2 once; the 404 is not retried
     /// # }
     /// ```
     ///

@@ -12,7 +12,6 @@ pub(crate) mod kw {
     syn::custom_keyword!(error);
     syn::custom_keyword!(name);
     syn::custom_keyword!(local);
-    syn::custom_keyword!(general);
 }
 
 /// Parses `= <value>` after `key`, with pin-project style messages:

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
+use millrace_core::metrics::EventCounter;
 use millrace_core::metrics::Observable;
-use millrace_core::wrappers::{MapConcurrent, RetryStats};
+use millrace_core::wrappers::MapConcurrent;
 use millrace_core::{ConfigError, Stage, StageMetrics};
 use reqwest::{Client, RequestBuilder};
 use serde::de::DeserializeOwned;
@@ -373,7 +374,7 @@ pin_project_lite::pin_project! {
     {
         #[pin]
         inner: MapConcurrent<S, StartRequest<S::Item, T>, RequestFuture<T>>,
-        stats: RetryStats,
+        stats: EventCounter,
     }
 }
 

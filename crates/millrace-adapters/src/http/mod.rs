@@ -79,7 +79,7 @@
 //! let log = server.requests();
 //! let arrivals: Vec<Duration> = log.iter().map(|r| r.arrived).collect();
 //! let spans: Vec<_> = log.iter().map(|r| (r.arrived, r.departed)).collect();
-//! assert_eq!(options.retry_stats().retries(), server.stats().injected_errors);
+//! assert_eq!(options.retry_stats().get(), server.stats().injected_errors);
 //! assert!(max_arrivals_within(&arrivals, Duration::from_secs(1)) <= 101);
 //! assert!(max_in_flight(&spans) <= 4);
 //! # }

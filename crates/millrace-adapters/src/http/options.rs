@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use millrace_core::metrics::EventCounter;
 use millrace_core::policy::{RateLimiter, RetryAll, RetryPolicy, Throttle};
-use millrace_core::wrappers::RetryStats;
 
 use super::HttpError;
 
@@ -85,7 +85,7 @@ pub struct HttpOptions {
     policy: Option<Policy>,
     on_retry: Option<RetryHook>,
     throttle: Throttle,
-    stats: RetryStats,
+    stats: EventCounter,
 }
 
 impl Default for HttpOptions {
@@ -99,7 +99,7 @@ impl Default for HttpOptions {
             policy: None,
             on_retry: None,
             throttle: Throttle::new(),
-            stats: RetryStats::default(),
+            stats: EventCounter::default(),
         }
     }
 }
@@ -303,9 +303,9 @@ impl HttpOptions {
     /// use millrace::adapters::http::HttpOptions;
     ///
     /// let options = HttpOptions::new();
-    /// assert_eq!(options.clone().retry_stats().retries(), 0);
+    /// assert_eq!(options.clone().retry_stats().get(), 0);
     /// ```
-    pub fn retry_stats(&self) -> millrace_core::wrappers::RetryStats {
+    pub fn retry_stats(&self) -> EventCounter {
         self.stats.clone()
     }
 
@@ -363,7 +363,7 @@ impl HttpOptions {
     }
 
     pub(crate) fn notify_retry(&self, err: &HttpError, delay: Duration) {
-        self.stats.record_retry();
+        self.stats.record();
         if let Some(hook) = &self.on_retry {
             hook(err, delay);
         }
@@ -384,7 +384,7 @@ impl fmt::Debug for HttpOptions {
             )
             .field("on_retry", &self.on_retry.as_ref().map(|_| "Fn"))
             .field("throttle", &self.throttle)
-            .field("retries", &self.stats.retries())
+            .field("retries", &self.stats.get())
             .finish()
     }
 }

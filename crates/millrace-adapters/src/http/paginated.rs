@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
+use millrace_core::metrics::EventCounter;
 use millrace_core::metrics::Observable;
-use millrace_core::wrappers::{Paginate, RetryStats};
+use millrace_core::wrappers::Paginate;
 use millrace_core::{Page, PagePosition, StageMetrics, paginate_from};
 use reqwest::header::LINK;
 use reqwest::{Client, Url};
@@ -251,7 +252,7 @@ enum State<T> {
 #[must_use = "streams do nothing unless polled"]
 pub struct Paginated<T> {
     state: State<T>,
-    stats: RetryStats,
+    stats: EventCounter,
 }
 
 /// Reports the retries of every page request (the options' [`HttpOptions::retry_stats`]),

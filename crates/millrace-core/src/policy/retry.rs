@@ -382,24 +382,26 @@ impl<B: BackoffBuilder + Clone, P> RetryPolicy<B, P> {
     }
 
     /// [`retry`](Self::retry), calling `on_retry(&error, delay)` before each backoff wait
-    /// (e.g. to log, or to count into a [`RetryStats`](crate::wrappers::RetryStats) with
-    /// [`record_retry`](crate::wrappers::RetryStats::record_retry) so that a metered stage
+    /// (e.g. to log, or to count into an [`EventCounter`](crate::metrics::EventCounter) with
+    /// [`record`](crate::metrics::EventCounter::record) so that a metered stage
     /// reports them).
     ///
     /// ```
     /// use millrace::prelude::*;
-    /// use millrace::wrappers::RetryStats;
+    /// use millrace::metrics::EventCounter;
     /// use std::time::Duration;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// let stats = RetryStats::default();
-    /// let counted = stats.clone();
+    /// let retries = EventCounter::default();
+    /// let counted = retries.clone();
     /// let out = RetryPolicy::fixed(Duration::from_millis(10), 2)
-    ///     .retry_notify(|| async { Err::<(), _>("down") }, move |_, _| counted.record_retry())
+    ///     .retry_notify(|| async { Err::<(), _>("down") }, move |_, _| {
+    ///         counted.record();
+    ///     })
     ///     .await;
     /// assert_eq!(out, Err("down")); // the last error, after 2 retries
-    /// assert_eq!(stats.retries(), 2);
+    /// assert_eq!(retries.get(), 2);
     /// # }
     /// ```
     pub fn retry_notify<F, Fut, T, E, H>(

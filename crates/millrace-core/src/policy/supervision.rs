@@ -6,7 +6,7 @@ use std::fmt;
 ///
 /// - `Stop`: yield the error, then end the stream.
 /// - `Resume`: drop the failed item and continue; every skipped error is counted
-///   ([`Supervise::skipped`](crate::wrappers::Supervise::skipped), [`SkipCounter`](crate::wrappers::SkipCounter))
+///   ([`Supervise::skipped`](crate::wrappers::Supervise::skipped), an [`EventCounter`](crate::metrics::EventCounter))
 ///   and reported as a `tracing` warning, so it is never silently lost.
 /// - `Replace(f)`: turn the error into an item with `f` (called only on the error path).
 ///

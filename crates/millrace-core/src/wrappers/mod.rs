@@ -4,17 +4,20 @@
 //! Configured stages (`XStage`) implement [`Stage`](crate::Stage) so that a pipeline segment
 //! can be built once and applied to many sources.
 
+mod on_error;
 mod recover;
 mod retry;
 mod skip_errors;
-mod supervise;
 pub(crate) mod validate;
 
+#[allow(deprecated)]
+pub use self::on_error::{SkipCounter, Supervise, SuperviseStage};
 pub use self::recover::{CheckpointWith, Recover, RecoverStage};
+#[allow(deprecated)]
 pub use self::retry::{Restartable, Retry, RetryStats};
 pub use self::skip_errors::{SkipErrors, SkipErrorsStage};
-pub use self::supervise::{SkipCounter, Supervise, SuperviseStage};
 pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
+pub use crate::metrics::EventCounter;
 
 mod map_blocking;
 pub(crate) mod map_concurrent;
@@ -49,7 +52,10 @@ pub use self::try_batch::{TryBatch, TryBatchStage};
 mod metered;
 mod paginate;
 mod scoped;
+mod timed;
+mod traced;
 
+#[allow(deprecated)]
 pub use self::metered::{
     ClassifyErrors, CountErrors, Counted, ErrorCounting, IgnoreErrors, MeterMode, Metered,
     MeteredStage, Observed,
@@ -57,6 +63,8 @@ pub use self::metered::{
 pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
 pub use self::paginate::{REMEMBERED_CURSORS, RepeatedCursor};
 pub use self::scoped::Scoped;
+pub use self::timed::{Timed, TimedStage};
+pub use self::traced::{Traced, TracedStage};
 
 mod by_key;
 mod conflate;

@@ -8,15 +8,14 @@ use std::task::{Context, Poll, ready};
 use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use super::SkipCounter;
 use crate::Stage;
-use crate::metrics::{Observable, StageMetrics};
+use crate::metrics::{EventCounter, Observable, StageMetrics};
 
 pin_project! {
     /// Stream for the [`skip_errors`](crate::PipelineExt::skip_errors) method.
     ///
-    /// Yields the `T` of every `Ok(T)`; each `Err` is dropped, counted ([`skipped`](Self::skipped),
-    /// [`skip_counter`](Self::skip_counter)) and reported with a `tracing` warning (fields
+    /// Yields the `T` of every `Ok(T)`; each `Err` is dropped, counted ([`skipped`](Self::skipped))
+    /// and reported with a `tracing` warning (fields
     /// `skipped`, the running count, and `error`, its `Display`), exactly like
     /// `on_error(Supervision::Resume)`, whose counter it shares the type of. A metered stage
     /// adopts the count ([`Metered::with_events`](crate::wrappers::Metered::with_events), and
@@ -36,7 +35,7 @@ pin_project! {
     pub struct SkipErrors<S> {
         #[pin]
         stream: S,
-        skipped: SkipCounter,
+        skipped: EventCounter,
         done: bool,
     }
 }
@@ -56,31 +55,15 @@ impl<S> SkipErrors<S> {
     pub fn new(stream: S) -> Self {
         SkipErrors {
             stream,
-            skipped: SkipCounter::default(),
+            skipped: EventCounter::default(),
             done: false,
         }
     }
 
     delegate_access_inner!(stream, S);
 
-    /// How many errors were skipped so far.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use futures::{stream, StreamExt};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut s = stream::iter([Err("bad"), Ok(2)]).skip_errors();
-    /// assert_eq!(s.next().await, Some(2));
-    /// assert_eq!(s.skipped(), 1);
-    /// # }
-    /// ```
-    pub fn skipped(&self) -> u64 {
-        self.skipped.get()
-    }
-
-    /// A cloneable handle on the skip count, readable while another task consumes the stream.
+    /// How many errors were skipped: a live handle, readable while another task consumes
+    /// the stream.
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -89,13 +72,28 @@ impl<S> SkipErrors<S> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let s = stream::iter([Ok(1), Err("bad"), Err("worse")]).skip_errors();
-    /// let skipped = s.skip_counter();
+    /// let skipped = s.skipped();
     /// assert_eq!(s.collect::<Vec<u8>>().await, [1]);
     /// assert_eq!(skipped.get(), 2);
     /// # }
     /// ```
-    pub fn skip_counter(&self) -> SkipCounter {
+    pub fn skipped(&self) -> EventCounter {
         self.skipped.clone()
+    }
+
+    /// The skip count; the old name of [`skipped`](Self::skipped).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = stream::iter([Ok::<u8, &str>(1)]).skip_errors();
+    /// assert_eq!(s.skip_counter().get(), 0);
+    /// ```
+    #[deprecated(since = "0.2.0", note = "use `SkipErrors::skipped`")]
+    pub fn skip_counter(&self) -> EventCounter {
+        self.skipped()
     }
 }
 
@@ -115,7 +113,7 @@ where
             match ready!(this.stream.as_mut().poll_next(cx)) {
                 Some(Ok(item)) => return Poll::Ready(Some(item)),
                 Some(Err(error)) => {
-                    let skipped = this.skipped.bump();
+                    let skipped = this.skipped.record();
                     tracing::warn!(
                         skipped,
                         error = %error,
@@ -165,7 +163,7 @@ where
 /// ```
 impl<S> Observable for SkipErrors<S> {
     fn observe_into(&self, stage: &StageMetrics) {
-        stage.track_skips(&self.skip_counter());
+        stage.track_skips(&self.skipped);
     }
 }
 

@@ -16,8 +16,6 @@ pub(crate) struct Args {
     pub(crate) name: Option<Ident>,
     pub(crate) local: bool,
     pub(crate) krate: Path,
-    /// Hidden: forces the general (generator) path; used by the equivalence tests.
-    pub(crate) general: bool,
 }
 
 impl Parse for Args {
@@ -27,7 +25,6 @@ impl Parse for Args {
         let mut name = None;
         let mut local = None;
         let mut krate = None;
-        let mut general = None;
         while !input.is_empty() {
             let lookahead = input.lookahead1();
             if lookahead.peek(kw::item) {
@@ -45,9 +42,6 @@ impl Parse for Args {
             } else if lookahead.peek(kw::local) {
                 let key: kw::local = input.parse()?;
                 set_once(&mut local, (), key.span, "local")?;
-            } else if lookahead.peek(kw::general) {
-                let key: kw::general = input.parse()?;
-                set_once(&mut general, (), key.span, "general")?;
             } else if lookahead.peek(Token![crate]) {
                 let key: Token![crate] = input.parse()?;
                 let value = parse_value::<Path>(input, &key, "crate", "<path>")?;
@@ -79,7 +73,6 @@ impl Parse for Args {
             name,
             local: local.is_some(),
             krate: krate.unwrap_or_else(|| syn::parse_quote!(::millrace)),
-            general: general.is_some(),
         })
     }
 }

@@ -23,16 +23,14 @@ pub(crate) fn expand(args: &Args, func: &ItemFn) -> syn::Result<TokenStream> {
     general.visit_block_mut(&mut block);
     general.errors.finish()?;
 
-    if !args.general {
-        if let Some(up) = sig.upstream {
-            let config: Option<Vec<Ident>> = (0..sig.params.len())
-                .filter(|&i| i != up)
-                .map(|i| sig.ident(i).cloned())
-                .collect();
-            if let (Some(config), Some(upstream)) = (config, sig.ident(up)) {
-                if let Some(lp) = fast_loop(&func.block, upstream, &config) {
-                    return Ok(fast(args, func, &sig, &name, up, &config, lp));
-                }
+    if let Some(up) = sig.upstream {
+        let config: Option<Vec<Ident>> = (0..sig.params.len())
+            .filter(|&i| i != up)
+            .map(|i| sig.ident(i).cloned())
+            .collect();
+        if let (Some(config), Some(upstream)) = (config, sig.ident(up)) {
+            if let Some(lp) = fast_loop(&func.block, upstream, &config) {
+                return Ok(fast(args, func, &sig, &name, up, &config, lp));
             }
         }
     }

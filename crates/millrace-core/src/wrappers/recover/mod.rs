@@ -14,7 +14,7 @@ use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::checkpoint::{Checkpoint, Checkpointer};
-use crate::metrics::FallbackCounter;
+use crate::metrics::{EventCounter, Observable, StageMetrics};
 
 pin_project! {
     /// Stream for the [`recover_with`](crate::PipelineExt::recover_with) method.
@@ -39,7 +39,7 @@ pin_project! {
         fallback: Option<S2>,
         f: F,
         checkpointer: K,
-        fallbacks: FallbackCounter,
+        fallbacks: EventCounter,
         max_fallbacks: Option<u64>,
         done: bool,
     }
@@ -103,7 +103,7 @@ impl<S, F, S2, K> Recover<S, F, S2, K> {
             fallback: None,
             f,
             checkpointer,
-            fallbacks: FallbackCounter::default(),
+            fallbacks: EventCounter::default(),
             max_fallbacks: None,
             done: false,
         }
@@ -124,7 +124,7 @@ impl<S, F, S2, K> Recover<S, F, S2, K> {
     /// let s = stream::iter([Ok(1), Err("primary down")])
     ///     .recover_with(|_, _: &Checkpoint<i32>| Some(stream::iter([Err("mirror down")])))
     ///     .max_fallbacks(2);
-    /// let fallbacks = s.fallback_counter();
+    /// let fallbacks = s.fallbacks();
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Err("mirror down")]);
     /// assert_eq!(fallbacks.get(), 2);
     /// # }
@@ -134,7 +134,8 @@ impl<S, F, S2, K> Recover<S, F, S2, K> {
         self
     }
 
-    /// How many fallbacks were switched to so far.
+    /// How many fallbacks were switched to: a live handle, readable while another task
+    /// consumes the stream (and adoptable by a [`StageMetrics`]).
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -142,28 +143,30 @@ impl<S, F, S2, K> Recover<S, F, S2, K> {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let mut s = stream::iter([Err("down")])
+    /// let s = stream::iter([Err("down")])
     ///     .recover_with(|_, _: &Checkpoint<u8>| Some(stream::iter([Ok(7)])));
-    /// assert_eq!(s.next().await, Some(Ok(7)));
-    /// assert_eq!(s.fallbacks(), 1);
+    /// let fallbacks = s.fallbacks();
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(7)]);
+    /// assert_eq!(fallbacks.get(), 1);
     /// # }
     /// ```
-    pub fn fallbacks(&self) -> u64 {
-        self.fallbacks.get()
+    pub fn fallbacks(&self) -> EventCounter {
+        self.fallbacks.clone()
     }
 
-    /// A cloneable handle on the fallback count, readable while another task consumes the
-    /// stream (and adoptable by a [`StageMetrics`](crate::StageMetrics)).
+    /// The fallback count; the old name of [`fallbacks`](Self::fallbacks).
     ///
     /// ```
+    /// # #![allow(deprecated)]
     /// use millrace::prelude::*;
     /// use futures::stream;
     ///
     /// let s = stream::iter([Ok::<u8, &str>(1)]).recover_with(|_, _: &Checkpoint<u8>| None::<stream::Empty<_>>);
     /// assert_eq!(s.fallback_counter().get(), 0);
     /// ```
-    pub fn fallback_counter(&self) -> FallbackCounter {
-        self.fallbacks.clone()
+    #[deprecated(since = "0.2.0", note = "use `Recover::fallbacks`")]
+    pub fn fallback_counter(&self) -> EventCounter {
+        self.fallbacks()
     }
 
     /// The original upstream, until a fallback replaces it or the stream ends.
@@ -261,7 +264,7 @@ where
                     .flatten()
                 {
                     Some(fallback) => {
-                        let count = this.fallbacks.bump();
+                        let count = this.fallbacks.record();
                         tracing::warn!(
                             fallback = count,
                             error = %error,
@@ -316,5 +319,28 @@ where
 {
     fn is_terminated(&self) -> bool {
         self.done
+    }
+}
+
+/// Reports [`StageSnapshot::fallbacks`](crate::StageSnapshot::fallbacks) from the live count.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let s = stream::iter([Ok(1), Err("down")])
+///     .recover_with(|_, _: &Checkpoint<i32>| Some(stream::iter([Ok(2)])))
+///     .metered("primary")
+///     .with_events();
+/// let m = s.metrics();
+/// let _: Vec<_> = s.collect().await;
+/// assert_eq!(m.snapshot().fallbacks, Some(1));
+/// # }
+/// ```
+impl<S, F, S2, K> Observable for Recover<S, F, S2, K> {
+    fn observe_into(&self, stage: &StageMetrics) {
+        stage.track_fallbacks(&self.fallbacks);
     }
 }

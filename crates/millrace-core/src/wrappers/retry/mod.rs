@@ -4,12 +4,9 @@ mod restartable;
 
 pub use self::restartable::Restartable;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -19,62 +16,15 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use crate::checkpoint::Checkpointer;
+use crate::metrics::{EventCounter, Observable, StageMetrics};
 use crate::policy::{RetryIf, RetryPolicy};
 
-/// A cloneable, live view of a [`Retry`] stream's counters.
-///
-/// Obtain it with [`Retry::stats`] before handing the stream to its consumer.
-///
-/// ```
-/// use millrace::prelude::*;
-/// use futures::{stream, StreamExt};
-/// use std::time::Duration;
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let s = restartable(|cp: &Checkpoint<u64>| {
-///     stream::iter(cp.delivered..3).map(|i| if i == 1 { Err("always fails") } else { Ok(i) })
-/// })
-/// .retry(RetryPolicy::fixed(Duration::from_millis(10), 2));
-/// let stats = s.stats();
-/// let out: Vec<_> = s.collect().await;
-/// assert_eq!(out, [Ok(0), Err("always fails")]);
-/// assert_eq!(stats.retries(), 2);
-/// # }
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct RetryStats {
-    retries: Arc<AtomicU64>,
-}
-
-impl RetryStats {
-    /// How many times the source was re-opened after an error so far.
-    ///
-    /// ```
-    /// use millrace::wrappers::RetryStats;
-    ///
-    /// assert_eq!(RetryStats::default().retries(), 0);
-    /// ```
-    pub fn retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
-    }
-
-    /// Counts one retry made elsewhere: by [`map_retry`](crate::PipelineExt::map_retry), by
-    /// an adapter, or by your own code (e.g. in
-    /// [`RetryPolicy::retry_notify`](crate::policy::RetryPolicy::retry_notify)'s hook), so that
-    /// a [`Metered`](crate::wrappers::Metered) stage adopting these stats reports it.
-    ///
-    /// ```
-    /// use millrace::wrappers::RetryStats;
-    ///
-    /// let stats = RetryStats::default();
-    /// stats.clone().record_retry();
-    /// assert_eq!(stats.retries(), 1);
-    /// ```
-    pub fn record_retry(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
-    }
-}
+/// The retries of a [`Retry`] stream.
+#[deprecated(
+    since = "0.2.0",
+    note = "use `EventCounter` (returned by `Retry::retries`)"
+)]
+pub type RetryStats = EventCounter;
 
 pin_project! {
     /// Stream for the [`retry`](Restartable::retry) method of a [`restartable`](crate::restartable) source.
@@ -114,10 +64,8 @@ pin_project! {
         // Boxed so the wrapper stays small and `Unpin`-neutral; allocated on the first error only.
         sleep: Option<Pin<Box<Sleep>>>,
         sleeping: bool,
-        // Retries so far. The stream holds no `Arc` for `stats()`: see `shared_counter`.
-        retries: u64,
-        // This stream's key in `SHARED`.
-        id: u64,
+        // Retries so far, shared with the handles `retries()` gives out (touched on errors only).
+        retries: EventCounter,
         done: bool,
     }
 }
@@ -134,7 +82,7 @@ where
             .field("streak", &self.streak)
             .field("waited", &self.waited)
             .field("sleeping", &self.sleeping)
-            .field("retries", &self.retries)
+            .field("retries", &self.retries.get())
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -167,40 +115,49 @@ where
             streak: 0,
             sleep: None,
             sleeping: false,
-            retries: 0,
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            retries: EventCounter::default(),
             done: false,
         }
     }
 
-    /// How many times the source was re-opened after an error so far.
+    /// How many times the source was re-opened after an error: a live handle, readable
+    /// while another task consumes the stream.
     ///
     /// ```
     /// use millrace::prelude::*;
-    /// use futures::stream;
+    /// use futures::{stream, StreamExt};
+    /// use std::time::Duration;
     ///
-    /// let s = restartable(|_: &Checkpoint<u8>| stream::iter([Ok::<u8, String>(1)]))
-    ///     .retry(RetryPolicy::exponential());
-    /// assert_eq!(s.retries(), 0);
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let s = restartable(|cp: &Checkpoint<u64>| {
+    ///     stream::iter(cp.delivered..3).map(|i| if i == 1 { Err("always fails") } else { Ok(i) })
+    /// })
+    /// .retry(RetryPolicy::fixed(Duration::from_millis(10), 2));
+    /// let retries = s.retries();
+    /// let out: Vec<_> = s.collect().await;
+    /// assert_eq!(out, [Ok(0), Err("always fails")]);
+    /// assert_eq!(retries.get(), 2);
+    /// # }
     /// ```
-    pub fn retries(&self) -> u64 {
-        self.retries
+    pub fn retries(&self) -> EventCounter {
+        self.retries.clone()
     }
 
-    /// A cloneable handle on the counters, readable while another task consumes the stream.
+    /// The retry count; the old name of [`retries`](Self::retries).
     ///
     /// ```
+    /// # #![allow(deprecated)]
     /// use millrace::prelude::*;
     /// use futures::stream;
     ///
     /// let s = restartable(|_: &Checkpoint<u8>| stream::iter([Ok::<u8, String>(1)]))
     ///     .retry(RetryPolicy::exponential());
-    /// let stats = s.stats();
-    /// assert_eq!(stats.retries(), 0);
+    /// assert_eq!(s.stats().get(), 0);
     /// ```
-    pub fn stats(&self) -> RetryStats {
-        let retries = shared_counter(self.id, Some(self.retries)).unwrap_or_default();
-        RetryStats { retries }
+    #[deprecated(since = "0.2.0", note = "use `Retry::retries`")]
+    pub fn stats(&self) -> EventCounter {
+        self.retries()
     }
 
     /// The restartable source (its checkpoint, delivered and open counts).
@@ -347,7 +304,7 @@ where
             let Some(delay) = delay else {
                 tracing::warn!(
                     attempts = *this.streak + 1,
-                    retries = *this.retries,
+                    retries = this.retries.get(),
                     delivered = this.inner.delivered(),
                     error = %error,
                     "millrace retry: giving up, yielding the last error and ending the stream"
@@ -358,10 +315,7 @@ where
             };
             *this.streak += 1;
             *this.waited += delay;
-            *this.retries += 1;
-            if let Some(shared) = shared_counter(*this.id, None) {
-                shared.store(*this.retries, Ordering::Relaxed);
-            }
+            this.retries.record();
             tracing::warn!(
                 attempt = *this.streak,
                 delay = ?delay,
@@ -402,58 +356,6 @@ where
     }
 }
 
-/// Source of [`Retry`] ids (keys in [`SHARED`]).
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-/// The counters shared with [`RetryStats`] handles, by [`Retry`] id: only streams whose
-/// [`stats`](Retry::stats) was called have an entry. An entry whose handles are all gone is
-/// removed when looked up, and all such entries whenever the table reaches twice its size
-/// after the previous sweep (at least 64 entries), so dead entries never outnumber live ones
-/// by much; a dead entry costs its key and the `Weak`'s 24-byte allocation until then.
-///
-/// Why not an `Arc` in the stream: a field with drop glue gives the consumer's whole
-/// pipeline drop glue, so every panic site in the consumer's loop (e.g. futures' "polled
-/// after completion" checks) gets a cleanup landing pad, and with those LLVM no longer
-/// simplifies the loop (measured on `retry_ok`: 23 instr/item with an `Arc` in the stream,
-/// 9.5 without; the bare stream is 7). A look-up here happens only in `stats()` and on a
-/// retry, both rare next to items.
-static SHARED: Mutex<Shared> = Mutex::new(Shared {
-    counters: BTreeMap::new(),
-    sweep_at: 64,
-});
-
-/// The table behind [`SHARED`].
-struct Shared {
-    counters: BTreeMap<u64, Weak<AtomicU64>>,
-    // Sweep dead entries when the table reaches this size.
-    sweep_at: usize,
-}
-
-/// The counter shared by stream `id`'s [`RetryStats`] handles; with `create = Some(retries)`
-/// a new one starting at `retries` when there is none.
-#[cold]
-#[inline(never)]
-fn shared_counter(id: u64, create: Option<u64>) -> Option<Arc<AtomicU64>> {
-    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(counter) = shared.counters.get(&id) {
-        match counter.upgrade() {
-            Some(counter) => return Some(counter),
-            None => {
-                shared.counters.remove(&id);
-            }
-        }
-    }
-    let counter = Arc::new(AtomicU64::new(create?));
-    if shared.counters.len() >= shared.sweep_at {
-        shared
-            .counters
-            .retain(|_, counter| counter.strong_count() > 0);
-        shared.sweep_at = (2 * shared.counters.len()).max(64);
-    }
-    shared.counters.insert(id, Arc::downgrade(&counter));
-    Some(counter)
-}
-
 /// Waits out a backoff (only after an error).
 ///
 /// `#[cold]` and out of line so that `poll_next` stays small enough to be inlined into the
@@ -478,5 +380,34 @@ where
 {
     fn is_terminated(&self) -> bool {
         self.done || self.inner.is_done()
+    }
+}
+
+/// Reports [`StageSnapshot::retries`](crate::StageSnapshot::retries) from the live retry count.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let s = restartable(|cp: &Checkpoint<u64>| {
+///     stream::iter(cp.delivered..3).map(|i| if i == 1 { Err("down") } else { Ok(i) })
+/// })
+/// .retry(RetryPolicy::fixed(Duration::from_millis(10), 2))
+/// .metered("fetch")
+/// .with_events();
+/// let m = s.metrics();
+/// let _: Vec<_> = s.collect().await;
+/// assert_eq!(m.snapshot().retries, Some(2));
+/// # }
+/// ```
+impl<F, S, K, B, P> Observable for Retry<F, S, K, B, P>
+where
+    B: BackoffBuilder,
+{
+    fn observe_into(&self, stage: &StageMetrics) {
+        stage.track_retries(&self.retries);
     }
 }

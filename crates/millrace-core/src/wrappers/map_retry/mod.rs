@@ -11,9 +11,13 @@ use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 
-use super::{MapConcurrent, RetryStats};
+mod stage;
+
+pub use self::stage::MapRetryStage;
+
+use super::MapConcurrent;
 use crate::error::ConfigError;
-use crate::metrics::{Observable, StageMetrics};
+use crate::metrics::{EventCounter, Observable, StageMetrics};
 use crate::policy::{RetryIf, RetryPolicy, Throttle};
 
 /// One item's attempts, backoff waits included.
@@ -58,7 +62,7 @@ pin_project! {
     /// up to `n` new requests *plus* every retry. The in-flight slot of a [`Throttle`], on the
     /// other hand, is held only while an attempt runs.
     ///
-    /// Counted: [`stats`](Self::stats) (every retry of every item); a `.metered(..)` stage
+    /// Counted: [`retries`](Self::retries) (every retry of every item); a `.metered(..)` stage
     /// right after this one (or `pipeline!`) adopts them as its `retries`, together with the
     /// in-flight and buffered gauges.
     ///
@@ -82,7 +86,7 @@ pin_project! {
     {
         #[pin]
         inner: MapConcurrent<S, StartJob<S::Item, U, E>, Job<U, E>>,
-        stats: RetryStats,
+        retries: EventCounter,
         throttle: SharedThrottle,
     }
 }
@@ -94,7 +98,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MapRetry")
             .field("inner", &self.inner)
-            .field("retries", &self.stats.retries())
+            .field("retries", &self.retries.get())
             .finish_non_exhaustive()
     }
 }
@@ -198,7 +202,7 @@ where
         Self::build(upstream, limit, policy, f, false)
     }
 
-    fn build<F, Fut, B, P>(
+    pub(crate) fn build<F, Fut, B, P>(
         upstream: S,
         limit: usize,
         policy: RetryPolicy<B, P>,
@@ -217,15 +221,15 @@ where
             "map_retry_unordered"
         };
         crate::error::nonzero(stage, "limit", limit)?;
-        let stats = RetryStats::default();
+        let retries = EventCounter::default();
         let throttle: SharedThrottle = Arc::default();
         let f = Arc::new(f);
         let start: StartJob<S::Item, U, E> = {
-            let stats = stats.clone();
+            let retries = retries.clone();
             let throttle = Arc::clone(&throttle);
             Box::new(move |item: S::Item| -> Job<U, E> {
                 let f = Arc::clone(&f);
-                let stats = stats.clone();
+                let retries = retries.clone();
                 let throttle = throttle
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -243,7 +247,9 @@ where
                 Job(Mutex::new(Box::pin(crate::policy::retry::attempts(
                     policy.clone(),
                     attempt,
-                    move |_: &E, _| stats.record_retry(),
+                    move |_: &E, _| {
+                        retries.record();
+                    },
                 ))))
             })
         };
@@ -254,7 +260,7 @@ where
         };
         Ok(MapRetry {
             inner,
-            stats,
+            retries,
             throttle,
         })
     }
@@ -293,7 +299,8 @@ impl<S: Stream, U, E> MapRetry<S, U, E> {
         self
     }
 
-    /// A live, cloneable count of the retries of every item so far.
+    /// The retries of every item so far: a live handle, readable while another task consumes
+    /// the stream.
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -305,13 +312,28 @@ impl<S: Stream, U, E> MapRetry<S, U, E> {
     /// let s = stream::iter([1, 2]).map_retry(2, RetryPolicy::fixed(Duration::from_millis(5), 3), |_: u8| async move {
     ///     Err::<u8, _>("down")
     /// });
-    /// let stats = s.stats();
+    /// let retries = s.retries();
     /// assert_eq!(s.collect::<Vec<_>>().await, [Err("down"), Err("down")]);
-    /// assert_eq!(stats.retries(), 6);
+    /// assert_eq!(retries.get(), 6);
     /// # }
     /// ```
-    pub fn stats(&self) -> RetryStats {
-        self.stats.clone()
+    pub fn retries(&self) -> EventCounter {
+        self.retries.clone()
+    }
+
+    /// The retry count; the old name of [`retries`](Self::retries).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let s = stream::iter([1]).map_retry(2, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) });
+    /// assert_eq!(s.stats().get(), 0);
+    /// ```
+    #[deprecated(since = "0.2.0", note = "use `MapRetry::retries`")]
+    pub fn stats(&self) -> EventCounter {
+        self.retries()
     }
 
     /// How many finished items may wait for an earlier, slower one (ordered mode; default
@@ -332,7 +354,7 @@ impl<S: Stream, U, E> MapRetry<S, U, E> {
     pub fn with_output_buffer(self, m: usize) -> Self {
         MapRetry {
             inner: self.inner.with_output_buffer(m),
-            stats: self.stats,
+            retries: self.retries,
             throttle: self.throttle,
         }
     }
@@ -454,147 +476,7 @@ where
 /// ```
 impl<S: Stream, U, E> Observable for MapRetry<S, U, E> {
     fn observe_into(&self, stage: &StageMetrics) {
-        stage.track_retries(&self.stats);
+        stage.track_retries(&self.retries);
         self.inner.observe_into(stage);
-    }
-}
-
-/// A [`Stage`](crate::Stage) that applies [`map_retry`](crate::PipelineExt::map_retry) (or
-/// its unordered form), with an optional [`Throttle`]: one per-item retry segment, built
-/// once, applied to many sources.
-///
-/// ```
-/// use millrace::prelude::*;
-/// use millrace::policy::Throttle;
-/// use millrace::wrappers::MapRetryStage;
-/// use futures::{stream, StreamExt};
-/// use std::time::Duration;
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let service = Throttle::new().rate(Rate::per_second(100)).max_in_flight(4);
-/// let lookup = MapRetryStage::new(4, RetryPolicy::fixed(Duration::from_millis(10), 2), |id: u32| async move {
-///     Ok::<_, String>(id + 1)
-/// })
-/// .throttle(service);
-/// let a: Vec<_> = stream::iter([1, 2]).wrap(lookup.clone()).collect().await;
-/// let b: Vec<_> = stream::iter([3]).wrap(lookup).collect().await;
-/// assert_eq!((a, b), (vec![Ok(2), Ok(3)], vec![Ok(4)]));
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct MapRetryStage<F, B, P> {
-    limit: usize,
-    ordered: bool,
-    policy: RetryPolicy<B, P>,
-    f: F,
-    throttle: Option<Throttle>,
-}
-
-impl<F, B: fmt::Debug, P> fmt::Debug for MapRetryStage<F, B, P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MapRetryStage")
-            .field("limit", &self.limit)
-            .field("ordered", &self.ordered)
-            .field("policy", &self.policy)
-            .field("throttle", &self.throttle)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F, B, P> MapRetryStage<F, B, P> {
-    /// Ordered, at most `limit` items in progress.
-    ///
-    /// # Panics
-    ///
-    /// If `limit` is 0 (see [`try_new`](Self::try_new)).
-    #[track_caller]
-    pub fn new(limit: usize, policy: RetryPolicy<B, P>, f: F) -> Self {
-        crate::error::built(Self::try_new(limit, policy, f))
-    }
-
-    /// Ordered, or a [`ConfigError`] if `limit` is 0.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use millrace::wrappers::MapRetryStage;
-    ///
-    /// let err = MapRetryStage::try_new(0, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) })
-    ///     .unwrap_err();
-    /// assert_eq!(err.to_string(), "`map_retry`: `limit` must be at least 1, got 0; pass a non-zero value");
-    /// ```
-    pub fn try_new(limit: usize, policy: RetryPolicy<B, P>, f: F) -> Result<Self, ConfigError> {
-        crate::error::nonzero("map_retry", "limit", limit)?;
-        Ok(MapRetryStage {
-            limit,
-            ordered: true,
-            policy,
-            f,
-            throttle: None,
-        })
-    }
-
-    /// Unordered, at most `limit` items in progress.
-    ///
-    /// # Panics
-    ///
-    /// If `limit` is 0.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use millrace::wrappers::MapRetryStage;
-    ///
-    /// let _stage = MapRetryStage::unordered(4, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) });
-    /// ```
-    #[track_caller]
-    pub fn unordered(limit: usize, policy: RetryPolicy<B, P>, f: F) -> Self {
-        crate::error::built(
-            crate::error::nonzero("map_retry_unordered", "limit", limit).map(|_| MapRetryStage {
-                limit,
-                ordered: false,
-                policy,
-                f,
-                throttle: None,
-            }),
-        )
-    }
-
-    /// Puts every attempt under `throttle` (see [`MapRetry::throttle`]); every stream this
-    /// stage wraps shares it.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use millrace::policy::Throttle;
-    /// use millrace::wrappers::MapRetryStage;
-    ///
-    /// let _stage = MapRetryStage::new(4, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) })
-    ///     .throttle(Throttle::new().max_in_flight(2));
-    /// ```
-    pub fn throttle(mut self, throttle: Throttle) -> Self {
-        self.throttle = Some(throttle);
-        self
-    }
-}
-
-impl<S, F, Fut, U, E, B, P> crate::Stage<S> for MapRetryStage<F, B, P>
-where
-    S: Stream,
-    S::Item: Clone + Send + 'static,
-    F: Fn(S::Item) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<U, E>> + Send + 'static,
-    U: Send + 'static,
-    E: Send + 'static,
-    B: BackoffBuilder + Clone + Send + 'static,
-    P: RetryIf<E> + Clone + Send + Sync + 'static,
-{
-    type Output = MapRetry<S, U, E>;
-
-    fn wrap(self, upstream: S) -> MapRetry<S, U, E> {
-        let built = MapRetry::build(upstream, self.limit, self.policy, self.f, self.ordered)
-            .expect("the limit was checked when the stage was built");
-        match self.throttle {
-            Some(throttle) => built.throttle(throttle),
-            None => built,
-        }
     }
 }

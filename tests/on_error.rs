@@ -31,7 +31,7 @@ async fn stop_yields_the_error_then_ends() {
 #[tokio::test(start_paused = true)]
 async fn resume_drops_failed_items_and_counts_them() {
     let s = source().on_error(Supervision::Resume);
-    let counter = s.skip_counter();
+    let counter = s.skipped();
     assert_eq!(counter.get(), 0);
     let out = consume(s).await;
     assert_eq!(out, [Ok(1), Ok(2), Ok(3)]);
@@ -136,5 +136,5 @@ fn supervise_streams_are_send() {
     fn assert_send<T: Send>(_: &T) {}
     assert_send(&source().on_error(Supervision::Resume));
     assert_send(&source().on_error(Supervision::replace(|_: String| 0)));
-    assert_send(&source().on_error(Supervision::Resume).skip_counter());
+    assert_send(&source().on_error(Supervision::Resume).skipped());
 }

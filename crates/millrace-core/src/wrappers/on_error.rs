@@ -2,57 +2,21 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use crate::Stage;
+use crate::metrics::{EventCounter, Observable, StageMetrics};
 use crate::policy::Supervision;
 
-/// A cloneable, live count of the errors a [`Supervise`] stream skipped under
-/// [`Supervision::Resume`], or a [`SkipErrors`](super::SkipErrors) stream skipped.
-///
-/// Obtain it with [`Supervise::skip_counter`] (or
-/// [`SkipErrors::skip_counter`](super::SkipErrors::skip_counter)) before handing the stream to
-/// its consumer.
-///
-/// ```
-/// use millrace::prelude::*;
-/// use futures::{stream, StreamExt};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let s = stream::iter([Ok(1), Err("bad"), Err("worse"), Ok(4)]).on_error(Supervision::Resume);
-/// let skipped = s.skip_counter();
-/// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(4)]);
-/// assert_eq!(skipped.get(), 2);
-/// # }
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct SkipCounter {
-    count: Arc<AtomicU64>,
-}
-
-impl SkipCounter {
-    /// How many errors were skipped so far.
-    ///
-    /// ```
-    /// use millrace::wrappers::SkipCounter;
-    ///
-    /// assert_eq!(SkipCounter::default().get(), 0);
-    /// ```
-    pub fn get(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// Counts one more skipped error and returns the new count.
-    pub(crate) fn bump(&self) -> u64 {
-        self.count.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
+/// The errors a [`Supervise`] or a [`SkipErrors`](super::SkipErrors) stream skipped.
+#[deprecated(
+    since = "0.2.0",
+    note = "use `EventCounter` (returned by `Supervise::skipped` and `SkipErrors::skipped`)"
+)]
+pub type SkipCounter = EventCounter;
 
 pin_project! {
     /// Stream for the [`on_error`](crate::PipelineExt::on_error) method.
@@ -65,7 +29,7 @@ pin_project! {
         #[pin]
         stream: S,
         supervision: Supervision<T, E>,
-        skipped: SkipCounter,
+        skipped: EventCounter,
         done: bool,
     }
 }
@@ -100,14 +64,15 @@ impl<S, T, E> Supervise<S, T, E> {
         Supervise {
             stream,
             supervision,
-            skipped: SkipCounter::default(),
+            skipped: EventCounter::default(),
             done: false,
         }
     }
 
     delegate_access_inner!(stream, S);
 
-    /// How many errors were skipped so far (`Resume` only).
+    /// How many errors were skipped (`Resume` only): a live handle, readable while another
+    /// task consumes the stream.
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -115,26 +80,29 @@ impl<S, T, E> Supervise<S, T, E> {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let mut s = stream::iter([Err("bad"), Ok(2)]).on_error(Supervision::Resume);
-    /// assert_eq!(s.next().await, Some(Ok(2)));
-    /// assert_eq!(s.skipped(), 1);
+    /// let s = stream::iter([Ok(1), Err("bad"), Err("worse"), Ok(4)]).on_error(Supervision::Resume);
+    /// let skipped = s.skipped();
+    /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(4)]);
+    /// assert_eq!(skipped.get(), 2);
     /// # }
     /// ```
-    pub fn skipped(&self) -> u64 {
-        self.skipped.get()
+    pub fn skipped(&self) -> EventCounter {
+        self.skipped.clone()
     }
 
-    /// A cloneable handle on the skip count, readable while another task consumes the stream.
+    /// The skip count; the old name of [`skipped`](Self::skipped).
     ///
     /// ```
+    /// # #![allow(deprecated)]
     /// use millrace::prelude::*;
     /// use futures::stream;
     ///
     /// let s = stream::iter([Ok::<u8, &str>(1)]).on_error(Supervision::Resume);
     /// assert_eq!(s.skip_counter().get(), 0);
     /// ```
-    pub fn skip_counter(&self) -> SkipCounter {
-        self.skipped.clone()
+    #[deprecated(since = "0.2.0", note = "use `Supervise::skipped`")]
+    pub fn skip_counter(&self) -> EventCounter {
+        self.skipped()
     }
 
     /// The supervision in force.
@@ -172,7 +140,7 @@ where
                         return Poll::Ready(Some(Err(error)));
                     }
                     Supervision::Resume => {
-                        let skipped = this.skipped.bump();
+                        let skipped = this.skipped.record();
                         tracing::warn!(
                             skipped,
                             error = %error,
@@ -211,6 +179,29 @@ where
 {
     fn is_terminated(&self) -> bool {
         self.done
+    }
+}
+
+/// Reports [`StageSnapshot::skipped`](crate::StageSnapshot::skipped) from the live skip count.
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let s = stream::iter([Ok(1), Err("bad"), Ok(3), Err("worse")])
+///     .on_error(Supervision::Resume)
+///     .metered("parse")
+///     .with_events();
+/// let m = s.metrics();
+/// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(3)]);
+/// assert_eq!(m.snapshot().skipped, Some(2));
+/// # }
+/// ```
+impl<S, T, E> Observable for Supervise<S, T, E> {
+    fn observe_into(&self, stage: &StageMetrics) {
+        stage.track_skips(&self.skipped);
     }
 }
 
