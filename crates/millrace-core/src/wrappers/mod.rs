@@ -5,13 +5,15 @@
 //! can be built once and applied to many sources.
 
 mod recover;
+mod restartable;
 mod retry;
 mod skip_errors;
 mod supervise;
 pub(crate) mod validate;
 
 pub use self::recover::{CheckpointWith, Recover, RecoverStage};
-pub use self::retry::{Restartable, Retry, RetryStats};
+pub use self::restartable::Restartable;
+pub use self::retry::{Retry, RetryStats};
 pub use self::skip_errors::{SkipErrors, SkipErrorsStage};
 pub use self::supervise::{SkipCounter, Supervise, SuperviseStage};
 pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};

@@ -7,13 +7,15 @@
 //! * [`MapConcurrentStage`], [`TryMapConcurrentStage`] — the spawned modes as reusable
 //!   [`Stage`](crate::Stage)s.
 
-mod fail_fast;
-mod local;
-mod spawned;
+// Each file is named after the method that builds its wrapper, `map_concurrent` included.
+#[allow(clippy::module_inception)]
+mod map_concurrent;
+mod map_concurrent_local;
 mod stage;
+mod try_map_concurrent;
 
-pub use self::fail_fast::TryMapConcurrent;
-pub use self::local::MapConcurrentLocal;
-pub use self::spawned::MapConcurrent;
-pub(crate) use self::spawned::unwrap_join;
+pub use self::map_concurrent::MapConcurrent;
+pub(crate) use self::map_concurrent::unwrap_join;
+pub use self::map_concurrent_local::MapConcurrentLocal;
+pub use self::try_map_concurrent::TryMapConcurrent;
 pub use self::stage::{MapConcurrentStage, TryMapConcurrentStage};

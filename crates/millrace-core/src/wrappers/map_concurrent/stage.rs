@@ -5,8 +5,8 @@ use std::future::Future;
 
 use futures_core::Stream;
 
-use super::fail_fast::TryMapConcurrent;
-use super::spawned::MapConcurrent;
+use super::try_map_concurrent::TryMapConcurrent;
+use super::map_concurrent::MapConcurrent;
 use crate::Stage;
 use crate::error::{ConfigError, nonzero};
 

@@ -9,7 +9,7 @@ use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 
-use super::spawned::MapConcurrent;
+use super::map_concurrent::MapConcurrent;
 use crate::error::ConfigError;
 
 pin_project! {
