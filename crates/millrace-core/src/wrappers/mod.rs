@@ -12,7 +12,7 @@ mod supervise;
 pub(crate) mod validate;
 
 pub use self::recover::{CheckpointWith, Recover, RecoverStage};
-pub use self::restartable::Restartable;
+pub use self::restartable::{Restartable, restartable};
 pub use self::retry::{Retry, RetryStats};
 pub use self::skip_errors::{SkipErrors, SkipErrorsStage};
 pub use self::supervise::{SkipCounter, Supervise, SuperviseStage};
@@ -56,9 +56,9 @@ pub use self::metered::{
     ClassifyErrors, CountErrors, Counted, ErrorCounting, IgnoreErrors, MeterMode, Metered,
     MeteredStage, Observed,
 };
-pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
+pub use self::paginate::{Page, PagePosition, Paginate, WithPositions, paginate, paginate_from};
 pub use self::paginate::{REMEMBERED_CURSORS, RepeatedCursor};
-pub use self::scoped::Scoped;
+pub use self::scoped::{Scoped, scoped};
 
 mod by_key;
 mod conflate;
