@@ -331,7 +331,7 @@ pub trait PipelineExt: Stream {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        crate::error::built(MapConcurrent::try_new(self, n, f))
+        crate::error::built(MapConcurrent::checked_new(self, n, f))
     }
 
     /// Like [`map_concurrent`](Self::map_concurrent), but yields outputs **in completion
@@ -373,7 +373,7 @@ pub trait PipelineExt: Stream {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        crate::error::built(MapConcurrent::try_new_unordered(self, n, f))
+        crate::error::built(MapConcurrent::checked_new_unordered(self, n, f))
     }
 
     /// A fallible concurrent map that **retries each failed item** per `policy`: at most `n`
@@ -536,7 +536,7 @@ pub trait PipelineExt: Stream {
         F: FnMut(Self::Item) -> Fut,
         Fut: Future,
     {
-        crate::error::built(MapConcurrentLocal::try_new(self, n, f))
+        crate::error::built(MapConcurrentLocal::checked_new(self, n, f))
     }
 
     /// Local mode, outputs in completion order; see
@@ -576,7 +576,7 @@ pub trait PipelineExt: Stream {
         F: FnMut(Self::Item) -> Fut,
         Fut: Future,
     {
-        crate::error::built(MapConcurrentLocal::try_new_unordered(self, n, f))
+        crate::error::built(MapConcurrentLocal::checked_new_unordered(self, n, f))
     }
 
     /// Fail-fast [`map_concurrent`](Self::map_concurrent) for fallible work: the first
@@ -621,7 +621,7 @@ pub trait PipelineExt: Stream {
         U: Send + 'static,
         E: Send + 'static,
     {
-        crate::error::built(TryMapConcurrent::try_new(self, n, f))
+        crate::error::built(TryMapConcurrent::checked_new(self, n, f))
     }
 
     /// Fail-fast [`map_concurrent_unordered`](Self::map_concurrent_unordered): outputs in
@@ -663,7 +663,7 @@ pub trait PipelineExt: Stream {
         U: Send + 'static,
         E: Send + 'static,
     {
-        crate::error::built(TryMapConcurrent::try_new_unordered(self, n, f))
+        crate::error::built(TryMapConcurrent::checked_new_unordered(self, n, f))
     }
 
     /// Runs the synchronous `f` on tokio's blocking pool (`spawn_blocking`), at most `n`

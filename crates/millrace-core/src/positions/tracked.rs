@@ -412,7 +412,7 @@ where
         P: Send + 'static,
         U: Send + 'static,
     {
-        let inner = built(MapConcurrent::try_new(
+        let inner = built(MapConcurrent::checked_new(
             self.inner,
             n,
             move |p: Positioned<P, T>| entry_future(p, &mut f),
@@ -467,7 +467,7 @@ where
         U: Send + 'static,
     {
         let (admit, marks) = admit(self.inner);
-        let mapped = built(MapConcurrent::try_new_unordered(
+        let mapped = built(MapConcurrent::checked_new_unordered(
             admit,
             n,
             move |(seq, p): (u64, Positioned<P, T>)| entry_future(p, &mut f).map(move |p| (seq, p)),

@@ -19,7 +19,6 @@ pub use self::cursors::{REMEMBERED_CURSORS, RepeatedCursor};
 pub use self::page::{Page, PagePosition};
 pub use self::with_positions::WithPositions;
 
-
 /// A finished fetch: the cursor it was started with and what it returned.
 type Fetched<C, T, E> = (C, Result<Page<T, C>, E>);
 
