@@ -506,7 +506,7 @@ where
     where
         P: Clone,
     {
-        let inner = built(Batch::try_new(self.inner, size)).filter_map(to_batch);
+        let inner = built(Batch::checked_new(self.inner, size)).filter_map(to_batch);
         Tracked {
             inner,
             accounting: self.accounting,
@@ -547,7 +547,7 @@ where
     where
         P: Clone,
     {
-        let inner = built(Batch::try_within(self.inner, size, within)).filter_map(to_batch);
+        let inner = built(Batch::checked_within(self.inner, size, within)).filter_map(to_batch);
         Tracked {
             inner,
             accounting: self.accounting,

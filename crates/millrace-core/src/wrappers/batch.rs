@@ -47,7 +47,7 @@ pin_project! {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let batched = Batch::try_new(stream::iter(0..5), 2).unwrap();
+    /// let batched = Batch::checked_new(stream::iter(0..5), 2).unwrap();
     /// assert_eq!(batched.collect::<Vec<_>>().await, vec![vec![0, 1], vec![2, 3], vec![4]]);
     /// # }
     /// ```
@@ -77,12 +77,19 @@ impl<S: Stream> Batch<S> {
     /// use millrace::wrappers::Batch;
     /// use futures::stream;
     ///
-    /// let err = Batch::try_new(stream::iter([1]), 0).unwrap_err();
+    /// let err = Batch::checked_new(stream::iter([1]), 0).unwrap_err();
     /// assert_eq!(err.to_string(), "`batch`: `size` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new(stream: S, size: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(stream: S, size: usize) -> Result<Self, ConfigError> {
         let size = nonzero("batch", "size", size)?;
         Ok(Self::build(stream, size, None))
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(stream: S, size: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(stream, size)
     }
 
     /// Batches by size or time: a batch is emitted when it holds `size` items or when `within`
@@ -98,15 +105,22 @@ impl<S: Stream> Batch<S> {
     /// use futures::stream;
     /// use std::time::Duration;
     ///
-    /// let err = Batch::try_within(stream::iter([1]), 4, Duration::ZERO).unwrap_err();
+    /// let err = Batch::checked_within(stream::iter([1]), 4, Duration::ZERO).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     "`batch_within`: `within` must be a non-zero duration, got 0ns; pass a value in that range"
     /// );
     /// ```
-    pub fn try_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
         let size = nonzero("batch_within", "size", size)?;
         Ok(Self::build(stream, size, Some(nonzero_within(within)?)))
+    }
+
+    /// Renamed [`checked_within`](Self::checked_within).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_within`")]
+    pub fn try_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Self::checked_within(stream, size, within)
     }
 
     fn build(stream: S, size: NonZeroUsize, within: Option<Duration>) -> Self {
@@ -243,18 +257,25 @@ impl BatchStage {
     ///
     /// # Panics
     ///
-    /// If `size == 0`, with the [`ConfigError`] message; [`BatchStage::try_new`] returns it.
+    /// If `size == 0`, with the [`ConfigError`] message; [`BatchStage::checked_new`] returns it.
     #[track_caller]
     pub fn new(size: usize) -> Self {
-        crate::error::built(Self::try_new(size))
+        crate::error::built(Self::checked_new(size))
     }
 
     /// Batches of `size` items, or `Err` if `size == 0`.
-    pub fn try_new(size: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(size: usize) -> Result<Self, ConfigError> {
         Ok(BatchStage {
             size: nonzero("batch", "size", size)?,
             within: None,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(size: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(size)
     }
 
     /// Batches of at most `size` items, flushed `within` after a batch's first item.
@@ -262,18 +283,25 @@ impl BatchStage {
     /// # Panics
     ///
     /// If `size == 0` or `within` is zero, with the [`ConfigError`] message;
-    /// [`BatchStage::try_within`] returns it.
+    /// [`BatchStage::checked_within`] returns it.
     #[track_caller]
     pub fn within(size: usize, within: Duration) -> Self {
-        crate::error::built(Self::try_within(size, within))
+        crate::error::built(Self::checked_within(size, within))
     }
 
     /// Like [`BatchStage::within`], returning the [`ConfigError`] instead of panicking.
-    pub fn try_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
         Ok(BatchStage {
             size: nonzero("batch_within", "size", size)?,
             within: Some(nonzero_within(within)?),
         })
+    }
+
+    /// Renamed [`checked_within`](Self::checked_within).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_within`")]
+    pub fn try_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Self::checked_within(size, within)
     }
 }
 

@@ -172,7 +172,7 @@ impl DropCount {
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let s = OnOverflow::try_new(stream::iter(0..3), 8, Overflow::DropOldest).unwrap();
+/// let s = OnOverflow::checked_new(stream::iter(0..3), 8, Overflow::DropOldest).unwrap();
 /// assert_eq!(s.collect::<Vec<_>>().await, [0, 1, 2]);
 /// # }
 /// ```
@@ -202,16 +202,27 @@ where
     /// use millrace::wrappers::{OnOverflow, Overflow};
     /// use futures::stream;
     ///
-    /// let err = OnOverflow::try_new(stream::iter([1]), 0, Overflow::DropOldest).unwrap_err();
+    /// let err = OnOverflow::checked_new(stream::iter([1]), 0, Overflow::DropOldest).unwrap_err();
     /// assert_eq!(err.to_string(), "`on_overflow`: `capacity` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new(upstream: S, capacity: usize, strategy: Overflow) -> Result<Self, ConfigError> {
+    pub fn checked_new(
+        upstream: S,
+        capacity: usize,
+        strategy: Overflow,
+    ) -> Result<Self, ConfigError> {
         let ring = ring("on_overflow", capacity, Some(strategy))?;
         Ok(OnOverflow {
             driver: Driver::new(upstream, ring),
             capacity,
             strategy,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(upstream: S, capacity: usize, strategy: Overflow) -> Result<Self, ConfigError> {
+        Self::checked_new(upstream, capacity, strategy)
     }
 }
 
@@ -354,7 +365,7 @@ where
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let s = FailOnOverflow::try_new(stream::iter(0..2), 4).unwrap();
+/// let s = FailOnOverflow::checked_new(stream::iter(0..2), 4).unwrap();
 /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(0), Ok(1)]);
 /// # }
 /// ```
@@ -379,15 +390,22 @@ where
     /// use millrace::wrappers::FailOnOverflow;
     /// use futures::stream;
     ///
-    /// let err = FailOnOverflow::try_new(stream::iter([1]), 0).unwrap_err();
+    /// let err = FailOnOverflow::checked_new(stream::iter([1]), 0).unwrap_err();
     /// assert_eq!(err.to_string(), "`fail_on_overflow`: `capacity` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new(upstream: S, capacity: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(upstream: S, capacity: usize) -> Result<Self, ConfigError> {
         let ring = ring("fail_on_overflow", capacity, None)?;
         Ok(FailOnOverflow {
             driver: Driver::new(upstream, ring),
             capacity,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(upstream: S, capacity: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(upstream, capacity)
     }
 }
 

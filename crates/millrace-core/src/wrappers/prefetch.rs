@@ -68,7 +68,7 @@ const MAX_CHUNK: usize = 128;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let ahead = Prefetch::try_new(stream::iter(0..5), 2).unwrap();
+/// let ahead = Prefetch::checked_new(stream::iter(0..5), 2).unwrap();
 /// assert_eq!(ahead.collect::<Vec<_>>().await, [0, 1, 2, 3, 4]);
 /// # }
 /// ```
@@ -165,11 +165,18 @@ where
     /// use millrace::wrappers::Prefetch;
     /// use futures::stream;
     ///
-    /// let err = Prefetch::try_new(stream::iter([1]), 0).unwrap_err();
+    /// let err = Prefetch::checked_new(stream::iter([1]), 0).unwrap_err();
     /// assert_eq!(err.to_string(), "`prefetch`: `capacity` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new(stream: S, capacity: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(stream: S, capacity: usize) -> Result<Self, ConfigError> {
         Ok(Prefetch::idle(stream, checked_capacity(capacity)?))
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(stream: S, capacity: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(stream, capacity)
     }
 
     /// The configured capacity: the most items ever pulled from the upstream and not yet
@@ -579,18 +586,25 @@ impl PrefetchStage {
     ///
     /// # Panics
     ///
-    /// If `capacity == 0`, with the [`ConfigError`] message; [`PrefetchStage::try_new`]
+    /// If `capacity == 0`, with the [`ConfigError`] message; [`PrefetchStage::checked_new`]
     /// returns it.
     #[track_caller]
     pub fn new(capacity: usize) -> Self {
-        crate::error::built(Self::try_new(capacity))
+        crate::error::built(Self::checked_new(capacity))
     }
 
     /// Prefetch up to `capacity` items, or `Err` if `capacity == 0`.
-    pub fn try_new(capacity: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(capacity: usize) -> Result<Self, ConfigError> {
         Ok(PrefetchStage {
             capacity: checked_capacity(capacity)?,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(capacity: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(capacity)
     }
 }
 

@@ -34,7 +34,7 @@ pin_project! {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let s = TryBatch::try_new(stream::iter([Ok(1), Err("bad"), Ok(2)]), 2).unwrap();
+    /// let s = TryBatch::checked_new(stream::iter([Ok(1), Err("bad"), Ok(2)]), 2).unwrap();
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(vec![1]), Err("bad"), Ok(vec![2])]);
     /// # }
     /// ```
@@ -70,12 +70,19 @@ where
     /// use millrace::wrappers::TryBatch;
     /// use futures::stream;
     ///
-    /// let err = TryBatch::try_new(stream::iter([Ok::<u8, ()>(1)]), 0).unwrap_err();
+    /// let err = TryBatch::checked_new(stream::iter([Ok::<u8, ()>(1)]), 0).unwrap_err();
     /// assert_eq!(err.to_string(), "`try_batch`: `size` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new(stream: S, size: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(stream: S, size: usize) -> Result<Self, ConfigError> {
         let size = nonzero("try_batch", "size", size)?;
         Ok(Self::build(stream, size, None))
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(stream: S, size: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(stream, size)
     }
 
     /// Batches the `Ok` items by size or time: a batch is emitted when it holds `size` items,
@@ -90,16 +97,23 @@ where
     /// use futures::stream;
     /// use std::time::Duration;
     ///
-    /// let err = TryBatch::try_within(stream::iter([Ok::<u8, ()>(1)]), 4, Duration::ZERO).unwrap_err();
+    /// let err = TryBatch::checked_within(stream::iter([Ok::<u8, ()>(1)]), 4, Duration::ZERO).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     "`try_batch_within`: `within` must be a non-zero duration, got 0ns; pass a value in that range"
     /// );
     /// ```
-    pub fn try_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
         let size = nonzero("try_batch_within", "size", size)?;
         let within = nonzero_duration("try_batch_within", "within", within)?;
         Ok(Self::build(stream, size, Some(within)))
+    }
+
+    /// Renamed [`checked_within`](Self::checked_within).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_within`")]
+    pub fn try_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Self::checked_within(stream, size, within)
     }
 
     fn build(stream: S, size: NonZeroUsize, within: Option<Duration>) -> Self {
@@ -253,18 +267,25 @@ impl TryBatchStage {
     ///
     /// # Panics
     ///
-    /// If `size == 0`, with the [`ConfigError`] message; [`TryBatchStage::try_new`] returns it.
+    /// If `size == 0`, with the [`ConfigError`] message; [`TryBatchStage::checked_new`] returns it.
     #[track_caller]
     pub fn new(size: usize) -> Self {
-        crate::error::built(Self::try_new(size))
+        crate::error::built(Self::checked_new(size))
     }
 
     /// Like [`TryBatchStage::new`], returning the [`ConfigError`] instead of panicking.
-    pub fn try_new(size: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(size: usize) -> Result<Self, ConfigError> {
         Ok(TryBatchStage {
             size: nonzero("try_batch", "size", size)?,
             within: None,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(size: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(size)
     }
 
     /// Batches of at most `size` `Ok` items, flushed `within` after a batch's first item or
@@ -273,18 +294,25 @@ impl TryBatchStage {
     /// # Panics
     ///
     /// If `size == 0` or `within` is zero, with the [`ConfigError`] message;
-    /// [`TryBatchStage::try_within`] returns it.
+    /// [`TryBatchStage::checked_within`] returns it.
     #[track_caller]
     pub fn within(size: usize, within: Duration) -> Self {
-        crate::error::built(Self::try_within(size, within))
+        crate::error::built(Self::checked_within(size, within))
     }
 
     /// Like [`TryBatchStage::within`], returning the [`ConfigError`] instead of panicking.
-    pub fn try_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
         Ok(TryBatchStage {
             size: nonzero("try_batch_within", "size", size)?,
             within: Some(nonzero_duration("try_batch_within", "within", within)?),
         })
+    }
+
+    /// Renamed [`checked_within`](Self::checked_within).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_within`")]
+    pub fn try_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Self::checked_within(size, within)
     }
 }
 
