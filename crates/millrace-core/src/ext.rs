@@ -118,7 +118,7 @@ pub trait PipelineExt: Stream {
         Self: Stream<Item = Result<T, E>> + Sized,
         U: FnMut(&mut C, &T),
     {
-        CheckpointWith::new(self, crate::checkpoint_with(init, update))
+        CheckpointWith::new(self, crate::custom_checkpoint(init, update))
     }
 
     /// Decides what happens to `Err` items, per [`Supervision`](crate::policy::Supervision):

@@ -18,7 +18,7 @@ use super::Retry;
 /// The factory receives the default [`Checkpoint`] (`delivered` count and `last` item) and
 /// must return a stream that resumes after it; a source that cannot seek re-opens from the
 /// start and uses [`.skip_delivered()`](Restartable::skip_delivered). For a cursor instead of
-/// the last item, use [`checkpoint_with(init, update).restartable(factory)`](crate::checkpoint::CustomCheckpoint::restartable).
+/// the last item, use [`custom_checkpoint(init, update).restartable(factory)`](crate::checkpoint::CustomCheckpoint::restartable).
 ///
 /// The source is opened lazily, on the first poll. Without `.retry(..)` an `Err` is yielded
 /// and ends the stream.
@@ -129,7 +129,7 @@ impl<F, S, K> Restartable<F, S, K> {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let cursor = checkpoint_with(0u64, |next, x: &u64| *next = x + 1);
+    /// let cursor = custom_checkpoint(0u64, |next, x: &u64| *next = x + 1);
     /// let s = Restartable::with_checkpointer(|next: &u64| stream::iter((*next..3).map(Ok::<_, String>)), cursor);
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(0), Ok(1), Ok(2)]);
     /// # }
@@ -198,7 +198,7 @@ impl<F, S, K> Restartable<F, S, K> {
     /// use millrace::prelude::*;
     /// use futures::stream;
     ///
-    /// let s = checkpoint_with(0u32, |n, _: &u8| *n += 1)
+    /// let s = custom_checkpoint(0u32, |n, _: &u8| *n += 1)
     ///     .restartable(|_: &u32| stream::iter([Ok::<u8, String>(1)]));
     /// assert_eq!(*s.checkpointer().get(), 0);
     /// ```
@@ -411,7 +411,7 @@ impl<C, U> CustomCheckpoint<C, U> {
     /// # async fn main() {
     /// // Resume from the id after the last delivered row.
     /// let mut first = true;
-    /// let rows = checkpoint_with(0u64, |next_id, row: &(u64, &str)| *next_id = row.0 + 1)
+    /// let rows = custom_checkpoint(0u64, |next_id, row: &(u64, &str)| *next_id = row.0 + 1)
     ///     .restartable(move |next_id: &u64| {
     ///         let fail = std::mem::take(&mut first);
     ///         let rows = [(0, "a"), (1, "b"), (2, "c")];

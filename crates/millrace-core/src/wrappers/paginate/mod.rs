@@ -50,7 +50,7 @@ type Fetched<C, T, E> = (C, Result<Page<T, C>, E>);
 /// loss or duplicates. That is what a restart factory needs: after a failed fetch, rebuild the
 /// stream from the last position instead of from `first`. With `retry`, let
 /// [`with_positions`](Paginate::with_positions) hand each item's position to a
-/// [`checkpoint_with`](crate::checkpoint_with) checkpoint:
+/// [`custom_checkpoint`](crate::custom_checkpoint):
 ///
 /// ```
 /// use millrace::prelude::*;
@@ -73,7 +73,7 @@ type Fetched<C, T, E> = (C, Result<Page<T, C>, E>);
 ///         Ok(if page < 2 { Page::next(items, page + 1) } else { Page::last(items) })
 ///     }
 /// };
-/// let rows = checkpoint_with(PagePosition::start(0), |pos, item: &(u32, PagePosition<u32>)| {
+/// let rows = custom_checkpoint(PagePosition::start(0), |pos, item: &(u32, PagePosition<u32>)| {
 ///     *pos = item.1
 /// })
 /// .restartable(move |pos: &PagePosition<u32>| {
