@@ -31,6 +31,7 @@ mod map_retry;
 pub use self::map_retry::{MapRetry, MapRetryStage};
 
 mod batch;
+mod batcher;
 mod deadline;
 mod idle_timeout;
 mod item_timeout;
