@@ -81,27 +81,7 @@ impl<S: Stream> Deadline<S> {
         }
     }
 
-    /// The upstream, or `None` once it was dropped.
-    pub fn get_ref(&self) -> Option<&S> {
-        self.stream.as_ref()
-    }
-
-    /// The upstream, mutably, or `None` once it was dropped.
-    ///
-    /// Pulling items from it directly bypasses the deadline.
-    pub fn get_mut(&mut self) -> Option<&mut S> {
-        self.stream.as_mut()
-    }
-
-    /// The pinned upstream, or `None` once it was dropped.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Option<Pin<&mut S>> {
-        self.project().stream.as_pin_mut()
-    }
-
-    /// Consumes the wrapper, returning the upstream unless it was dropped.
-    pub fn into_inner(self) -> Option<S> {
-        self.stream
-    }
+    delegate_access_inner!(optional stream, S);
 }
 
 impl<S: Stream> Stream for Deadline<S> {

@@ -111,35 +111,7 @@ impl<S, F, Fut: Future> TryMapConcurrent<S, F, Fut> {
         }
     }
 
-    /// Acquires a reference to the upstream stream.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use futures::stream;
-    ///
-    /// let s = stream::iter([1, 2]).try_map_concurrent(2, |x| async move { Ok::<_, ()>(x) });
-    /// assert_eq!(s.get_ref().size_hint(), (2, Some(2)));
-    /// ```
-    pub fn get_ref(&self) -> &S {
-        self.inner.get_ref()
-    }
-
-    /// Acquires a mutable reference to the upstream stream.
-    ///
-    /// Pulling items from it directly bypasses this wrapper.
-    pub fn get_mut(&mut self) -> &mut S {
-        self.inner.get_mut()
-    }
-
-    /// Acquires a pinned mutable reference to the upstream stream.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
-        self.project().inner.get_pin_mut()
-    }
-
-    /// Consumes this wrapper, returning the upstream stream (aborting work in flight).
-    pub fn into_inner(self) -> S {
-        self.inner.into_inner()
-    }
+    delegate_access_inner!(via inner, S);
 }
 
 impl<S, F, Fut, U, E> Stream for TryMapConcurrent<S, F, Fut>
