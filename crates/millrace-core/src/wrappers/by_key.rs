@@ -297,15 +297,7 @@ where
             return (0, Some(0));
         }
         let held = self.tasks.len() + self.waiting;
-        let (lo, hi) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
-        (
-            lo.saturating_add(held),
-            hi.and_then(|h| h.checked_add(held)),
-        )
+        super::size_hint::plus_held(self.upstream_done, &self.upstream, held)
     }
 }
 

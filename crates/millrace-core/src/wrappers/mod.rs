@@ -21,6 +21,7 @@ pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
 mod map_blocking;
 pub(crate) mod map_concurrent;
 mod rate_limit;
+mod size_hint;
 pub use self::map_blocking::{MapBlocking, MapBlockingStage};
 pub use self::map_concurrent::{
     MapConcurrent, MapConcurrentLocal, MapConcurrentStage, TryMapConcurrent, TryMapConcurrentStage,

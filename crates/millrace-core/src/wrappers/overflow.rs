@@ -14,7 +14,6 @@ use futures_core::Stream;
 use futures_core::stream::FusedStream;
 
 use super::driven::{Driver, Event, Policy};
-use super::fan::lock;
 use crate::error::{ConfigError, nonzero};
 use crate::metrics::{Observable, StageMetrics};
 
@@ -288,17 +287,11 @@ where
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        match self.get_mut().driver.poll_event("on_overflow", cx) {
-            Poll::Ready(Some(Event::Item(item))) => Poll::Ready(Some(item)),
-            Poll::Ready(Some(Event::Overflowed) | None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        self.get_mut().driver.poll_item("on_overflow", cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let (lo, hi) = self.driver.size_hint();
-        // Items may be dropped: only what is buffered is certain.
-        (lo.min(1), hi)
+        self.driver.lossy_size_hint()
     }
 }
 
@@ -344,12 +337,7 @@ where
     S::Item: Send + 'static,
 {
     fn observe_into(&self, stage: &StageMetrics) {
-        let shared = Arc::downgrade(self.driver.shared());
-        stage.track_buffered(move || {
-            shared
-                .upgrade()
-                .map_or(0, |s| lock(&s.state).buf.len() as u64)
-        });
+        self.driver.track_buffered(stage);
     }
 }
 
@@ -442,8 +430,7 @@ where
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let (lo, hi) = self.driver.size_hint();
-        (lo.min(1), hi)
+        self.driver.lossy_size_hint()
     }
 }
 
@@ -487,11 +474,6 @@ where
     S::Item: Send + 'static,
 {
     fn observe_into(&self, stage: &StageMetrics) {
-        let shared = Arc::downgrade(self.driver.shared());
-        stage.track_buffered(move || {
-            shared
-                .upgrade()
-                .map_or(0, |s| lock(&s.state).buf.len() as u64)
-        });
+        self.driver.track_buffered(stage);
     }
 }
