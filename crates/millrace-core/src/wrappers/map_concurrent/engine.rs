@@ -132,6 +132,43 @@ impl<Fut: Future> Drop for Task<Fut> {
     }
 }
 
+/// Reusable pinned storage for a future's inline first poll, shared by both modes: a future
+/// that is ready at once costs no allocation; a pending one leaves in the box it was pinned
+/// in (a task's storage in spawned mode, a `FuturesUnordered` entry in local mode), and the
+/// next item allocates a fresh box.
+pub(super) struct FirstPoll<Fut> {
+    cache: Option<Pin<Box<Option<Fut>>>>,
+}
+
+impl<Fut: Future> FirstPoll<Fut> {
+    pub(super) fn new() -> Self {
+        FirstPoll { cache: None }
+    }
+
+    /// Polls `fut` once where it is pinned: its output, or the box holding it if pending.
+    #[inline]
+    pub(super) fn poll(
+        &mut self,
+        fut: Fut,
+        cx: &mut Context<'_>,
+    ) -> Result<Fut::Output, Pin<Box<Option<Fut>>>> {
+        let cell = self.cache.get_or_insert_with(|| Box::pin(None));
+        cell.set(Some(fut));
+        let polled = cell
+            .as_mut()
+            .as_pin_mut()
+            .expect("future was just stored")
+            .poll(cx);
+        match polled {
+            Poll::Ready(out) => {
+                cell.set(None);
+                Ok(out)
+            }
+            Poll::Pending => Err(self.cache.take().expect("cache was just filled")),
+        }
+    }
+}
+
 /// One position of the ordered output window.
 enum Slot<O> {
     Running(AbortOnDropHandle<O>),
@@ -160,9 +197,8 @@ pub(super) struct Engine<Fut: Future> {
     ring: VecDeque<Slot<Fut::Output>>,
     /// Unordered mode: the running tasks, joined in completion order.
     set: JoinSet<Fut::Output>,
-    /// Reusable pinned storage for the inline first poll (moved into a task only when the
-    /// future is pending, so ready futures cost no allocation).
-    cache: Option<Pin<Box<Option<Fut>>>>,
+    /// The inline first poll (on a current-thread runtime).
+    first_poll: FirstPoll<Fut>,
     /// Whether futures are polled once inline before being spawned: only on a current-thread
     /// runtime, where it costs no parallelism (decided at the first item).
     inline: Option<bool>,
@@ -187,7 +223,7 @@ impl<Fut: Future> Engine<Fut> {
             shared: Arc::new(Shared::default()),
             ring: VecDeque::new(),
             set: JoinSet::new(),
-            cache: None,
+            first_poll: FirstPoll::new(),
             inline: None,
             fail: None,
         }
@@ -274,16 +310,8 @@ where
             self.spawn(Box::pin(Some(fut)));
             return None;
         }
-        let cell = self.cache.get_or_insert_with(|| Box::pin(None));
-        cell.set(Some(fut));
-        let polled = cell
-            .as_mut()
-            .as_pin_mut()
-            .expect("future was just stored")
-            .poll(cx);
-        match polled {
-            Poll::Ready(out) => {
-                cell.set(None);
+        match self.first_poll.poll(fut, cx) {
+            Ok(out) => {
                 if self.limits.ordered && !self.ring.is_empty() {
                     if let Some(fail) = self.fail
                         && fail(&out)
@@ -297,11 +325,9 @@ where
                     Some(out)
                 }
             }
-            Poll::Pending => {
-                // Slow path: the box becomes the task's storage (the future stays where it was
-                // pinned); the next item allocates a fresh box.
-                let fut = self.cache.take().expect("cache was just filled");
-                self.spawn(fut);
+            Err(pinned) => {
+                // Slow path: the box becomes the task's storage.
+                self.spawn(pinned);
                 None
             }
         }

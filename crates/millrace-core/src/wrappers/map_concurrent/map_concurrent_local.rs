@@ -13,7 +13,7 @@ use futures_core::stream::FusedStream;
 use futures_util::stream::FuturesUnordered;
 use pin_project_lite::pin_project;
 
-use super::engine::Limits;
+use super::engine::{FirstPoll, Limits};
 use crate::metrics::{Observable, StageMetrics};
 
 /// The in-flight and buffered counts as of the end of the last poll, for readers on other
@@ -106,9 +106,8 @@ pin_project! {
         upstream: S,
         f: F,
         running: FuturesUnordered<Indexed<Fut>>,
-        // Reusable pinned storage for the inline first poll: a future that is ready at once
-        // costs no allocation; a pending one keeps its box and joins `running`.
-        cache: Option<Pin<Box<Option<Fut>>>>,
+        // The inline first poll: a pending future keeps its box and joins `running`.
+        first_poll: FirstPoll<Fut>,
         // Ordered: one entry per outstanding item, oldest first; `None` while it runs.
         done: VecDeque<Option<Fut::Output>>,
         next_seq: u64,
@@ -153,7 +152,7 @@ where
             upstream,
             f,
             running: FuturesUnordered::new(),
-            cache: None,
+            first_poll: FirstPoll::new(),
             done: VecDeque::new(),
             next_seq: 0,
             limits,
@@ -352,23 +351,14 @@ where
                         let fut = (this.f)(item);
                         let seq = *this.next_seq;
                         *this.next_seq += 1;
-                        let cell = this.cache.get_or_insert_with(|| Box::pin(None));
-                        cell.set(Some(fut));
-                        let polled = cell
-                            .as_mut()
-                            .as_pin_mut()
-                            .expect("future was just stored")
-                            .poll(cx);
-                        match polled {
-                            Poll::Ready(out) => {
-                                cell.set(None);
+                        match this.first_poll.poll(fut, cx) {
+                            Ok(out) => {
                                 if !limits.ordered || this.done.is_empty() {
                                     return Poll::Ready(Some(out));
                                 }
                                 this.done.push_back(Some(out));
                             }
-                            Poll::Pending => {
-                                let fut = this.cache.take().expect("cache was just filled");
+                            Err(fut) => {
                                 this.running.push(Indexed { fut, seq });
                                 if limits.ordered {
                                     this.done.push_back(None);
