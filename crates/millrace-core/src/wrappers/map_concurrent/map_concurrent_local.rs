@@ -336,7 +336,7 @@ where
         if *this.finished {
             return Poll::Ready(None);
         }
-        let limits = *this.limits;
+        let limits: &Limits = this.limits;
         loop {
             while !*this.upstream_done && this.running.len() < limits.limit && {
                 let held = if limits.ordered {
