@@ -152,18 +152,18 @@ fn zero_window_panics() {
 
 #[test]
 fn try_constructors_return_the_error() {
-    let err = Batch::try_new(stream::iter([1]), 0).unwrap_err();
+    let err = Batch::checked_new(stream::iter([1]), 0).unwrap_err();
     assert_eq!(
         err.to_string(),
         "`batch`: `size` must be at least 1, got 0; pass a non-zero value"
     );
-    let err = Batch::try_within(stream::iter([1]), 0, MS).unwrap_err();
+    let err = Batch::checked_within(stream::iter([1]), 0, MS).unwrap_err();
     assert_eq!(
         err.to_string(),
         "`batch_within`: `size` must be at least 1, got 0; pass a non-zero value"
     );
-    assert!(BatchStage::try_new(0).is_err());
-    assert!(BatchStage::try_within(1, Duration::ZERO).is_err());
+    assert!(BatchStage::checked_new(0).is_err());
+    assert!(BatchStage::checked_within(1, Duration::ZERO).is_err());
 }
 
 #[test]
@@ -288,21 +288,23 @@ async fn try_batch_conformance_and_stage() {
 fn try_batch_rejects_zero_size_and_window() {
     let src = || stream::iter(Vec::<R>::new());
     assert_eq!(
-        TryBatch::try_new(src(), 0).unwrap_err().to_string(),
+        TryBatch::checked_new(src(), 0).unwrap_err().to_string(),
         "`try_batch`: `size` must be at least 1, got 0; pass a non-zero value"
     );
     assert_eq!(
-        TryBatch::try_within(src(), 0, MS).unwrap_err().to_string(),
+        TryBatch::checked_within(src(), 0, MS)
+            .unwrap_err()
+            .to_string(),
         "`try_batch_within`: `size` must be at least 1, got 0; pass a non-zero value"
     );
     assert_eq!(
-        TryBatch::try_within(src(), 2, Duration::ZERO)
+        TryBatch::checked_within(src(), 2, Duration::ZERO)
             .unwrap_err()
             .to_string(),
         "`try_batch_within`: `within` must be a non-zero duration, got 0ns; pass a value in that range"
     );
-    assert!(TryBatchStage::try_new(0).is_err());
-    assert!(TryBatchStage::try_within(1, Duration::ZERO).is_err());
+    assert!(TryBatchStage::checked_new(0).is_err());
+    assert!(TryBatchStage::checked_within(1, Duration::ZERO).is_err());
     let panicked = std::panic::catch_unwind(|| src().try_batch(0));
     assert!(panicked.is_err());
 }

@@ -189,7 +189,7 @@ async fn drop_aborts_the_tasks_in_flight() {
 
 #[test]
 fn zero_limit_is_rejected() {
-    let e = millrace::wrappers::MapConcurrentByKey::try_new(
+    let e = millrace::wrappers::MapConcurrentByKey::checked_new(
         stream::iter([1]),
         0,
         |x: &i32| *x,

@@ -96,7 +96,7 @@ async fn flow_stages() {
     .await;
     check_stage(
         "wrap(BatchStage::within(3, 5ms))",
-        |c| src(c).wrap(BatchStage::try_within(3, 5 * MS).unwrap()),
+        |c| src(c).wrap(BatchStage::checked_within(3, 5 * MS).unwrap()),
         vec![vec![0], vec![1, 2, 3], vec![4]],
         2,
     )

@@ -139,12 +139,12 @@ fn zero_limit_is_rejected() {
 #[test]
 fn try_new_returns_the_config_error() {
     assert_eq!(
-        MapBlocking::try_new(stream::iter([1]), 0, |x: i32| x)
+        MapBlocking::checked_new(stream::iter([1]), 0, |x: i32| x)
             .unwrap_err()
             .to_string(),
         "`map_blocking`: `limit` must be at least 1, got 0; pass a non-zero value"
     );
-    assert!(MapBlockingStage::try_new(0, |x: i32| x).is_err());
+    assert!(MapBlockingStage::checked_new(0, |x: i32| x).is_err());
 }
 
 #[test]

@@ -579,29 +579,46 @@ fn zero_limit_stage_is_rejected() {
 }
 
 #[test]
-fn try_new_returns_the_config_error() {
+fn checked_constructors_return_the_config_error() {
     let msg = |e: millrace::ConfigError| e.to_string();
     let f = |x: u8| async move { x };
     assert_eq!(
-        msg(MapConcurrent::try_new(stream::iter([1u8]), 0, f).unwrap_err()),
+        msg(MapConcurrent::checked_new(stream::iter([1u8]), 0, f).unwrap_err()),
         "`map_concurrent`: `limit` must be at least 1, got 0; pass a non-zero value"
     );
-    assert!(MapConcurrent::try_new_unordered(stream::iter([1u8]), 0, f).is_err());
+    assert!(MapConcurrent::checked_new_unordered(stream::iter([1u8]), 0, f).is_err());
+    assert!(MapConcurrentLocal::checked_new(stream::iter([1u8]), 0, f).is_err());
+    assert!(MapConcurrentLocal::checked_new_unordered(stream::iter([1u8]), 0, f).is_err());
+    let g = |x: u8| async move { Ok::<_, ()>(x) };
+    assert!(TryMapConcurrent::checked_new(stream::iter([1u8]), 0, g).is_err());
+    assert!(TryMapConcurrent::checked_new_unordered(stream::iter([1u8]), 0, g).is_err());
+    assert!(MapConcurrentStage::checked_new(0, f).is_err());
+    assert!(MapConcurrentStage::checked_unordered(0, f).is_err());
+    assert!(TryMapConcurrentStage::checked_new(0, g).is_err());
+    assert_eq!(
+        TryMapConcurrentStage::checked_unordered(0, g)
+            .unwrap_err()
+            .to_string(),
+        "`try_map_concurrent_unordered`: `limit` must be at least 1, got 0; pass a non-zero value"
+    );
+    assert!(MapConcurrent::checked_new(stream::iter([1u8]), 1, f).is_ok());
+}
+
+#[test]
+#[allow(deprecated)]
+fn the_old_try_constructor_names_still_work() {
+    let f = |x: u8| async move { x };
+    let g = |x: u8| async move { Ok::<_, ()>(x) };
+    assert!(MapConcurrent::try_new(stream::iter([1u8]), 0, f).is_err());
+    assert!(MapConcurrent::try_new_unordered(stream::iter([1u8]), 1, f).is_ok());
     assert!(MapConcurrentLocal::try_new(stream::iter([1u8]), 0, f).is_err());
     assert!(MapConcurrentLocal::try_new_unordered(stream::iter([1u8]), 0, f).is_err());
-    let g = |x: u8| async move { Ok::<_, ()>(x) };
     assert!(TryMapConcurrent::try_new(stream::iter([1u8]), 0, g).is_err());
     assert!(TryMapConcurrent::try_new_unordered(stream::iter([1u8]), 0, g).is_err());
     assert!(MapConcurrentStage::try_new(0, f).is_err());
     assert!(MapConcurrentStage::try_unordered(0, f).is_err());
     assert!(TryMapConcurrentStage::try_new(0, g).is_err());
-    assert_eq!(
-        TryMapConcurrentStage::try_unordered(0, g)
-            .unwrap_err()
-            .to_string(),
-        "`try_map_concurrent_unordered`: `limit` must be at least 1, got 0; pass a non-zero value"
-    );
-    assert!(MapConcurrent::try_new(stream::iter([1u8]), 1, f).is_ok());
+    assert!(TryMapConcurrentStage::try_unordered(0, g).is_err());
 }
 
 #[test]

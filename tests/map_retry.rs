@@ -333,18 +333,18 @@ fn a_nan_factor_is_rejected() {
 fn bad_jitter_and_factor_are_rejected_naming_the_value() {
     for bad in [0.0, -0.5, 1.5, f64::NAN] {
         let err = Backoff::constant(ms(1))
-            .try_jitter(bad)
+            .checked_jitter(bad)
             .unwrap_err()
             .to_string();
         assert!(err.contains("`jitter` must be a ratio in (0, 1]"), "{err}");
         assert!(err.contains(&format!("got {bad}")), "{err}");
     }
     for bad in [0.5, -1.0, f64::INFINITY] {
-        assert!(Backoff::constant(ms(1)).try_factor(bad).is_err());
+        assert!(Backoff::constant(ms(1)).checked_factor(bad).is_err());
     }
     assert_eq!(
         Throttle::new()
-            .try_max_in_flight(0)
+            .checked_max_in_flight(0)
             .unwrap_err()
             .to_string(),
         "`throttle`: `max_in_flight` must be at least 1, got 0; pass a non-zero value"

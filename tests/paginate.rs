@@ -329,7 +329,7 @@ fn paginate_and_its_parts_are_send_and_sync() {
     assert_sync(&p);
 }
 
-/// What `checkpoint_with(start, |pos, (_, p)| *pos = p.clone()).restartable(...)` does, by
+/// What `custom_checkpoint(start, |pos, (_, p)| *pos = p.clone()).restartable(...)` does, by
 /// hand: record the position delivered with every item, re-open from the last one after an
 /// error.
 #[tokio::test(start_paused = true)]
@@ -384,14 +384,14 @@ async fn conformance_with_positions() {
     .await;
 }
 
-/// The real thing: `restartable` + `checkpoint_with` + `retry`. The checkpoint is the position
+/// The real thing: `restartable` + `custom_checkpoint` + `retry`. The checkpoint is the position
 /// delivered with each item; every re-open resumes from it.
 #[tokio::test(start_paused = true)]
 async fn restartable_with_a_page_position_checkpoint_resumes_without_loss_or_duplicates() {
     for prefetch in [false, true] {
         let server = four_pages().failing_once_at(1).failing_once_at(3);
         let fetch = server.fetcher();
-        let s = checkpoint_with(
+        let s = custom_checkpoint(
             PagePosition::start(0),
             |pos, item: &(_, PagePosition<u32>)| *pos = item.1,
         )

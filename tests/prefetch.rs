@@ -258,12 +258,12 @@ fn zero_stage_panics() {
 
 #[test]
 fn try_new_returns_the_error() {
-    let err = Prefetch::try_new(stream::iter([1]), 0).unwrap_err();
+    let err = Prefetch::checked_new(stream::iter([1]), 0).unwrap_err();
     assert_eq!(
         err.to_string(),
         "`prefetch`: `capacity` must be at least 1, got 0; pass a non-zero value"
     );
-    assert!(PrefetchStage::try_new(0).is_err());
+    assert!(PrefetchStage::checked_new(0).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

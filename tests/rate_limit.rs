@@ -206,19 +206,24 @@ fn zero_count_is_rejected() {
 #[test]
 fn try_constructors_return_the_config_error() {
     assert_eq!(
-        Rate::try_per_second(0).unwrap_err().to_string(),
+        Rate::checked_per_second(0).unwrap_err().to_string(),
         "`rate_limit`: `rate` must be at least 1, got 0; pass a non-zero value"
     );
     assert_eq!(
-        Rate::per_second(3).try_burst(0).unwrap_err().to_string(),
+        Rate::per_second(3)
+            .checked_burst(0)
+            .unwrap_err()
+            .to_string(),
         "`rate_limit`: `burst` must be at least 1, got 0; pass a non-zero value"
     );
     assert_eq!(
-        Rate::try_per(1, Duration::ZERO).unwrap_err().to_string(),
+        Rate::checked_per(1, Duration::ZERO)
+            .unwrap_err()
+            .to_string(),
         "`rate_limit`: `period` must be longer than zero, got 0s; pass a value in that range"
     );
-    assert!(Rate::try_per(10, Duration::from_nanos(5)).is_err());
-    assert_eq!(Rate::try_per_second(3).unwrap().burst_size(), 1);
+    assert!(Rate::checked_per(10, Duration::from_nanos(5)).is_err());
+    assert_eq!(Rate::checked_per_second(3).unwrap().burst_size(), 1);
 }
 
 #[test]

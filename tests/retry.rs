@@ -299,7 +299,7 @@ async fn the_factory_receives_the_checkpoint() {
 async fn custom_checkpoint_drives_the_factory() {
     let flaky = Flaky::new(0..30u64).fail_at([7, 8, 20]);
     let f = flaky.clone();
-    let s = checkpoint_with(0u64, |next: &mut u64, item: &u64| *next = item + 1)
+    let s = custom_checkpoint(0u64, |next: &mut u64, item: &u64| *next = item + 1)
         .restartable(move |next: &u64| f.open(*next))
         .retry(fixed(1, 1));
     let mut s = pin!(s);

@@ -248,26 +248,26 @@ fn zero_deadline_panics() {
 #[test]
 fn try_constructors_return_the_error() {
     assert_eq!(
-        IdleTimeout::try_new(stream::iter([1]), Duration::ZERO)
+        IdleTimeout::checked_new(stream::iter([1]), Duration::ZERO)
             .unwrap_err()
             .to_string(),
         "`idle_timeout`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
     );
     assert_eq!(
-        ItemTimeout::try_new(stream::iter([1]), Duration::ZERO)
+        ItemTimeout::checked_new(stream::iter([1]), Duration::ZERO)
             .unwrap_err()
             .to_string(),
         "`item_timeout`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
     );
-    assert!(ItemTimeoutStage::try_new(Duration::ZERO).is_err());
+    assert!(ItemTimeoutStage::checked_new(Duration::ZERO).is_err());
     assert_eq!(
-        Deadline::try_new(stream::iter([1]), Duration::ZERO)
+        Deadline::checked_new(stream::iter([1]), Duration::ZERO)
             .unwrap_err()
             .to_string(),
         "`deadline`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
     );
-    assert!(IdleTimeoutStage::try_new(Duration::ZERO).is_err());
-    assert!(DeadlineStage::try_new(Duration::ZERO).is_err());
+    assert!(IdleTimeoutStage::checked_new(Duration::ZERO).is_err());
+    assert!(DeadlineStage::checked_new(Duration::ZERO).is_err());
 }
 
 #[test]

@@ -238,11 +238,12 @@ async fn late_items_can_be_routed_to_their_own_sink() {
 
 #[test]
 fn invalid_window_shapes_are_rejected() {
-    let e = WindowSpec::try_sliding(Duration::from_secs(10), Duration::ZERO).unwrap_err();
+    let e = WindowSpec::checked_sliding(Duration::from_secs(10), Duration::ZERO).unwrap_err();
     assert_eq!(
         e.to_string(),
         "`window`: `slide` must be a non-zero duration, got 0ns; pass a value in that range"
     );
-    let e = WindowSpec::try_sliding(Duration::from_secs(10), Duration::from_nanos(1)).unwrap_err();
+    let e =
+        WindowSpec::checked_sliding(Duration::from_secs(10), Duration::from_nanos(1)).unwrap_err();
     assert!(e.to_string().contains("4096 windows per item"), "{e}");
 }

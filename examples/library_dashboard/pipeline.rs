@@ -339,7 +339,7 @@ async fn load_popular(
     let options = http_options(counters);
 
     let (c, s, o) = (client.clone(), style.clone(), options.clone());
-    let primary = checkpoint_with(
+    let primary = custom_checkpoint(
         start.clone(),
         |at: &mut PagePosition<Url>, (_book, after): &(Book, PagePosition<Url>)| {
             at.clone_from(after)

@@ -741,19 +741,20 @@ async fn core_retry_reopens_from_the_checkpointed_position() {
         .position()
         .unwrap();
 
-    let books: Vec<Book> = checkpoint_with(start, |at, (_, after): &(Book, PagePosition<Url>)| {
-        *at = after.clone()
-    })
-    .restartable(move |at: &PagePosition<Url>| {
-        paginated_from::<Book>(client.clone(), at.clone(), style.clone())
-            .options(fast().retries(0))
-            .with_positions()
-    })
-    .retry(RetryPolicy::fixed(Duration::from_millis(1), 5))
-    .map_ok(|(book, _)| book)
-    .try_collect()
-    .await
-    .unwrap();
+    let books: Vec<Book> =
+        custom_checkpoint(start, |at, (_, after): &(Book, PagePosition<Url>)| {
+            *at = after.clone()
+        })
+        .restartable(move |at: &PagePosition<Url>| {
+            paginated_from::<Book>(client.clone(), at.clone(), style.clone())
+                .options(fast().retries(0))
+                .with_positions()
+        })
+        .retry(RetryPolicy::fixed(Duration::from_millis(1), 5))
+        .map_ok(|(book, _)| book)
+        .try_collect()
+        .await
+        .unwrap();
 
     assert_eq!(ids(&books), (0..10).collect::<Vec<_>>());
     let stats = server.stats();

@@ -3,7 +3,7 @@
 //!
 //! The default checkpoint is [`Checkpoint`]: how many items were delivered and a clone of the
 //! last one. Recording it clones every delivered item; for heavy items (or when a cursor is
-//! what the source needs) build a custom checkpoint with [`checkpoint_with`], which keeps only
+//! what the source needs) build a [`CustomCheckpoint`] with [`custom_checkpoint`], which keeps only
 //! what its `update` function writes. Either way memory stays O(1): a checkpointer never keeps
 //! every item.
 
@@ -12,7 +12,7 @@ use std::fmt;
 /// Records what a stream has delivered, so a restart or a fallback can resume after it.
 ///
 /// Implemented by the default [`Checkpoint`] and by [`CustomCheckpoint`] (built with
-/// [`checkpoint_with`]).
+/// [`custom_checkpoint`]).
 ///
 /// ```
 /// use millrace::prelude::*;
@@ -24,7 +24,7 @@ use std::fmt;
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot record items of type `{T}`",
-    note = "the default `Checkpoint<T>` needs `T: Clone`; for other items use `checkpoint_with(init, |state, item| ...)`"
+    note = "the default `Checkpoint<T>` needs `T: Clone`; for other items use `custom_checkpoint(init, |state, item| ...)`"
 )]
 pub trait Checkpointer<T> {
     /// What restart factories and fallbacks receive.
@@ -45,9 +45,9 @@ pub trait Checkpointer<T> {
     /// The checkpoint as of the last recorded item.
     ///
     /// ```
-    /// use millrace::{checkpoint_with, Checkpointer};
+    /// use millrace::{custom_checkpoint, Checkpointer};
     ///
-    /// let mut max_id = checkpoint_with(0u64, |max: &mut u64, id: &u64| *max = (*max).max(*id));
+    /// let mut max_id = custom_checkpoint(0u64, |max: &mut u64, id: &u64| *max = (*max).max(*id));
     /// max_id.record(&7);
     /// max_id.record(&3);
     /// assert_eq!(*max_id.checkpoint(), 7);
@@ -61,7 +61,7 @@ pub trait Checkpointer<T> {
 ///
 /// Recording clones every delivered item into `last` (reusing its allocation through
 /// [`Clone::clone_from`]), so it needs `T: Clone`. That is free for small `Copy` items; for
-/// heavy items record only what you need with [`checkpoint_with`].
+/// heavy items record only what you need with [`custom_checkpoint`].
 ///
 /// ```
 /// use millrace::prelude::*;
@@ -108,14 +108,14 @@ impl<T: Clone> Checkpointer<T> for Checkpoint<T> {
 
 /// A user-defined checkpoint: a state `C` updated by `U` for every delivered item.
 ///
-/// Built with [`checkpoint_with`]; see there.
+/// Built with [`custom_checkpoint`]; see there.
 ///
 /// ```
-/// use millrace::{checkpoint_with, Checkpointer};
+/// use millrace::{custom_checkpoint, Checkpointer};
 /// use millrace::checkpoint::CustomCheckpoint;
 ///
 /// let mut cursor: CustomCheckpoint<String, _> =
-///     checkpoint_with(String::new(), |c: &mut String, id: &&str| *c = id.to_string());
+///     custom_checkpoint(String::new(), |c: &mut String, id: &&str| *c = id.to_string());
 /// cursor.record(&"row-42");
 /// assert_eq!(cursor.checkpoint(), "row-42");
 /// ```
@@ -148,11 +148,11 @@ impl<C: fmt::Debug, U> fmt::Debug for CustomCheckpoint<C, U> {
 /// use millrace::prelude::*;
 ///
 /// // Remember only the id of the last row, not the row.
-/// let mut cp = checkpoint_with(None::<u64>, |last_id, row: &(u64, String)| *last_id = Some(row.0));
+/// let mut cp = custom_checkpoint(None::<u64>, |last_id, row: &(u64, String)| *last_id = Some(row.0));
 /// cp.record(&(7, "seven".to_owned()));
 /// assert_eq!(cp.checkpoint(), &Some(7));
 /// ```
-pub fn checkpoint_with<C, U, T>(init: C, update: U) -> CustomCheckpoint<C, U>
+pub fn custom_checkpoint<C, U, T>(init: C, update: U) -> CustomCheckpoint<C, U>
 where
     U: FnMut(&mut C, &T),
 {
@@ -162,13 +162,25 @@ where
     }
 }
 
+/// Renamed [`custom_checkpoint`]: `checkpoint_with` names only the
+/// [`PipelineExt::checkpoint_with`](crate::PipelineExt::checkpoint_with) method and its
+/// [`CheckpointWith`](crate::wrappers::CheckpointWith) wrapper.
+#[doc(hidden)]
+#[deprecated(since = "0.2.0", note = "use `custom_checkpoint`")]
+pub fn checkpoint_with<C, U, T>(init: C, update: U) -> CustomCheckpoint<C, U>
+where
+    U: FnMut(&mut C, &T),
+{
+    custom_checkpoint(init, update)
+}
+
 impl<C, U> CustomCheckpoint<C, U> {
     /// The current state.
     ///
     /// ```
     /// use millrace::prelude::*;
     ///
-    /// let cp = checkpoint_with(5u64, |n, _: &u8| *n += 1);
+    /// let cp = custom_checkpoint(5u64, |n, _: &u8| *n += 1);
     /// assert_eq!(*cp.get(), 5);
     /// ```
     pub fn get(&self) -> &C {
@@ -180,7 +192,7 @@ impl<C, U> CustomCheckpoint<C, U> {
     /// ```
     /// use millrace::prelude::*;
     ///
-    /// let mut cp = checkpoint_with(0u64, |n, x: &u64| *n += x);
+    /// let mut cp = custom_checkpoint(0u64, |n, x: &u64| *n += x);
     /// cp.record(&4);
     /// assert_eq!(cp.into_inner(), 4);
     /// ```

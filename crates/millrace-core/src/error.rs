@@ -6,7 +6,7 @@ use std::fmt;
 ///
 /// Every limit, capacity and size in millrace is checked when the stage is **built**, not when
 /// it is first polled. The `PipelineExt` methods panic with this error's message (documented
-/// under `# Panics`); each wrapper also has a `try_new` that returns it.
+/// under `# Panics`); each wrapper also has a `checked_new` (or another `checked_*` constructor) that returns it.
 ///
 /// ```
 /// use millrace::ConfigError;

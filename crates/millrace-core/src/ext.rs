@@ -118,7 +118,7 @@ pub trait PipelineExt: Stream {
         Self: Stream<Item = Result<T, E>> + Sized,
         U: FnMut(&mut C, &T),
     {
-        CheckpointWith::new(self, crate::checkpoint_with(init, update))
+        CheckpointWith::new(self, crate::custom_checkpoint(init, update))
     }
 
     /// Decides what happens to `Err` items, per [`Supervision`](crate::policy::Supervision):
@@ -306,7 +306,7 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `n` is 0 (the message names the stage; [`MapConcurrent::try_new`] returns the
+    /// If `n` is 0 (the message names the stage; [`MapConcurrent::checked_new`] returns the
     /// [`ConfigError`](crate::ConfigError)). When polled outside a tokio runtime. A panic in `f`
     /// or in a future is resumed on the consumer.
     ///
@@ -331,7 +331,7 @@ pub trait PipelineExt: Stream {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        crate::error::built(MapConcurrent::try_new(self, n, f))
+        crate::error::built(MapConcurrent::checked_new(self, n, f))
     }
 
     /// Like [`map_concurrent`](Self::map_concurrent), but yields outputs **in completion
@@ -373,7 +373,7 @@ pub trait PipelineExt: Stream {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        crate::error::built(MapConcurrent::try_new_unordered(self, n, f))
+        crate::error::built(MapConcurrent::checked_new_unordered(self, n, f))
     }
 
     /// A fallible concurrent map that **retries each failed item** per `policy`: at most `n`
@@ -536,7 +536,7 @@ pub trait PipelineExt: Stream {
         F: FnMut(Self::Item) -> Fut,
         Fut: Future,
     {
-        crate::error::built(MapConcurrentLocal::try_new(self, n, f))
+        crate::error::built(MapConcurrentLocal::checked_new(self, n, f))
     }
 
     /// Local mode, outputs in completion order; see
@@ -576,7 +576,7 @@ pub trait PipelineExt: Stream {
         F: FnMut(Self::Item) -> Fut,
         Fut: Future,
     {
-        crate::error::built(MapConcurrentLocal::try_new_unordered(self, n, f))
+        crate::error::built(MapConcurrentLocal::checked_new_unordered(self, n, f))
     }
 
     /// Fail-fast [`map_concurrent`](Self::map_concurrent) for fallible work: the first
@@ -621,7 +621,7 @@ pub trait PipelineExt: Stream {
         U: Send + 'static,
         E: Send + 'static,
     {
-        crate::error::built(TryMapConcurrent::try_new(self, n, f))
+        crate::error::built(TryMapConcurrent::checked_new(self, n, f))
     }
 
     /// Fail-fast [`map_concurrent_unordered`](Self::map_concurrent_unordered): outputs in
@@ -663,7 +663,7 @@ pub trait PipelineExt: Stream {
         U: Send + 'static,
         E: Send + 'static,
     {
-        crate::error::built(TryMapConcurrent::try_new_unordered(self, n, f))
+        crate::error::built(TryMapConcurrent::checked_new_unordered(self, n, f))
     }
 
     /// Runs the synchronous `f` on tokio's blocking pool (`spawn_blocking`), at most `n`
@@ -702,7 +702,7 @@ pub trait PipelineExt: Stream {
         F: Fn(Self::Item) -> U + Send + Sync + 'static,
         U: Send + 'static,
     {
-        crate::error::built(MapBlocking::try_new(self, n, f))
+        crate::error::built(MapBlocking::checked_new(self, n, f))
     }
 
     /// Releases items no faster than a rate: GCRA on tokio time, long-run rate `r` (on the
@@ -781,13 +781,13 @@ pub trait PipelineExt: Stream {
     /// # Panics
     ///
     /// If `size == 0`: "`batch`: `size` must be at least 1, got 0; pass a non-zero value".
-    /// [`Batch::try_new`] returns the error instead.
+    /// [`Batch::checked_new`] returns the error instead.
     #[track_caller]
     fn batch(self, size: usize) -> Batch<Self>
     where
         Self: Sized,
     {
-        crate::error::built(Batch::try_new(self, size))
+        crate::error::built(Batch::checked_new(self, size))
     }
 
     /// Groups items into `Vec`s of at most `size` items, flushing a batch early when `within`
@@ -827,13 +827,13 @@ pub trait PipelineExt: Stream {
     /// # Panics
     ///
     /// If `size == 0` or `within` is zero (for "whatever is ready right now" use futures'
-    /// `ready_chunks`). [`Batch::try_within`] returns the error instead.
+    /// `ready_chunks`). [`Batch::checked_within`] returns the error instead.
     #[track_caller]
     fn batch_within(self, size: usize, within: std::time::Duration) -> Batch<Self>
     where
         Self: Sized,
     {
-        crate::error::built(Batch::try_within(self, size, within))
+        crate::error::built(Batch::checked_within(self, size, within))
     }
 
     /// Batches the `Ok` items of a fallible stream into `Vec`s of `size`; an `Err` **flushes
@@ -863,13 +863,13 @@ pub trait PipelineExt: Stream {
     /// # Panics
     ///
     /// If `size == 0`: "`try_batch`: `size` must be at least 1, got 0; pass a non-zero
-    /// value". [`TryBatch::try_new`] returns the error instead.
+    /// value". [`TryBatch::checked_new`] returns the error instead.
     #[track_caller]
     fn try_batch<T, E>(self, size: usize) -> TryBatch<Self, T, E>
     where
         Self: Stream<Item = Result<T, E>> + Sized,
     {
-        crate::error::built(TryBatch::try_new(self, size))
+        crate::error::built(TryBatch::checked_new(self, size))
     }
 
     /// [`try_batch`](Self::try_batch) by size or time: a batch of `Ok` items is flushed when
@@ -901,7 +901,7 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `size == 0` or `within` is zero. [`TryBatch::try_within`] returns the error instead.
+    /// If `size == 0` or `within` is zero. [`TryBatch::checked_within`] returns the error instead.
     #[track_caller]
     fn try_batch_within<T, E>(
         self,
@@ -911,7 +911,7 @@ pub trait PipelineExt: Stream {
     where
         Self: Stream<Item = Result<T, E>> + Sized,
     {
-        crate::error::built(TryBatch::try_within(self, size, within))
+        crate::error::built(TryBatch::checked_within(self, size, within))
     }
 
     /// Drives this stream on its own tokio task, up to `capacity` items ahead of the consumer,
@@ -960,7 +960,7 @@ pub trait PipelineExt: Stream {
     /// # Panics
     ///
     /// Building panics if `capacity == 0`: "`prefetch`: `capacity` must be at least 1, got 0;
-    /// pass a non-zero value" ([`Prefetch::try_new`] returns the error instead). Polling panics
+    /// pass a non-zero value" ([`Prefetch::checked_new`] returns the error instead). Polling panics
     /// outside a tokio runtime, and re-raises a panic of the upstream.
     ///
     /// # Cancel safety
@@ -973,7 +973,7 @@ pub trait PipelineExt: Stream {
         Self: Sized + Send + 'static,
         Self::Item: Send,
     {
-        crate::error::built(Prefetch::try_new(self, capacity))
+        crate::error::built(Prefetch::checked_new(self, capacity))
     }
 
     /// Splits this stream into `n` branches that **each see every item** (a clone; the last
@@ -1179,7 +1179,7 @@ pub trait PipelineExt: Stream {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        crate::error::built(MapConcurrentByKey::try_new(self, n, key, f))
+        crate::error::built(MapConcurrentByKey::checked_new(self, n, key, f))
     }
 
     /// Per-key aggregates over windows of **processing time** (the tokio instant each item
@@ -1355,7 +1355,7 @@ pub trait PipelineExt: Stream {
         Self: Sized + Send + 'static,
         Self::Item: Send + 'static,
     {
-        crate::error::built(OnOverflow::try_new(self, capacity, strategy))
+        crate::error::built(OnOverflow::checked_new(self, capacity, strategy))
     }
 
     /// A bounded buffer of `capacity` items that **fails** when it overflows: the consumer
@@ -1390,7 +1390,7 @@ pub trait PipelineExt: Stream {
         Self: Sized + Send + 'static,
         Self::Item: Send + 'static,
     {
-        crate::error::built(FailOnOverflow::try_new(self, capacity))
+        crate::error::built(FailOnOverflow::checked_new(self, capacity))
     }
 
     /// While the consumer is busy, merges the arriving items into the one waiting with
@@ -1509,7 +1509,7 @@ pub trait PipelineExt: Stream {
     /// # Panics
     ///
     /// If `limit` is zero: "`item_timeout`: `limit` must be a non-zero duration, got 0ns; pass
-    /// a value in that range" ([`ItemTimeout::try_new`] returns the error instead).
+    /// a value in that range" ([`ItemTimeout::checked_new`] returns the error instead).
     ///
     /// # Cancel safety
     ///
@@ -1520,7 +1520,7 @@ pub trait PipelineExt: Stream {
     where
         Self: Sized,
     {
-        crate::error::built(ItemTimeout::try_new(self, limit))
+        crate::error::built(ItemTimeout::checked_new(self, limit))
     }
 
     /// Ends the stream when the upstream is idle too long: if **an** item takes longer than
@@ -1560,7 +1560,7 @@ pub trait PipelineExt: Stream {
     /// # Panics
     ///
     /// If `limit` is zero: "`idle_timeout`: `limit` must be a non-zero duration, got 0ns; pass
-    /// a value in that range" ([`IdleTimeout::try_new`] returns the error instead).
+    /// a value in that range" ([`IdleTimeout::checked_new`] returns the error instead).
     ///
     /// # Cancel safety
     ///
@@ -1573,7 +1573,7 @@ pub trait PipelineExt: Stream {
     where
         Self: Sized,
     {
-        crate::error::built(IdleTimeout::try_new(self, limit))
+        crate::error::built(IdleTimeout::checked_new(self, limit))
     }
 
     /// Deprecated: renamed [`idle_timeout`](Self::idle_timeout) (same behaviour: the stream
@@ -1593,7 +1593,7 @@ pub trait PipelineExt: Stream {
     where
         Self: Sized,
     {
-        crate::error::built(IdleTimeout::try_named(self, limit, "timeout_each"))
+        crate::error::built(IdleTimeout::checked_named(self, limit, "timeout_each"))
     }
 
     /// The whole stream must end within `limit` of its first poll; when the deadline passes it
@@ -1629,7 +1629,7 @@ pub trait PipelineExt: Stream {
     /// # Panics
     ///
     /// If `limit` is zero: "`deadline`: `limit` must be a non-zero duration, got 0ns; pass a
-    /// value in that range" ([`Deadline::try_new`] returns the error instead).
+    /// value in that range" ([`Deadline::checked_new`] returns the error instead).
     ///
     /// # Cancel safety
     ///
@@ -1640,7 +1640,7 @@ pub trait PipelineExt: Stream {
     where
         Self: Sized,
     {
-        crate::error::built(Deadline::try_new(self, limit))
+        crate::error::built(Deadline::checked_new(self, limit))
     }
 
     /// Graceful shutdown: once `token` is cancelled, stops pulling from this stream and ends.

@@ -85,7 +85,7 @@ impl Backoff {
     ///
     /// # Panics
     ///
-    /// If `factor` is NaN, infinite or under 1 (see [`try_factor`](Self::try_factor)).
+    /// If `factor` is NaN, infinite or under 1 (see [`checked_factor`](Self::checked_factor)).
     ///
     /// ```
     /// use millrace::policy::Backoff;
@@ -96,7 +96,7 @@ impl Backoff {
     /// ```
     #[track_caller]
     pub fn factor(self, factor: f64) -> Self {
-        crate::error::built(self.try_factor(factor))
+        crate::error::built(self.checked_factor(factor))
     }
 
     /// Sets the factor, or a [`ConfigError`] naming the value if it is NaN, infinite or under 1.
@@ -106,11 +106,11 @@ impl Backoff {
     /// use std::time::Duration;
     ///
     /// assert_eq!(
-    ///     Backoff::exponential(Duration::from_millis(10)).try_factor(f64::NAN).unwrap_err().to_string(),
+    ///     Backoff::exponential(Duration::from_millis(10)).checked_factor(f64::NAN).unwrap_err().to_string(),
     ///     "`backoff`: `factor` must be a finite number of at least 1.0, got NaN; pass a value in that range"
     /// );
     /// ```
-    pub fn try_factor(self, factor: f64) -> Result<Self, ConfigError> {
+    pub fn checked_factor(self, factor: f64) -> Result<Self, ConfigError> {
         if !factor.is_finite() || factor < 1.0 {
             return Err(ConfigError::out_of_range(
                 "backoff",
@@ -120,6 +120,13 @@ impl Backoff {
             ));
         }
         Ok(Backoff { factor, ..self })
+    }
+
+    /// Renamed [`checked_factor`](Self::checked_factor).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_factor`")]
+    pub fn try_factor(self, factor: f64) -> Result<Self, ConfigError> {
+        self.checked_factor(factor)
     }
 
     /// Caps every wait, jitter included.
@@ -158,7 +165,7 @@ impl Backoff {
     ///
     /// # Panics
     ///
-    /// If `ratio` is not in `(0, 1]` (see [`try_jitter`](Self::try_jitter)).
+    /// If `ratio` is not in `(0, 1]` (see [`checked_jitter`](Self::checked_jitter)).
     ///
     /// ```
     /// use millrace::policy::Backoff;
@@ -169,7 +176,7 @@ impl Backoff {
     /// ```
     #[track_caller]
     pub fn jitter(self, ratio: f64) -> Self {
-        crate::error::built(self.try_jitter(ratio))
+        crate::error::built(self.checked_jitter(ratio))
     }
 
     /// Sets the jitter, or a [`ConfigError`] naming the value if it is not in `(0, 1]` (zero,
@@ -180,12 +187,12 @@ impl Backoff {
     /// use std::time::Duration;
     ///
     /// assert_eq!(
-    ///     Backoff::constant(Duration::from_millis(1)).try_jitter(-0.5).unwrap_err().to_string(),
+    ///     Backoff::constant(Duration::from_millis(1)).checked_jitter(-0.5).unwrap_err().to_string(),
     ///     "`backoff`: `jitter` must be a ratio in (0, 1], got -0.5; pass a value in that range"
     /// );
-    /// assert!(Backoff::constant(Duration::from_millis(1)).try_jitter(0.0).is_err());
+    /// assert!(Backoff::constant(Duration::from_millis(1)).checked_jitter(0.0).is_err());
     /// ```
-    pub fn try_jitter(self, ratio: f64) -> Result<Self, ConfigError> {
+    pub fn checked_jitter(self, ratio: f64) -> Result<Self, ConfigError> {
         if !(ratio > 0.0 && ratio <= 1.0) {
             return Err(ConfigError::out_of_range(
                 "backoff",
@@ -198,6 +205,13 @@ impl Backoff {
             jitter: Some(ratio),
             ..self
         })
+    }
+
+    /// Renamed [`checked_jitter`](Self::checked_jitter).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_jitter`")]
+    pub fn try_jitter(self, ratio: f64) -> Result<Self, ConfigError> {
+        self.checked_jitter(ratio)
     }
 
     /// The nominal delay before retry `n` (1-based; jitter not included), or `None` if the

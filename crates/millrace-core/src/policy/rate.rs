@@ -39,7 +39,7 @@ impl Rate {
     ///
     /// # Panics
     ///
-    /// If `rate` is 0 (see [`try_per_second`](Self::try_per_second)).
+    /// If `rate` is 0 (see [`checked_per_second`](Self::checked_per_second)).
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -48,7 +48,7 @@ impl Rate {
     /// ```
     #[track_caller]
     pub fn per_second(rate: u32) -> Rate {
-        crate::error::built(Self::try_per_second(rate))
+        crate::error::built(Self::checked_per_second(rate))
     }
 
     /// `rate` items per second, or a [`ConfigError`] if `rate` is 0.
@@ -57,15 +57,22 @@ impl Rate {
     /// use millrace::prelude::*;
     ///
     /// assert_eq!(
-    ///     Rate::try_per_second(0).unwrap_err().to_string(),
+    ///     Rate::checked_per_second(0).unwrap_err().to_string(),
     ///     "`rate_limit`: `rate` must be at least 1, got 0; pass a non-zero value"
     /// );
     /// ```
-    pub fn try_per_second(rate: u32) -> Result<Rate, ConfigError> {
+    pub fn checked_per_second(rate: u32) -> Result<Rate, ConfigError> {
         if rate == 0 {
             return Err(ConfigError::zero("rate_limit", "rate"));
         }
-        Self::try_per(rate, Duration::from_secs(1))
+        Self::checked_per(rate, Duration::from_secs(1))
+    }
+
+    /// Renamed [`checked_per_second`](Self::checked_per_second).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_per_second`")]
+    pub fn try_per_second(rate: u32) -> Result<Rate, ConfigError> {
+        Self::checked_per_second(rate)
     }
 
     /// `count` items per `period`, burst 1.
@@ -73,7 +80,7 @@ impl Rate {
     /// # Panics
     ///
     /// If `count` or `period` is 0, or `period / count` is under a nanosecond (see
-    /// [`try_per`](Self::try_per)).
+    /// [`checked_per`](Self::checked_per)).
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -83,7 +90,7 @@ impl Rate {
     /// ```
     #[track_caller]
     pub fn per(count: u32, period: Duration) -> Rate {
-        crate::error::built(Self::try_per(count, period))
+        crate::error::built(Self::checked_per(count, period))
     }
 
     /// `count` items per `period`, or a [`ConfigError`].
@@ -93,12 +100,12 @@ impl Rate {
     /// use std::time::Duration;
     ///
     /// assert_eq!(
-    ///     Rate::try_per(0, Duration::from_secs(1)).unwrap_err().to_string(),
+    ///     Rate::checked_per(0, Duration::from_secs(1)).unwrap_err().to_string(),
     ///     "`rate_limit`: `count` must be at least 1, got 0; pass a non-zero value"
     /// );
-    /// assert!(Rate::try_per(1, Duration::ZERO).is_err());
+    /// assert!(Rate::checked_per(1, Duration::ZERO).is_err());
     /// ```
-    pub fn try_per(count: u32, period: Duration) -> Result<Rate, ConfigError> {
+    pub fn checked_per(count: u32, period: Duration) -> Result<Rate, ConfigError> {
         if count == 0 {
             return Err(ConfigError::zero("rate_limit", "count"));
         }
@@ -125,12 +132,19 @@ impl Rate {
         })
     }
 
+    /// Renamed [`checked_per`](Self::checked_per).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_per`")]
+    pub fn try_per(count: u32, period: Duration) -> Result<Rate, ConfigError> {
+        Self::checked_per(count, period)
+    }
+
     /// Sets the burst: at most `burst` items released at once after idle time (and at most
     /// `count + burst` in any window of one period).
     ///
     /// # Panics
     ///
-    /// If `burst` is 0 (see [`try_burst`](Self::try_burst)).
+    /// If `burst` is 0 (see [`checked_burst`](Self::checked_burst)).
     ///
     /// ```
     /// use millrace::prelude::*;
@@ -139,7 +153,7 @@ impl Rate {
     /// ```
     #[track_caller]
     pub fn burst(self, burst: u32) -> Rate {
-        crate::error::built(self.try_burst(burst))
+        crate::error::built(self.checked_burst(burst))
     }
 
     /// Sets the burst, or a [`ConfigError`] if `burst` is 0.
@@ -148,15 +162,22 @@ impl Rate {
     /// use millrace::prelude::*;
     ///
     /// assert_eq!(
-    ///     Rate::per_second(10).try_burst(0).unwrap_err().to_string(),
+    ///     Rate::per_second(10).checked_burst(0).unwrap_err().to_string(),
     ///     "`rate_limit`: `burst` must be at least 1, got 0; pass a non-zero value"
     /// );
     /// ```
-    pub fn try_burst(self, burst: u32) -> Result<Rate, ConfigError> {
+    pub fn checked_burst(self, burst: u32) -> Result<Rate, ConfigError> {
         if burst == 0 {
             return Err(ConfigError::zero("rate_limit", "burst"));
         }
         Ok(Rate { burst, ..self })
+    }
+
+    /// Renamed [`checked_burst`](Self::checked_burst).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_burst`")]
+    pub fn try_burst(self, burst: u32) -> Result<Rate, ConfigError> {
+        self.checked_burst(burst)
     }
 
     /// Items per period.

@@ -99,7 +99,7 @@ impl Throttle {
     ///
     /// # Panics
     ///
-    /// If `n` is 0 (see [`try_max_in_flight`](Self::try_max_in_flight)).
+    /// If `n` is 0 (see [`checked_max_in_flight`](Self::checked_max_in_flight)).
     ///
     /// ```
     /// use millrace::policy::Throttle;
@@ -108,7 +108,7 @@ impl Throttle {
     /// ```
     #[track_caller]
     pub fn max_in_flight(self, n: usize) -> Self {
-        crate::error::built(self.try_max_in_flight(n))
+        crate::error::built(self.checked_max_in_flight(n))
     }
 
     /// At most `n` attempts running at once, or a [`ConfigError`] if `n` is 0 or over
@@ -118,11 +118,11 @@ impl Throttle {
     /// use millrace::policy::Throttle;
     ///
     /// assert_eq!(
-    ///     Throttle::new().try_max_in_flight(0).unwrap_err().to_string(),
+    ///     Throttle::new().checked_max_in_flight(0).unwrap_err().to_string(),
     ///     "`throttle`: `max_in_flight` must be at least 1, got 0; pass a non-zero value"
     /// );
     /// ```
-    pub fn try_max_in_flight(self, n: usize) -> Result<Self, ConfigError> {
+    pub fn checked_max_in_flight(self, n: usize) -> Result<Self, ConfigError> {
         crate::error::nonzero("throttle", "max_in_flight", n)?;
         if n > Semaphore::MAX_PERMITS {
             return Err(ConfigError::out_of_range(
@@ -136,6 +136,13 @@ impl Throttle {
             slots: Some((Arc::new(Semaphore::new(n)), n)),
             ..self
         })
+    }
+
+    /// Renamed [`checked_max_in_flight`](Self::checked_max_in_flight).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_max_in_flight`")]
+    pub fn try_max_in_flight(self, n: usize) -> Result<Self, ConfigError> {
+        self.checked_max_in_flight(n)
     }
 
     /// The rate limiter, if any.

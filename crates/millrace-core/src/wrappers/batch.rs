@@ -2,40 +2,16 @@
 //! [`batch_within`](crate::PipelineExt::batch_within).
 
 use std::fmt;
-use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::batcher::{Batcher, Limits};
+use crate::error::ConfigError;
+use crate::stage::Stage;
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
-
-use super::timeout_each::deadline_after;
-
-use crate::error::{ConfigError, nonzero};
-use crate::stage::Stage;
-
-/// The largest capacity reserved up front for one batch. A batch of a larger size grows past
-/// it by doubling only if that many items actually arrive, so `batch(1_000_000)` over a short
-/// stream does not reserve megabytes.
-const MAX_PREALLOC: usize = 1024;
-
-/// `within` must be non-zero: a zero window would mean "whatever is ready right now", which is
-/// what futures' `ready_chunks` already does.
-fn nonzero_within(within: Duration) -> Result<Duration, ConfigError> {
-    if within.is_zero() {
-        Err(ConfigError::out_of_range(
-            "batch_within",
-            "within",
-            "0ns",
-            "a non-zero duration",
-        ))
-    } else {
-        Ok(within)
-    }
-}
 
 pin_project! {
     /// Stream for the [`batch`](crate::PipelineExt::batch) and
@@ -47,7 +23,7 @@ pin_project! {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let batched = Batch::try_new(stream::iter(0..5), 2).unwrap();
+    /// let batched = Batch::checked_new(stream::iter(0..5), 2).unwrap();
     /// assert_eq!(batched.collect::<Vec<_>>().await, vec![vec![0, 1], vec![2, 3], vec![4]]);
     /// # }
     /// ```
@@ -55,12 +31,7 @@ pin_project! {
     pub struct Batch<S: Stream> {
         #[pin]
         stream: S,
-        items: Vec<S::Item>,
-        size: NonZeroUsize,
-        within: Option<Duration>,
-        // One timer per wrapper, created at the first batch that needs it and re-armed with
-        // `reset` for every later batch. Boxed (once) so that `Batch<S>` is `Unpin` when `S` is.
-        sleep: Option<Pin<Box<Sleep>>>,
+        batcher: Batcher<S::Item>,
         // The upstream returned `None`; it is never polled again.
         upstream_done: bool,
     }
@@ -77,12 +48,18 @@ impl<S: Stream> Batch<S> {
     /// use millrace::wrappers::Batch;
     /// use futures::stream;
     ///
-    /// let err = Batch::try_new(stream::iter([1]), 0).unwrap_err();
+    /// let err = Batch::checked_new(stream::iter([1]), 0).unwrap_err();
     /// assert_eq!(err.to_string(), "`batch`: `size` must be at least 1, got 0; pass a non-zero value");
     /// ```
+    pub fn checked_new(stream: S, size: usize) -> Result<Self, ConfigError> {
+        Ok(Self::build(stream, Limits::size("batch", size)?))
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
     pub fn try_new(stream: S, size: usize) -> Result<Self, ConfigError> {
-        let size = nonzero("batch", "size", size)?;
-        Ok(Self::build(stream, size, None))
+        Self::checked_new(stream, size)
     }
 
     /// Batches by size or time: a batch is emitted when it holds `size` items or when `within`
@@ -98,24 +75,30 @@ impl<S: Stream> Batch<S> {
     /// use futures::stream;
     /// use std::time::Duration;
     ///
-    /// let err = Batch::try_within(stream::iter([1]), 4, Duration::ZERO).unwrap_err();
+    /// let err = Batch::checked_within(stream::iter([1]), 4, Duration::ZERO).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     "`batch_within`: `within` must be a non-zero duration, got 0ns; pass a value in that range"
     /// );
     /// ```
-    pub fn try_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
-        let size = nonzero("batch_within", "size", size)?;
-        Ok(Self::build(stream, size, Some(nonzero_within(within)?)))
+    pub fn checked_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Ok(Self::build(
+            stream,
+            Limits::within("batch_within", size, within)?,
+        ))
     }
 
-    fn build(stream: S, size: NonZeroUsize, within: Option<Duration>) -> Self {
+    /// Renamed [`checked_within`](Self::checked_within).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_within`")]
+    pub fn try_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Self::checked_within(stream, size, within)
+    }
+
+    fn build(stream: S, limits: Limits) -> Self {
         Batch {
             stream,
-            items: Vec::new(),
-            size,
-            within,
-            sleep: None,
+            batcher: Batcher::new(limits),
             upstream_done: false,
         }
     }
@@ -128,7 +111,6 @@ impl<S: Stream> Stream for Batch<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
-        let size = this.size.get();
         if *this.upstream_done {
             // The tail batch was flushed in the same poll the upstream ended.
             return Poll::Ready(None);
@@ -136,37 +118,19 @@ impl<S: Stream> Stream for Batch<S> {
         loop {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
-                    if this.items.is_empty() {
-                        // First item of a batch: reserve once, start the clock.
-                        this.items.reserve_exact(size.min(MAX_PREALLOC));
-                        if let Some(within) = *this.within {
-                            let deadline = deadline_after(within);
-                            match this.sleep {
-                                Some(sleep) => sleep.as_mut().reset(deadline),
-                                None => {
-                                    *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)))
-                                }
-                            }
-                        }
-                    }
-                    this.items.push(item);
-                    if this.items.len() >= size {
-                        return Poll::Ready(Some(std::mem::take(this.items)));
+                    if let Some(batch) = this.batcher.push(item) {
+                        return Poll::Ready(Some(batch));
                     }
                 }
                 Poll::Ready(None) => {
                     *this.upstream_done = true;
-                    let tail = std::mem::take(this.items);
-                    return Poll::Ready(if tail.is_empty() { None } else { Some(tail) });
+                    return Poll::Ready(this.batcher.flush());
                 }
                 Poll::Pending => {
-                    if !this.items.is_empty()
-                        && let Some(sleep) = this.sleep.as_mut()
-                        && sleep.as_mut().poll(cx).is_ready()
-                    {
-                        return Poll::Ready(Some(std::mem::take(this.items)));
-                    }
-                    return Poll::Pending;
+                    return this
+                        .batcher
+                        .poll_expired(cx)
+                        .map_or(Poll::Pending, |b| Poll::Ready(Some(b)));
                 }
             }
         }
@@ -176,15 +140,18 @@ impl<S: Stream> Stream for Batch<S> {
         if self.upstream_done {
             return (0, Some(0));
         }
-        let buffered = self.items.len();
+        let buffered = self.batcher.len();
         let (lo, hi) = self.stream.size_hint();
-        let size = self.size.get();
+        let size = self.batcher.size();
         let lower = lo.saturating_add(buffered).div_ceil(size);
-        let upper = hi.and_then(|hi| match self.within {
-            // Without a timer every batch but the last is full.
-            None => hi.checked_add(buffered).map(|n| n.div_ceil(size)),
-            // With one, every item may end up alone in its batch.
-            Some(_) => hi.checked_add(usize::from(buffered > 0)),
+        let upper = hi.and_then(|hi| {
+            if self.batcher.has_timer() {
+                // With a timer every item may end up alone in its batch.
+                hi.checked_add(usize::from(buffered > 0))
+            } else {
+                // Without one every batch but the last is full.
+                hi.checked_add(buffered).map(|n| n.div_ceil(size))
+            }
         });
         (lower, upper)
     }
@@ -204,9 +171,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Batch")
             .field("stream", &self.stream)
-            .field("items", &self.items)
-            .field("size", &self.size)
-            .field("within", &self.within)
+            .field("batcher", &self.batcher)
             .field("upstream_done", &self.upstream_done)
             .finish_non_exhaustive()
     }
@@ -234,8 +199,7 @@ where
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct BatchStage {
-    size: NonZeroUsize,
-    within: Option<Duration>,
+    limits: Limits,
 }
 
 impl BatchStage {
@@ -243,18 +207,24 @@ impl BatchStage {
     ///
     /// # Panics
     ///
-    /// If `size == 0`, with the [`ConfigError`] message; [`BatchStage::try_new`] returns it.
+    /// If `size == 0`, with the [`ConfigError`] message; [`BatchStage::checked_new`] returns it.
     #[track_caller]
     pub fn new(size: usize) -> Self {
-        crate::error::built(Self::try_new(size))
+        crate::error::built(Self::checked_new(size))
     }
 
     /// Batches of `size` items, or `Err` if `size == 0`.
-    pub fn try_new(size: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(size: usize) -> Result<Self, ConfigError> {
         Ok(BatchStage {
-            size: nonzero("batch", "size", size)?,
-            within: None,
+            limits: Limits::size("batch", size)?,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(size: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(size)
     }
 
     /// Batches of at most `size` items, flushed `within` after a batch's first item.
@@ -262,18 +232,24 @@ impl BatchStage {
     /// # Panics
     ///
     /// If `size == 0` or `within` is zero, with the [`ConfigError`] message;
-    /// [`BatchStage::try_within`] returns it.
+    /// [`BatchStage::checked_within`] returns it.
     #[track_caller]
     pub fn within(size: usize, within: Duration) -> Self {
-        crate::error::built(Self::try_within(size, within))
+        crate::error::built(Self::checked_within(size, within))
     }
 
     /// Like [`BatchStage::within`], returning the [`ConfigError`] instead of panicking.
-    pub fn try_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
         Ok(BatchStage {
-            size: nonzero("batch_within", "size", size)?,
-            within: Some(nonzero_within(within)?),
+            limits: Limits::within("batch_within", size, within)?,
         })
+    }
+
+    /// Renamed [`checked_within`](Self::checked_within).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_within`")]
+    pub fn try_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Self::checked_within(size, within)
     }
 }
 
@@ -281,6 +257,6 @@ impl<S: Stream> Stage<S> for BatchStage {
     type Output = Batch<S>;
 
     fn wrap(self, upstream: S) -> Batch<S> {
-        Batch::build(upstream, self.size, self.within)
+        Batch::build(upstream, self.limits)
     }
 }

@@ -53,7 +53,7 @@ pin_project! {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let s = MapConcurrentByKey::try_new(stream::iter([1, 2, 3]), 2, |x: &i32| x % 2, |x| async move { x * 10 })
+    /// let s = MapConcurrentByKey::checked_new(stream::iter([1, 2, 3]), 2, |x: &i32| x % 2, |x| async move { x * 10 })
     ///     .unwrap()
     ///     .with_waiting(4);
     /// let mut out = s.collect::<Vec<_>>().await;
@@ -104,11 +104,11 @@ where
     /// use millrace::wrappers::MapConcurrentByKey;
     /// use futures::stream;
     ///
-    /// let err = MapConcurrentByKey::try_new(stream::iter([1]), 0, |x: &i32| *x, |x| async move { x })
+    /// let err = MapConcurrentByKey::checked_new(stream::iter([1]), 0, |x: &i32| *x, |x| async move { x })
     ///     .unwrap_err();
     /// assert_eq!(err.to_string(), "`map_concurrent_by_key`: `n` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new(upstream: S, n: usize, key: KF, f: F) -> Result<Self, ConfigError> {
+    pub fn checked_new(upstream: S, n: usize, key: KF, f: F) -> Result<Self, ConfigError> {
         let limit = nonzero(STAGE, "n", n)?.get();
         Ok(MapConcurrentByKey {
             upstream,
@@ -124,6 +124,13 @@ where
             upstream_done: false,
             done: false,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(upstream: S, n: usize, key: KF, f: F) -> Result<Self, ConfigError> {
+        Self::checked_new(upstream, n, key, f)
     }
 }
 
@@ -290,15 +297,7 @@ where
             return (0, Some(0));
         }
         let held = self.tasks.len() + self.waiting;
-        let (lo, hi) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
-        (
-            lo.saturating_add(held),
-            hi.and_then(|h| h.checked_add(held)),
-        )
+        super::size_hint::plus_held(self.upstream_done, &self.upstream, held)
     }
 }
 

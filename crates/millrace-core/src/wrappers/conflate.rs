@@ -3,15 +3,13 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
 
-use super::driven::{Driver, Event, Policy};
-use super::fan::lock;
+use super::driven::{Driver, Policy};
 use super::overflow::DropCount;
 use crate::metrics::{Observable, StageMetrics};
 
@@ -131,16 +129,11 @@ where
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        match self.get_mut().driver.poll_event("conflate", cx) {
-            Poll::Ready(Some(Event::Item(item))) => Poll::Ready(Some(item)),
-            Poll::Ready(Some(Event::Overflowed) | None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        self.get_mut().driver.poll_item("conflate", cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let (lo, hi) = self.driver.size_hint();
-        (lo.min(1), hi)
+        self.driver.lossy_size_hint()
     }
 }
 
@@ -185,11 +178,6 @@ where
     F: FnMut(S::Item, S::Item) -> S::Item + Send + 'static,
 {
     fn observe_into(&self, stage: &StageMetrics) {
-        let shared = Arc::downgrade(self.driver.shared());
-        stage.track_buffered(move || {
-            shared
-                .upgrade()
-                .map_or(0, |s| lock(&s.state).buf.len() as u64)
-        });
+        self.driver.track_buffered(stage);
     }
 }

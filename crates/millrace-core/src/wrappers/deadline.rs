@@ -27,7 +27,7 @@ pin_project! {
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// let s = Deadline::try_new(stream::iter([1, 2]), Duration::from_secs(1)).unwrap();
+    /// let s = Deadline::checked_new(stream::iter([1, 2]), Duration::from_secs(1)).unwrap();
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(2)]);
     /// # }
     /// ```
@@ -55,15 +55,22 @@ impl<S: Stream> Deadline<S> {
     /// use futures::stream;
     /// use std::time::Duration;
     ///
-    /// let err = Deadline::try_new(stream::iter([1]), Duration::ZERO).unwrap_err();
+    /// let err = Deadline::checked_new(stream::iter([1]), Duration::ZERO).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     "`deadline`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
     /// );
     /// ```
-    pub fn try_new(stream: S, limit: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_new(stream: S, limit: Duration) -> Result<Self, ConfigError> {
         let limit = nonzero_duration("deadline", "limit", limit)?;
         Ok(Self::build(stream, limit))
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(stream: S, limit: Duration) -> Result<Self, ConfigError> {
+        Self::checked_new(stream, limit)
     }
 
     fn build(stream: S, limit: Duration) -> Self {
@@ -74,27 +81,7 @@ impl<S: Stream> Deadline<S> {
         }
     }
 
-    /// The upstream, or `None` once it was dropped.
-    pub fn get_ref(&self) -> Option<&S> {
-        self.stream.as_ref()
-    }
-
-    /// The upstream, mutably, or `None` once it was dropped.
-    ///
-    /// Pulling items from it directly bypasses the deadline.
-    pub fn get_mut(&mut self) -> Option<&mut S> {
-        self.stream.as_mut()
-    }
-
-    /// The pinned upstream, or `None` once it was dropped.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Option<Pin<&mut S>> {
-        self.project().stream.as_pin_mut()
-    }
-
-    /// Consumes the wrapper, returning the upstream unless it was dropped.
-    pub fn into_inner(self) -> Option<S> {
-        self.stream
-    }
+    delegate_access_inner!(optional stream, S);
 }
 
 impl<S: Stream> Stream for Deadline<S> {
@@ -171,18 +158,25 @@ impl DeadlineStage {
     ///
     /// # Panics
     ///
-    /// If `limit` is zero, with the [`ConfigError`] message; [`DeadlineStage::try_new`]
+    /// If `limit` is zero, with the [`ConfigError`] message; [`DeadlineStage::checked_new`]
     /// returns it.
     #[track_caller]
     pub fn new(limit: Duration) -> Self {
-        crate::error::built(Self::try_new(limit))
+        crate::error::built(Self::checked_new(limit))
     }
 
     /// Like [`DeadlineStage::new`], returning the [`ConfigError`] instead of panicking.
-    pub fn try_new(limit: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_new(limit: Duration) -> Result<Self, ConfigError> {
         Ok(DeadlineStage {
             limit: nonzero_duration("deadline", "limit", limit)?,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(limit: Duration) -> Result<Self, ConfigError> {
+        Self::checked_new(limit)
     }
 }
 

@@ -15,6 +15,7 @@ use futures_util::task::AtomicWaker;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::fan::lock;
+use crate::metrics::StageMetrics;
 
 /// What a full buffer does with one more item.
 pub(crate) trait Policy<T>: Send + 'static {
@@ -92,10 +93,6 @@ impl<S: Stream, P> Driver<S, P> {
         Arc::clone(&self.shared.dropped)
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared<S::Item, P>> {
-        &self.shared
-    }
-
     pub(crate) fn is_done(&self) -> bool {
         matches!(self.run, Run::Done)
     }
@@ -117,6 +114,33 @@ where
             Run::Running(_) => (lock(&self.shared.state).buf.len(), None),
             Run::Done => (0, Some(0)),
         }
+    }
+
+    /// The hint of a stream that may drop (or merge) items: only something, if anything is
+    /// left, is certain.
+    pub(crate) fn lossy_size_hint(&self) -> (usize, Option<usize>) {
+        let (lo, hi) = self.size_hint();
+        (lo.min(1), hi)
+    }
+
+    /// The next item, for the policies whose overflow only drops (or merges) items.
+    pub(crate) fn poll_item(&mut self, stage: &str, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        match self.poll_event(stage, cx) {
+            Poll::Ready(Some(Event::Item(item))) => Poll::Ready(Some(item)),
+            Poll::Ready(Some(Event::Overflowed) | None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Reports the buffer's length as `stage`'s
+    /// [`buffered`](crate::metrics::StageSnapshot::buffered) gauge (0 once the stream is gone).
+    pub(crate) fn track_buffered(&self, stage: &StageMetrics) {
+        let shared = Arc::downgrade(&self.shared);
+        stage.track_buffered(move || {
+            shared
+                .upgrade()
+                .map_or(0, |s| lock(&s.state).buf.len() as u64)
+        });
     }
 
     pub(crate) fn poll_event(

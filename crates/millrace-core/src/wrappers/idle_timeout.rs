@@ -27,7 +27,7 @@ pin_project! {
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// let s = IdleTimeout::try_new(stream::iter([1, 2]), Duration::from_secs(1)).unwrap();
+    /// let s = IdleTimeout::checked_new(stream::iter([1, 2]), Duration::from_secs(1)).unwrap();
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(2)]);
     /// # }
     /// ```
@@ -58,18 +58,25 @@ impl<S: Stream> IdleTimeout<S> {
     /// use futures::stream;
     /// use std::time::Duration;
     ///
-    /// let err = IdleTimeout::try_new(stream::iter([1]), Duration::ZERO).unwrap_err();
+    /// let err = IdleTimeout::checked_new(stream::iter([1]), Duration::ZERO).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     "`idle_timeout`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
     /// );
     /// ```
-    pub fn try_new(stream: S, limit: Duration) -> Result<Self, ConfigError> {
-        Self::try_named(stream, limit, "idle_timeout")
+    pub fn checked_new(stream: S, limit: Duration) -> Result<Self, ConfigError> {
+        Self::checked_named(stream, limit, "idle_timeout")
     }
 
-    /// `try_new`, naming `stage` in the error (the deprecated `timeout_each` names itself).
-    pub(crate) fn try_named(
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(stream: S, limit: Duration) -> Result<Self, ConfigError> {
+        Self::checked_new(stream, limit)
+    }
+
+    /// `checked_new`, naming `stage` in the error (the deprecated `timeout_each` names itself).
+    pub(crate) fn checked_named(
         stream: S,
         limit: Duration,
         stage: &'static str,
@@ -88,27 +95,7 @@ impl<S: Stream> IdleTimeout<S> {
         }
     }
 
-    /// The upstream, or `None` once it was dropped after a timeout.
-    pub fn get_ref(&self) -> Option<&S> {
-        self.stream.as_ref()
-    }
-
-    /// The upstream, mutably, or `None` once it was dropped after a timeout.
-    ///
-    /// Pulling items from it directly bypasses the timer.
-    pub fn get_mut(&mut self) -> Option<&mut S> {
-        self.stream.as_mut()
-    }
-
-    /// The pinned upstream, or `None` once it was dropped after a timeout.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Option<Pin<&mut S>> {
-        self.project().stream.as_pin_mut()
-    }
-
-    /// Consumes the wrapper, returning the upstream unless it was dropped after a timeout.
-    pub fn into_inner(self) -> Option<S> {
-        self.stream
-    }
+    delegate_access_inner!(optional stream, S);
 }
 
 impl<S: Stream> Stream for IdleTimeout<S> {
@@ -200,18 +187,25 @@ impl IdleTimeoutStage {
     ///
     /// # Panics
     ///
-    /// If `limit` is zero, with the [`ConfigError`] message; [`IdleTimeoutStage::try_new`]
+    /// If `limit` is zero, with the [`ConfigError`] message; [`IdleTimeoutStage::checked_new`]
     /// returns it.
     #[track_caller]
     pub fn new(limit: Duration) -> Self {
-        crate::error::built(Self::try_new(limit))
+        crate::error::built(Self::checked_new(limit))
     }
 
     /// Like [`IdleTimeoutStage::new`], returning the [`ConfigError`] instead of panicking.
-    pub fn try_new(limit: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_new(limit: Duration) -> Result<Self, ConfigError> {
         Ok(IdleTimeoutStage {
             limit: nonzero_duration("idle_timeout", "limit", limit)?,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(limit: Duration) -> Result<Self, ConfigError> {
+        Self::checked_new(limit)
     }
 }
 

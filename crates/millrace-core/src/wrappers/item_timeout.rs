@@ -28,7 +28,7 @@ pin_project! {
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// let s = ItemTimeout::try_new(stream::iter([1, 2]), Duration::from_secs(1)).unwrap();
+    /// let s = ItemTimeout::checked_new(stream::iter([1, 2]), Duration::from_secs(1)).unwrap();
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(1), Ok(2)]);
     /// # }
     /// ```
@@ -70,15 +70,22 @@ impl<S: Stream> ItemTimeout<S> {
     /// use futures::stream;
     /// use std::time::Duration;
     ///
-    /// let err = ItemTimeout::try_new(stream::iter([1]), Duration::ZERO).unwrap_err();
+    /// let err = ItemTimeout::checked_new(stream::iter([1]), Duration::ZERO).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     "`item_timeout`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
     /// );
     /// ```
-    pub fn try_new(stream: S, limit: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_new(stream: S, limit: Duration) -> Result<Self, ConfigError> {
         let limit = nonzero_duration("item_timeout", "limit", limit)?;
         Ok(Self::build(stream, limit))
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(stream: S, limit: Duration) -> Result<Self, ConfigError> {
+        Self::checked_new(stream, limit)
     }
 
     fn build(stream: S, limit: Duration) -> Self {
@@ -197,18 +204,25 @@ impl ItemTimeoutStage {
     ///
     /// # Panics
     ///
-    /// If `limit` is zero, with the [`ConfigError`] message; [`ItemTimeoutStage::try_new`]
+    /// If `limit` is zero, with the [`ConfigError`] message; [`ItemTimeoutStage::checked_new`]
     /// returns it.
     #[track_caller]
     pub fn new(limit: Duration) -> Self {
-        crate::error::built(Self::try_new(limit))
+        crate::error::built(Self::checked_new(limit))
     }
 
     /// Like [`ItemTimeoutStage::new`], returning the [`ConfigError`] instead of panicking.
-    pub fn try_new(limit: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_new(limit: Duration) -> Result<Self, ConfigError> {
         Ok(ItemTimeoutStage {
             limit: nonzero_duration("item_timeout", "limit", limit)?,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(limit: Duration) -> Result<Self, ConfigError> {
+        Self::checked_new(limit)
     }
 }
 

@@ -71,9 +71,9 @@ where
     ///
     /// # Panics
     ///
-    /// If `limit` is 0 (see [`try_new`](Self::try_new)).
+    /// If `limit` is 0 (see [`checked_new`](Self::checked_new)).
     pub fn new(upstream: S, limit: usize, f: F) -> Self {
-        crate::error::built(Self::try_new(upstream, limit, f))
+        crate::error::built(Self::checked_new(upstream, limit, f))
     }
 
     /// At most `limit` calls outstanding, or a [`ConfigError`] if `limit` is 0.
@@ -82,13 +82,13 @@ where
     /// use millrace::wrappers::MapBlocking;
     /// use futures::stream;
     ///
-    /// let res = MapBlocking::try_new(stream::iter([1]), 0, |x: i32| x);
+    /// let res = MapBlocking::checked_new(stream::iter([1]), 0, |x: i32| x);
     /// assert_eq!(
     ///     res.unwrap_err().to_string(),
     ///     "`map_blocking`: `limit` must be at least 1, got 0; pass a non-zero value"
     /// );
     /// ```
-    pub fn try_new(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
+    pub fn checked_new(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
         let limit = nonzero("map_blocking", "limit", limit)?.get();
         Ok(MapBlocking {
             upstream,
@@ -98,6 +98,13 @@ where
             upstream_done: false,
             finished: false,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
+        Self::checked_new(upstream, limit, f)
     }
 }
 
@@ -149,15 +156,7 @@ where
             return (0, Some(0));
         }
         let held = self.running.len();
-        let (lo, hi) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
-        (
-            lo.saturating_add(held),
-            hi.and_then(|h| h.checked_add(held)),
-        )
+        super::size_hint::plus_held(self.upstream_done, &self.upstream, held)
     }
 }
 
@@ -206,9 +205,9 @@ impl<F> MapBlockingStage<F> {
     ///
     /// # Panics
     ///
-    /// If `limit` is 0 (see [`try_new`](Self::try_new)).
+    /// If `limit` is 0 (see [`checked_new`](Self::checked_new)).
     pub fn new(limit: usize, f: F) -> Self {
-        crate::error::built(Self::try_new(limit, f))
+        crate::error::built(Self::checked_new(limit, f))
     }
 
     /// At most `limit` calls outstanding, or a [`ConfigError`] if `limit` is 0.
@@ -216,11 +215,18 @@ impl<F> MapBlockingStage<F> {
     /// ```
     /// use millrace::wrappers::MapBlockingStage;
     ///
-    /// assert!(MapBlockingStage::try_new(0, |x: u8| x).is_err());
+    /// assert!(MapBlockingStage::checked_new(0, |x: u8| x).is_err());
     /// ```
-    pub fn try_new(limit: usize, f: F) -> Result<Self, ConfigError> {
+    pub fn checked_new(limit: usize, f: F) -> Result<Self, ConfigError> {
         let limit = nonzero("map_blocking", "limit", limit)?.get();
         Ok(MapBlockingStage { f, limit })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(limit: usize, f: F) -> Result<Self, ConfigError> {
+        Self::checked_new(limit, f)
     }
 }
 

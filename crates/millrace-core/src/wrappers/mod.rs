@@ -6,6 +6,7 @@
 
 mod on_error;
 mod recover;
+mod restartable;
 mod retry;
 mod skip_errors;
 pub(crate) mod validate;
@@ -13,8 +14,9 @@ pub(crate) mod validate;
 #[allow(deprecated)]
 pub use self::on_error::{SkipCounter, Supervise, SuperviseStage};
 pub use self::recover::{CheckpointWith, Recover, RecoverStage};
+pub use self::restartable::{Restartable, restartable};
 #[allow(deprecated)]
-pub use self::retry::{Restartable, Retry, RetryStats};
+pub use self::retry::{Retry, RetryStats};
 pub use self::skip_errors::{SkipErrors, SkipErrorsStage};
 pub use self::validate::{Validate, ValidateOk, ValidateOkStage, ValidateStage};
 pub use crate::metrics::EventCounter;
@@ -22,6 +24,7 @@ pub use crate::metrics::EventCounter;
 mod map_blocking;
 pub(crate) mod map_concurrent;
 mod rate_limit;
+mod size_hint;
 pub use self::map_blocking::{MapBlocking, MapBlockingStage};
 pub use self::map_concurrent::{
     MapConcurrent, MapConcurrentLocal, MapConcurrentStage, TryMapConcurrent, TryMapConcurrentStage,
@@ -32,6 +35,7 @@ mod map_retry;
 pub use self::map_retry::{MapRetry, MapRetryStage};
 
 mod batch;
+mod batcher;
 mod deadline;
 mod idle_timeout;
 mod item_timeout;
@@ -60,9 +64,9 @@ pub use self::metered::{
     ClassifyErrors, CountErrors, Counted, ErrorCounting, IgnoreErrors, MeterMode, Metered,
     MeteredStage, Observed,
 };
-pub use self::paginate::{Page, PagePosition, Paginate, WithPositions};
+pub use self::paginate::{Page, PagePosition, Paginate, WithPositions, paginate, paginate_from};
 pub use self::paginate::{REMEMBERED_CURSORS, RepeatedCursor};
-pub use self::scoped::Scoped;
+pub use self::scoped::{Scoped, scoped};
 pub use self::timed::{Timed, TimedStage};
 pub use self::traced::{Traced, TracedStage};
 

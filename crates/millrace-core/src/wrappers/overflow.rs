@@ -14,7 +14,6 @@ use futures_core::Stream;
 use futures_core::stream::FusedStream;
 
 use super::driven::{Driver, Event, Policy};
-use super::fan::lock;
 use crate::error::{ConfigError, nonzero};
 use crate::metrics::{Observable, StageMetrics};
 
@@ -172,7 +171,7 @@ impl DropCount {
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let s = OnOverflow::try_new(stream::iter(0..3), 8, Overflow::DropOldest).unwrap();
+/// let s = OnOverflow::checked_new(stream::iter(0..3), 8, Overflow::DropOldest).unwrap();
 /// assert_eq!(s.collect::<Vec<_>>().await, [0, 1, 2]);
 /// # }
 /// ```
@@ -202,16 +201,27 @@ where
     /// use millrace::wrappers::{OnOverflow, Overflow};
     /// use futures::stream;
     ///
-    /// let err = OnOverflow::try_new(stream::iter([1]), 0, Overflow::DropOldest).unwrap_err();
+    /// let err = OnOverflow::checked_new(stream::iter([1]), 0, Overflow::DropOldest).unwrap_err();
     /// assert_eq!(err.to_string(), "`on_overflow`: `capacity` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new(upstream: S, capacity: usize, strategy: Overflow) -> Result<Self, ConfigError> {
+    pub fn checked_new(
+        upstream: S,
+        capacity: usize,
+        strategy: Overflow,
+    ) -> Result<Self, ConfigError> {
         let ring = ring("on_overflow", capacity, Some(strategy))?;
         Ok(OnOverflow {
             driver: Driver::new(upstream, ring),
             capacity,
             strategy,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(upstream: S, capacity: usize, strategy: Overflow) -> Result<Self, ConfigError> {
+        Self::checked_new(upstream, capacity, strategy)
     }
 }
 
@@ -277,17 +287,11 @@ where
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        match self.get_mut().driver.poll_event("on_overflow", cx) {
-            Poll::Ready(Some(Event::Item(item))) => Poll::Ready(Some(item)),
-            Poll::Ready(Some(Event::Overflowed) | None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        self.get_mut().driver.poll_item("on_overflow", cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let (lo, hi) = self.driver.size_hint();
-        // Items may be dropped: only what is buffered is certain.
-        (lo.min(1), hi)
+        self.driver.lossy_size_hint()
     }
 }
 
@@ -333,12 +337,7 @@ where
     S::Item: Send + 'static,
 {
     fn observe_into(&self, stage: &StageMetrics) {
-        let shared = Arc::downgrade(self.driver.shared());
-        stage.track_buffered(move || {
-            shared
-                .upgrade()
-                .map_or(0, |s| lock(&s.state).buf.len() as u64)
-        });
+        self.driver.track_buffered(stage);
     }
 }
 
@@ -354,7 +353,7 @@ where
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let s = FailOnOverflow::try_new(stream::iter(0..2), 4).unwrap();
+/// let s = FailOnOverflow::checked_new(stream::iter(0..2), 4).unwrap();
 /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(0), Ok(1)]);
 /// # }
 /// ```
@@ -379,15 +378,22 @@ where
     /// use millrace::wrappers::FailOnOverflow;
     /// use futures::stream;
     ///
-    /// let err = FailOnOverflow::try_new(stream::iter([1]), 0).unwrap_err();
+    /// let err = FailOnOverflow::checked_new(stream::iter([1]), 0).unwrap_err();
     /// assert_eq!(err.to_string(), "`fail_on_overflow`: `capacity` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new(upstream: S, capacity: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(upstream: S, capacity: usize) -> Result<Self, ConfigError> {
         let ring = ring("fail_on_overflow", capacity, None)?;
         Ok(FailOnOverflow {
             driver: Driver::new(upstream, ring),
             capacity,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(upstream: S, capacity: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(upstream, capacity)
     }
 }
 
@@ -424,8 +430,7 @@ where
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let (lo, hi) = self.driver.size_hint();
-        (lo.min(1), hi)
+        self.driver.lossy_size_hint()
     }
 }
 
@@ -469,11 +474,6 @@ where
     S::Item: Send + 'static,
 {
     fn observe_into(&self, stage: &StageMetrics) {
-        let shared = Arc::downgrade(self.driver.shared());
-        stage.track_buffered(move || {
-            shared
-                .upgrade()
-                .map_or(0, |s| lock(&s.state).buf.len() as u64)
-        });
+        self.driver.track_buffered(stage);
     }
 }

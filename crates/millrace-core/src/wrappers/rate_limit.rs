@@ -120,15 +120,7 @@ impl<S: Stream> Stream for RateLimit<S> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let held = usize::from(self.item.is_some());
-        let (lo, hi) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
-        (
-            lo.saturating_add(held),
-            hi.and_then(|h| h.checked_add(held)),
-        )
+        super::size_hint::plus_held(self.upstream_done, &self.upstream, held)
     }
 }
 

@@ -9,6 +9,83 @@ use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 
+/// A stream that lives inside a resource's scope: Rust's form of Python's `async with` +
+/// `async for`.
+///
+/// `open` is awaited on the first poll; `body(&resource)` builds the stream (it cannot borrow
+/// the resource, so it clones what it needs, e.g. a pool handle); when the body ends,
+/// `close(resource)` is awaited **inside `poll_next`, before `None` is returned**.
+///
+/// - **`close` runs exactly once** whenever `open` succeeded: on completion, on an error from
+///   the body and on early drop. The resource and `close` are each moved out once, so a second
+///   run is impossible.
+/// - **Errors end the scope.** The first `Err` from the body is held back, the body is
+///   dropped, `close` is awaited, then the `Err` is yielded and the stream ends — like an
+///   exception leaving `async with` after `__aexit__`. A consumer that stops at the first
+///   error (`try_collect`, `?`) thus sees the resource already closed.
+/// - **An `open` error** is yielded as `Err` and the stream ends; `close` is not called
+///   (there is no resource).
+/// - **A panic** in `open`, the body or `close` reaches the consumer (it is polled inline).
+///   After a panic in the body, dropping the stream still closes the resource (see below).
+///
+/// # Early exit: close and await
+///
+/// A consumer that stops early (`break`, `take`) and needs the resource released **before it
+/// goes on** awaits [`Scoped::close`] (Python's `aclosing`): it drops the body, runs `close`
+/// and waits for it; the drop path then has nothing left to do, so `close` still runs exactly
+/// once. Without it, the close runs in the background as described next.
+///
+/// # Early drop
+///
+/// The body stream is dropped first, then `close` is called and its future (or the close
+/// already in progress) is handed to the tokio runtime of the dropping thread
+/// (`Handle::try_current()` + `spawn`); this needs `close`'s future to be `Send + 'static`.
+/// **With no runtime** (a plain thread, another executor), the close future runs to
+/// completion on a fresh current-thread tokio runtime in a helper thread and the drop
+/// **waits** for it, so the resource is released when `drop` returns. A panic in a detached
+/// close cannot reach a consumer (there is none); it is logged with `tracing::error!`.
+/// A close spawned on a runtime that is shutting down is cancelled with it, and a close that
+/// needs the dropping thread itself to make progress (a value only that thread's executor
+/// would send) would wait forever on the fallback path: drop such streams inside a runtime.
+///
+/// # Cancel safety
+///
+/// Dropping the stream at any point closes the resource as described above. Items the body
+/// had produced but not yet yielded are dropped with it, as with any stream.
+///
+/// # Examples
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+/// use std::sync::{Arc, Mutex};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let log = Arc::new(Mutex::new(Vec::new()));
+/// let (l1, l2) = (log.clone(), log.clone());
+/// let rows: Vec<Result<u32, String>> = scoped(
+///     async move { l1.lock().unwrap().push("open"); Ok::<_, String>(vec![1u32, 2, 3]) },
+///     |table: &Vec<u32>| stream::iter(table.clone()).map(Ok),
+///     move |_table| async move { l2.lock().unwrap().push("close") },
+/// )
+/// .collect()
+/// .await;
+/// assert_eq!(rows, [Ok(1), Ok(2), Ok(3)]);
+/// assert_eq!(*log.lock().unwrap(), ["open", "close"]);
+/// # }
+/// ```
+pub fn scoped<O, R, E, B, S, T, C, F>(open: O, body: B, close: C) -> Scoped<O, R, E, B, S, C, F>
+where
+    O: Future<Output = Result<R, E>>,
+    B: FnOnce(&R) -> S,
+    S: Stream<Item = Result<T, E>>,
+    C: FnOnce(R) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    Scoped::new(open, body, close)
+}
+
 /// A close that still has to run when a [`Scoped`] stream is dropped early.
 ///
 /// The drop path never polls anything itself: it hands this to [`close_detached`], which was

@@ -3,7 +3,6 @@
 //! [`try_batch_within`](crate::PipelineExt::try_batch_within).
 
 use std::fmt;
-use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -11,14 +10,10 @@ use std::time::Duration;
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
 
-use super::timeout_each::{deadline_after, nonzero_duration};
-use crate::error::{ConfigError, nonzero};
+use super::batcher::{Batcher, Limits};
+use crate::error::ConfigError;
 use crate::stage::Stage;
-
-/// As in [`Batch`](super::Batch): the largest capacity reserved up front for one batch.
-const MAX_PREALLOC: usize = 1024;
 
 pin_project! {
     /// Stream for the [`try_batch`](crate::PipelineExt::try_batch) and
@@ -34,7 +29,7 @@ pin_project! {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let s = TryBatch::try_new(stream::iter([Ok(1), Err("bad"), Ok(2)]), 2).unwrap();
+    /// let s = TryBatch::checked_new(stream::iter([Ok(1), Err("bad"), Ok(2)]), 2).unwrap();
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(vec![1]), Err("bad"), Ok(vec![2])]);
     /// # }
     /// ```
@@ -42,14 +37,9 @@ pin_project! {
     pub struct TryBatch<S, T, E> {
         #[pin]
         stream: S,
-        items: Vec<T>,
+        batcher: Batcher<T>,
         // An error that arrived behind a partial batch: yielded right after that batch.
         held: Option<E>,
-        size: NonZeroUsize,
-        within: Option<Duration>,
-        // One timer per wrapper, created at the first batch that needs it and re-armed with
-        // `reset` for every later batch. Boxed (once) so that `TryBatch` is `Unpin` when `S` is.
-        sleep: Option<Pin<Box<Sleep>>>,
         // The upstream returned `None` (the tail batch was flushed in that same poll).
         upstream_done: bool,
     }
@@ -70,12 +60,18 @@ where
     /// use millrace::wrappers::TryBatch;
     /// use futures::stream;
     ///
-    /// let err = TryBatch::try_new(stream::iter([Ok::<u8, ()>(1)]), 0).unwrap_err();
+    /// let err = TryBatch::checked_new(stream::iter([Ok::<u8, ()>(1)]), 0).unwrap_err();
     /// assert_eq!(err.to_string(), "`try_batch`: `size` must be at least 1, got 0; pass a non-zero value");
     /// ```
+    pub fn checked_new(stream: S, size: usize) -> Result<Self, ConfigError> {
+        Ok(Self::build(stream, Limits::size("try_batch", size)?))
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
     pub fn try_new(stream: S, size: usize) -> Result<Self, ConfigError> {
-        let size = nonzero("try_batch", "size", size)?;
-        Ok(Self::build(stream, size, None))
+        Self::checked_new(stream, size)
     }
 
     /// Batches the `Ok` items by size or time: a batch is emitted when it holds `size` items,
@@ -90,26 +86,31 @@ where
     /// use futures::stream;
     /// use std::time::Duration;
     ///
-    /// let err = TryBatch::try_within(stream::iter([Ok::<u8, ()>(1)]), 4, Duration::ZERO).unwrap_err();
+    /// let err = TryBatch::checked_within(stream::iter([Ok::<u8, ()>(1)]), 4, Duration::ZERO).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     "`try_batch_within`: `within` must be a non-zero duration, got 0ns; pass a value in that range"
     /// );
     /// ```
-    pub fn try_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
-        let size = nonzero("try_batch_within", "size", size)?;
-        let within = nonzero_duration("try_batch_within", "within", within)?;
-        Ok(Self::build(stream, size, Some(within)))
+    pub fn checked_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Ok(Self::build(
+            stream,
+            Limits::within("try_batch_within", size, within)?,
+        ))
     }
 
-    fn build(stream: S, size: NonZeroUsize, within: Option<Duration>) -> Self {
+    /// Renamed [`checked_within`](Self::checked_within).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_within`")]
+    pub fn try_within(stream: S, size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Self::checked_within(stream, size, within)
+    }
+
+    fn build(stream: S, limits: Limits) -> Self {
         TryBatch {
             stream,
-            items: Vec::new(),
+            batcher: Batcher::new(limits),
             held: None,
-            size,
-            within,
-            sleep: None,
             upstream_done: false,
         }
     }
@@ -133,53 +134,30 @@ where
         if *this.upstream_done {
             return Poll::Ready(None);
         }
-        let size = this.size.get();
         loop {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(item))) => {
-                    if this.items.is_empty() {
-                        // First item of a batch: reserve once, start the clock.
-                        this.items.reserve_exact(size.min(MAX_PREALLOC));
-                        if let Some(within) = *this.within {
-                            let deadline = deadline_after(within);
-                            match this.sleep {
-                                Some(sleep) => sleep.as_mut().reset(deadline),
-                                None => {
-                                    *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)))
-                                }
-                            }
-                        }
-                    }
-                    this.items.push(item);
-                    if this.items.len() >= size {
-                        return Poll::Ready(Some(Ok(std::mem::take(this.items))));
+                    if let Some(batch) = this.batcher.push(item) {
+                        return Poll::Ready(Some(Ok(batch)));
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    if this.items.is_empty() {
+                    let Some(before) = this.batcher.flush() else {
                         return Poll::Ready(Some(Err(e)));
-                    }
+                    };
                     // Flush what came before the error, then the error, in that order.
                     *this.held = Some(e);
-                    return Poll::Ready(Some(Ok(std::mem::take(this.items))));
+                    return Poll::Ready(Some(Ok(before)));
                 }
                 Poll::Ready(None) => {
                     *this.upstream_done = true;
-                    let tail = std::mem::take(this.items);
-                    return Poll::Ready(if tail.is_empty() {
-                        None
-                    } else {
-                        Some(Ok(tail))
-                    });
+                    return Poll::Ready(this.batcher.flush().map(Ok));
                 }
                 Poll::Pending => {
-                    if !this.items.is_empty()
-                        && let Some(sleep) = this.sleep.as_mut()
-                        && sleep.as_mut().poll(cx).is_ready()
-                    {
-                        return Poll::Ready(Some(Ok(std::mem::take(this.items))));
-                    }
-                    return Poll::Pending;
+                    return this
+                        .batcher
+                        .poll_expired(cx)
+                        .map_or(Poll::Pending, |b| Poll::Ready(Some(Ok(b))));
                 }
             }
         }
@@ -190,7 +168,7 @@ where
         if self.upstream_done {
             return (held, Some(held));
         }
-        let buffered = self.items.len();
+        let buffered = self.batcher.len();
         let (lo, hi) = self.stream.size_hint();
         // At least one output if anything is buffered or will arrive; at most one per
         // upstream item (every item an error, or alone in its batch) plus the buffered batch.
@@ -218,10 +196,8 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryBatch")
             .field("stream", &self.stream)
-            .field("items", &self.items)
+            .field("batcher", &self.batcher)
             .field("held", &self.held)
-            .field("size", &self.size)
-            .field("within", &self.within)
             .field("upstream_done", &self.upstream_done)
             .finish_non_exhaustive()
     }
@@ -244,8 +220,7 @@ where
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct TryBatchStage {
-    size: NonZeroUsize,
-    within: Option<Duration>,
+    limits: Limits,
 }
 
 impl TryBatchStage {
@@ -253,18 +228,24 @@ impl TryBatchStage {
     ///
     /// # Panics
     ///
-    /// If `size == 0`, with the [`ConfigError`] message; [`TryBatchStage::try_new`] returns it.
+    /// If `size == 0`, with the [`ConfigError`] message; [`TryBatchStage::checked_new`] returns it.
     #[track_caller]
     pub fn new(size: usize) -> Self {
-        crate::error::built(Self::try_new(size))
+        crate::error::built(Self::checked_new(size))
     }
 
     /// Like [`TryBatchStage::new`], returning the [`ConfigError`] instead of panicking.
-    pub fn try_new(size: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(size: usize) -> Result<Self, ConfigError> {
         Ok(TryBatchStage {
-            size: nonzero("try_batch", "size", size)?,
-            within: None,
+            limits: Limits::size("try_batch", size)?,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(size: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(size)
     }
 
     /// Batches of at most `size` `Ok` items, flushed `within` after a batch's first item or
@@ -273,18 +254,24 @@ impl TryBatchStage {
     /// # Panics
     ///
     /// If `size == 0` or `within` is zero, with the [`ConfigError`] message;
-    /// [`TryBatchStage::try_within`] returns it.
+    /// [`TryBatchStage::checked_within`] returns it.
     #[track_caller]
     pub fn within(size: usize, within: Duration) -> Self {
-        crate::error::built(Self::try_within(size, within))
+        crate::error::built(Self::checked_within(size, within))
     }
 
     /// Like [`TryBatchStage::within`], returning the [`ConfigError`] instead of panicking.
-    pub fn try_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
         Ok(TryBatchStage {
-            size: nonzero("try_batch_within", "size", size)?,
-            within: Some(nonzero_duration("try_batch_within", "within", within)?),
+            limits: Limits::within("try_batch_within", size, within)?,
         })
+    }
+
+    /// Renamed [`checked_within`](Self::checked_within).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_within`")]
+    pub fn try_within(size: usize, within: Duration) -> Result<Self, ConfigError> {
+        Self::checked_within(size, within)
     }
 }
 
@@ -295,6 +282,6 @@ where
     type Output = TryBatch<S, T, E>;
 
     fn wrap(self, upstream: S) -> TryBatch<S, T, E> {
-        TryBatch::build(upstream, self.size, self.within)
+        TryBatch::build(upstream, self.limits)
     }
 }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
 
-use super::{Upstream, Wakers, branch_panic, lock};
+use super::{HeldPanic, Upstream, Wakers, end_visit, lock, upstream_panicked_elsewhere};
 use crate::error::{ConfigError, nonzero};
 use crate::metrics::{Observable, StageMetrics};
 
@@ -91,9 +91,7 @@ pub struct Broadcast<S: Stream> {
     hub: Arc<Hub<S>>,
     index: usize,
     done: bool,
-    /// An upstream panic caught while this branch pulled items for itself: re-raised once
-    /// those items are yielded.
-    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    panic: HeldPanic,
 }
 
 struct Hub<S: Stream> {
@@ -200,7 +198,7 @@ where
                 hub: Arc::clone(&hub),
                 index,
                 done: false,
-                panic: Mutex::new(None),
+                panic: HeldPanic::default(),
             })
             .collect())
     }
@@ -262,10 +260,7 @@ where
     /// what the buffer holds for it, or pulls from the upstream, or parks.
     #[inline(never)]
     fn refill(&mut self, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        if let Some(payload) = lock(&self.panic).take() {
-            self.done = true;
-            std::panic::resume_unwind(payload);
-        }
+        self.panic.resume(&mut self.done);
         let hub = &*self.hub;
         let me = self.index;
         let mut st = lock(&hub.state);
@@ -285,11 +280,8 @@ where
                 Upstream::Panicked(msg) => {
                     let msg = msg.clone();
                     drop(st);
-                    self.done = true;
-                    if wake_others {
-                        hub.wakers.wake_others(me);
-                    }
-                    branch_panic(STAGE, &msg);
+                    let (wakers, done) = (&hub.wakers, &mut self.done);
+                    upstream_panicked_elsewhere(STAGE, &msg, wakers, me, wake_others, done);
                 }
             }
             let outstanding = st.min_released().map_or(0, |r| st.tail() - r);
@@ -332,28 +324,22 @@ where
                 (Err(payload), first) => {
                     // Items pulled before the panic come first, here as in the other branches.
                     drop(st);
-                    hub.wakers.clear(me);
-                    hub.wakers.wake_others(me);
-                    if let Some(first) = first {
-                        *lock(&self.panic) = Some(payload);
-                        return Poll::Ready(Some(first));
-                    }
-                    self.done = true;
-                    std::panic::resume_unwind(payload);
+                    let done = &mut self.done;
+                    return self
+                        .panic
+                        .hold_or_resume(&hub.wakers, me, first, payload, done);
                 }
             }
         };
         drop(st);
-        if registered && out.is_ready() {
-            hub.wakers.clear(me);
-        }
-        if wake_others {
-            hub.wakers.wake_others(me);
-        }
-        if let Poll::Ready(None) = out {
-            self.done = true;
-        }
-        out
+        end_visit(
+            &hub.wakers,
+            me,
+            registered,
+            wake_others,
+            out,
+            &mut self.done,
+        )
     }
 
     /// Takes every item the buffer holds for this branch into the local chunk; returns the

@@ -76,6 +76,87 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// An upstream panic caught while a branch pulled items for itself: re-raised on that branch
+/// once those items are yielded.
+#[derive(Default)]
+pub(crate) struct HeldPanic(Mutex<Option<Box<dyn Any + Send>>>);
+
+impl std::fmt::Debug for HeldPanic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeldPanic")
+    }
+}
+
+impl HeldPanic {
+    /// At the start of a branch's visit to the hub: re-raises a held panic, fusing the branch.
+    pub(crate) fn resume(&self, done: &mut bool) {
+        if let Some(payload) = lock(&self.0).take() {
+            *done = true;
+            std::panic::resume_unwind(payload);
+        }
+    }
+
+    /// The branch that polled the upstream when it panicked (the hub's lock released): hands
+    /// out `first`, an item pulled before the panic, and holds the panic for the next visit;
+    /// without one, re-raises it at once. Either way the other branches are woken to see it.
+    pub(crate) fn hold_or_resume<T>(
+        &self,
+        wakers: &Wakers,
+        me: usize,
+        first: Option<T>,
+        payload: Box<dyn Any + Send>,
+        done: &mut bool,
+    ) -> Poll<Option<T>> {
+        wakers.clear(me);
+        wakers.wake_others(me);
+        if let Some(first) = first {
+            *lock(&self.0) = Some(payload);
+            return Poll::Ready(Some(first));
+        }
+        *done = true;
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// A branch that finds the upstream panicked in another branch (the hub's lock released):
+/// fuses, wakes the others if it changed something for them, and panics with `stage`'s message.
+pub(crate) fn upstream_panicked_elsewhere(
+    stage: &str,
+    message: &str,
+    wakers: &Wakers,
+    me: usize,
+    wake_others: bool,
+    done: &mut bool,
+) -> ! {
+    *done = true;
+    if wake_others {
+        wakers.wake_others(me);
+    }
+    branch_panic(stage, message);
+}
+
+/// Ends a branch's visit to the hub (its lock released): clears the branch's waker once it has
+/// an answer, wakes the others if the visit changed something for them, fuses on the end.
+pub(crate) fn end_visit<T>(
+    wakers: &Wakers,
+    me: usize,
+    registered: bool,
+    wake_others: bool,
+    out: Poll<Option<T>>,
+    done: &mut bool,
+) -> Poll<Option<T>> {
+    if registered && out.is_ready() {
+        wakers.clear(me);
+    }
+    if wake_others {
+        wakers.wake_others(me);
+    }
+    if let Poll::Ready(None) = out {
+        *done = true;
+    }
+    out
+}
+
 /// One waker slot per branch; waking the set (the upstream's waker) wakes every parked branch.
 #[derive(Debug)]
 pub(crate) struct Wakers {

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
 
-use super::{Upstream, Wakers, branch_panic, lock};
+use super::{HeldPanic, Upstream, Wakers, end_visit, lock, upstream_panicked_elsewhere};
 use crate::error::{ConfigError, nonzero};
 use crate::metrics::{Observable, StageMetrics};
 
@@ -63,9 +63,7 @@ pub struct Partition<S: Stream, F> {
     hub: Arc<Hub<S, F>>,
     index: usize,
     done: bool,
-    /// An upstream panic caught while this branch pulled items for itself: re-raised once
-    /// those items are yielded.
-    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    panic: HeldPanic,
 }
 
 struct Hub<S: Stream, F> {
@@ -131,7 +129,7 @@ where
                 hub: Arc::clone(&hub),
                 index,
                 done: false,
-                panic: Mutex::new(None),
+                panic: HeldPanic::default(),
             })
             .collect())
     }
@@ -243,10 +241,7 @@ where
 {
     #[inline(never)]
     fn refill(&mut self, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        if let Some(payload) = lock(&self.panic).take() {
-            self.done = true;
-            std::panic::resume_unwind(payload);
-        }
+        self.panic.resume(&mut self.done);
         let hub = &*self.hub;
         let me = self.index;
         let mut st = lock(&hub.state);
@@ -266,11 +261,8 @@ where
                 Upstream::Panicked(msg) => {
                     let msg = msg.clone();
                     drop(st);
-                    self.done = true;
-                    if wake_others {
-                        hub.wakers.wake_others(me);
-                    }
-                    branch_panic(STAGE, &msg);
+                    let (wakers, done) = (&hub.wakers, &mut self.done);
+                    upstream_panicked_elsewhere(STAGE, &msg, wakers, me, wake_others, done);
                 }
             }
             if !registered {
@@ -334,28 +326,22 @@ where
                         self.local.pop_front()
                     };
                     drop(st);
-                    hub.wakers.clear(me);
-                    hub.wakers.wake_others(me);
-                    if let Some(first) = first {
-                        *lock(&self.panic) = Some(payload);
-                        return Poll::Ready(Some(first));
-                    }
-                    self.done = true;
-                    std::panic::resume_unwind(payload);
+                    let done = &mut self.done;
+                    return self
+                        .panic
+                        .hold_or_resume(&hub.wakers, me, first, payload, done);
                 }
             }
         };
         drop(st);
-        if registered && out.is_ready() {
-            hub.wakers.clear(me);
-        }
-        if wake_others {
-            hub.wakers.wake_others(me);
-        }
-        if let Poll::Ready(None) = out {
-            self.done = true;
-        }
-        out
+        end_visit(
+            &hub.wakers,
+            me,
+            registered,
+            wake_others,
+            out,
+            &mut self.done,
+        )
     }
 }
 

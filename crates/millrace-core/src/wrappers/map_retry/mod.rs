@@ -254,9 +254,9 @@ where
             })
         };
         let inner = if ordered {
-            MapConcurrent::try_new(upstream, limit, start)?
+            MapConcurrent::checked_new(upstream, limit, start)?
         } else {
-            MapConcurrent::try_new_unordered(upstream, limit, start)?
+            MapConcurrent::checked_new_unordered(upstream, limit, start)?
         };
         Ok(MapRetry {
             inner,

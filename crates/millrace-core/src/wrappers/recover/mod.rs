@@ -91,7 +91,7 @@ impl<S, F, S2, K> Recover<S, F, S2, K> {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let cursor = checkpoint_with(0u32, |next, x: &u32| *next = x + 1);
+    /// let cursor = custom_checkpoint(0u32, |next, x: &u32| *next = x + 1);
     /// let primary = stream::iter([Ok(0), Err("down")]);
     /// let s = Recover::with_checkpointer(primary, |_: &&str, next: &u32| Some(stream::iter((*next..3).map(Ok))), cursor);
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(0), Ok(1), Ok(2)]);

@@ -1,8 +1,6 @@
 //! [`Retry`]: re-open a [`Restartable`] source after errors, waiting per a [`RetryPolicy`].
 
-mod restartable;
-
-pub use self::restartable::Restartable;
+use super::Restartable;
 
 use std::fmt;
 use std::future::Future;

@@ -49,10 +49,10 @@ impl WindowSpec {
     ///
     /// # Panics
     ///
-    /// If `size` is zero; [`try_tumbling`](Self::try_tumbling) returns the error.
+    /// If `size` is zero; [`checked_tumbling`](Self::checked_tumbling) returns the error.
     #[track_caller]
     pub fn tumbling(size: Duration) -> Self {
-        crate::error::built(Self::try_tumbling(size))
+        crate::error::built(Self::checked_tumbling(size))
     }
 
     /// Back-to-back windows of `size`, or an error if `size` is zero or above `u64::MAX`
@@ -62,11 +62,18 @@ impl WindowSpec {
     /// use millrace::wrappers::WindowSpec;
     /// use std::time::Duration;
     ///
-    /// let err = WindowSpec::try_tumbling(Duration::ZERO).unwrap_err();
+    /// let err = WindowSpec::checked_tumbling(Duration::ZERO).unwrap_err();
     /// assert_eq!(err.to_string(), "`window`: `size` must be a non-zero duration, got 0ns; pass a value in that range");
     /// ```
+    pub fn checked_tumbling(size: Duration) -> Result<Self, ConfigError> {
+        Self::checked_sliding(size, size)
+    }
+
+    /// Renamed [`checked_tumbling`](Self::checked_tumbling).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_tumbling`")]
     pub fn try_tumbling(size: Duration) -> Result<Self, ConfigError> {
-        Self::try_sliding(size, size)
+        Self::checked_tumbling(size)
     }
 
     /// Windows of `size` starting every `slide` (each item in `ceil(size / slide)` windows).
@@ -74,10 +81,10 @@ impl WindowSpec {
     /// # Panics
     ///
     /// If either is zero, `slide > size`, or `size / slide` exceeds
-    /// [`MAX_WINDOWS_PER_ITEM`]; [`try_sliding`](Self::try_sliding) returns the error.
+    /// [`MAX_WINDOWS_PER_ITEM`]; [`checked_sliding`](Self::checked_sliding) returns the error.
     #[track_caller]
     pub fn sliding(size: Duration, slide: Duration) -> Self {
-        crate::error::built(Self::try_sliding(size, slide))
+        crate::error::built(Self::checked_sliding(size, slide))
     }
 
     /// Windows of `size` starting every `slide`, or the [`ConfigError`].
@@ -86,10 +93,10 @@ impl WindowSpec {
     /// use millrace::wrappers::WindowSpec;
     /// use std::time::Duration;
     ///
-    /// let err = WindowSpec::try_sliding(Duration::from_secs(1), Duration::from_secs(2)).unwrap_err();
+    /// let err = WindowSpec::checked_sliding(Duration::from_secs(1), Duration::from_secs(2)).unwrap_err();
     /// assert_eq!(err.to_string(), "`window`: `slide` must be at most `size`, got 2s; pass a value in that range");
     /// ```
-    pub fn try_sliding(size: Duration, slide: Duration) -> Result<Self, ConfigError> {
+    pub fn checked_sliding(size: Duration, slide: Duration) -> Result<Self, ConfigError> {
         let nanos = |param, d: Duration| match u64::try_from(d.as_nanos()) {
             Ok(0) | Err(_) => Err(ConfigError::out_of_range(
                 "window",
@@ -120,6 +127,13 @@ impl WindowSpec {
             size: size_ns,
             slide: slide_ns,
         })
+    }
+
+    /// Renamed [`checked_sliding`](Self::checked_sliding).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_sliding`")]
+    pub fn try_sliding(size: Duration, slide: Duration) -> Result<Self, ConfigError> {
+        Self::checked_sliding(size, slide)
     }
 
     /// The window size.

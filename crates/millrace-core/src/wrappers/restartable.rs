@@ -12,6 +12,50 @@ use crate::policy::RetryPolicy;
 
 use super::Retry;
 
+/// A source opened by `factory(&checkpoint)`, which can be re-opened after errors with
+/// [`.retry(policy)`](Restartable::retry).
+///
+/// The factory receives the default [`Checkpoint`] (`delivered` count and `last` item) and
+/// must return a stream that resumes after it; a source that cannot seek re-opens from the
+/// start and uses [`.skip_delivered()`](Restartable::skip_delivered). For a cursor instead of
+/// the last item, use [`custom_checkpoint(init, update).restartable(factory)`](crate::checkpoint::CustomCheckpoint::restartable).
+///
+/// The source is opened lazily, on the first poll. Without `.retry(..)` an `Err` is yielded
+/// and ends the stream.
+///
+/// # Examples
+///
+/// ```
+/// use millrace::prelude::*;
+/// use futures::{stream, StreamExt};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let mut opens = 0;
+/// let numbers = restartable(move |cp: &Checkpoint<u64>| {
+///     opens += 1;
+///     let fail_at = if opens == 1 { Some(3) } else { None }; // the first connection drops at #3
+///     stream::iter(cp.delivered..5).map(move |i| if Some(i) == fail_at { Err("reset") } else { Ok(i) })
+/// })
+/// .retry(RetryPolicy::fixed(Duration::from_millis(100), 3));
+/// let out: Vec<Result<u64, &str>> = numbers.collect().await;
+/// assert_eq!(out, [Ok(0), Ok(1), Ok(2), Ok(3), Ok(4)]);
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// A panic in `factory` propagates to the consumer's poll.
+pub fn restartable<F, S, T, E>(factory: F) -> Restartable<F, S, Checkpoint<T>>
+where
+    F: FnMut(&Checkpoint<T>) -> S,
+    S: Stream<Item = Result<T, E>>,
+    T: Clone,
+{
+    Restartable::new(factory)
+}
+
 pin_project! {
     /// Stream for the [`restartable`](crate::restartable) constructor: a source opened by
     /// `factory(&checkpoint)`, recording every delivered item in its checkpoint.
@@ -85,7 +129,7 @@ impl<F, S, K> Restartable<F, S, K> {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let cursor = checkpoint_with(0u64, |next, x: &u64| *next = x + 1);
+    /// let cursor = custom_checkpoint(0u64, |next, x: &u64| *next = x + 1);
     /// let s = Restartable::with_checkpointer(|next: &u64| stream::iter((*next..3).map(Ok::<_, String>)), cursor);
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(0), Ok(1), Ok(2)]);
     /// # }
@@ -154,7 +198,7 @@ impl<F, S, K> Restartable<F, S, K> {
     /// use millrace::prelude::*;
     /// use futures::stream;
     ///
-    /// let s = checkpoint_with(0u32, |n, _: &u8| *n += 1)
+    /// let s = custom_checkpoint(0u32, |n, _: &u8| *n += 1)
     ///     .restartable(|_: &u32| stream::iter([Ok::<u8, String>(1)]));
     /// assert_eq!(*s.checkpointer().get(), 0);
     /// ```
@@ -367,7 +411,7 @@ impl<C, U> CustomCheckpoint<C, U> {
     /// # async fn main() {
     /// // Resume from the id after the last delivered row.
     /// let mut first = true;
-    /// let rows = checkpoint_with(0u64, |next_id, row: &(u64, &str)| *next_id = row.0 + 1)
+    /// let rows = custom_checkpoint(0u64, |next_id, row: &(u64, &str)| *next_id = row.0 + 1)
     ///     .restartable(move |next_id: &u64| {
     ///         let fail = std::mem::take(&mut first);
     ///         let rows = [(0, "a"), (1, "b"), (2, "c")];

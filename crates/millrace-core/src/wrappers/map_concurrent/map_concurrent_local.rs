@@ -13,7 +13,7 @@ use futures_core::stream::FusedStream;
 use futures_util::stream::FuturesUnordered;
 use pin_project_lite::pin_project;
 
-use crate::error::{ConfigError, nonzero};
+use super::engine::{FirstPoll, Limits};
 use crate::metrics::{Observable, StageMetrics};
 
 /// The in-flight and buffered counts as of the end of the last poll, for readers on other
@@ -106,15 +106,12 @@ pin_project! {
         upstream: S,
         f: F,
         running: FuturesUnordered<Indexed<Fut>>,
-        // Reusable pinned storage for the inline first poll: a future that is ready at once
-        // costs no allocation; a pending one keeps its box and joins `running`.
-        cache: Option<Pin<Box<Option<Fut>>>>,
+        // The inline first poll: a pending future keeps its box and joins `running`.
+        first_poll: FirstPoll<Fut>,
         // Ordered: one entry per outstanding item, oldest first; `None` while it runs.
         done: VecDeque<Option<Fut::Output>>,
         next_seq: u64,
-        ordered: bool,
-        limit: usize,
-        window: usize,
+        limits: Limits,
         upstream_done: bool,
         finished: bool,
         gauges: Arc<Gauges>,
@@ -129,8 +126,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MapConcurrentLocal")
             .field("upstream", &self.upstream)
-            .field("ordered", &self.ordered)
-            .field("limit", &self.limit)
+            .field("limits", &self.limits)
             .field("in_flight", &self.running.len())
             .field("finished", &self.finished)
             .finish_non_exhaustive()
@@ -143,75 +139,27 @@ where
     F: FnMut(S::Item) -> Fut,
     Fut: Future,
 {
-    /// Ordered, at most `limit` in flight.
-    ///
-    /// # Panics
-    ///
-    /// If `limit` is 0 (see [`try_new`](Self::try_new)).
-    pub fn new(upstream: S, limit: usize, f: F) -> Self {
-        crate::error::built(Self::try_new(upstream, limit, f))
+    family_constructors! {
+        type: "MapConcurrentLocal",
+        names: ("map_concurrent_local", "map_concurrent_local_unordered"),
+        unordered: (new_unordered, checked_new_unordered, try_new_unordered),
+        params: (upstream: S),
+        example: ("use futures::stream;", "stream::iter([1]), 0, |x| async move { x }")
     }
 
-    /// Ordered, or a [`ConfigError`] if `limit` is 0.
-    ///
-    /// ```
-    /// use millrace::wrappers::MapConcurrentLocal;
-    /// use futures::stream;
-    ///
-    /// let res = MapConcurrentLocal::try_new(stream::iter([1]), 0, |x| async move { x });
-    /// assert_eq!(
-    ///     res.unwrap_err().to_string(),
-    ///     "`map_concurrent_local`: `limit` must be at least 1, got 0; pass a non-zero value"
-    /// );
-    /// ```
-    pub fn try_new(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
-        Self::build(upstream, limit, f, true, "map_concurrent_local")
-    }
-
-    /// Unordered, at most `limit` in flight.
-    ///
-    /// # Panics
-    ///
-    /// If `limit` is 0 (see [`try_new_unordered`](Self::try_new_unordered)).
-    pub fn new_unordered(upstream: S, limit: usize, f: F) -> Self {
-        crate::error::built(Self::try_new_unordered(upstream, limit, f))
-    }
-
-    /// Unordered, or a [`ConfigError`] if `limit` is 0.
-    ///
-    /// ```
-    /// use millrace::wrappers::MapConcurrentLocal;
-    /// use futures::stream;
-    ///
-    /// let res = MapConcurrentLocal::try_new_unordered(stream::iter([1]), 0, |x| async move { x });
-    /// assert!(res.is_err());
-    /// ```
-    pub fn try_new_unordered(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
-        Self::build(upstream, limit, f, false, "map_concurrent_local_unordered")
-    }
-
-    fn build(
-        upstream: S,
-        limit: usize,
-        f: F,
-        ordered: bool,
-        stage: &'static str,
-    ) -> Result<Self, ConfigError> {
-        let limit = nonzero(stage, "limit", limit)?.get();
-        Ok(MapConcurrentLocal {
+    fn from_limits(upstream: S, f: F, limits: Limits) -> Self {
+        MapConcurrentLocal {
             upstream,
             f,
             running: FuturesUnordered::new(),
-            cache: None,
+            first_poll: FirstPoll::new(),
             done: VecDeque::new(),
             next_seq: 0,
-            ordered,
-            limit,
-            window: limit.saturating_mul(2),
+            limits,
             upstream_done: false,
             finished: false,
             gauges: Arc::default(),
-        })
+        }
     }
 }
 
@@ -236,12 +184,12 @@ impl<S, F, Fut: Future> MapConcurrentLocal<S, F, Fut> {
     /// # }
     /// ```
     pub fn with_output_buffer(mut self, m: usize) -> Self {
-        self.window = self.limit.saturating_add(m);
+        self.limits.set_output_buffer(m);
         self
     }
 
     fn held(&self) -> usize {
-        if self.ordered {
+        if self.limits.ordered {
             self.done.len()
         } else {
             self.running.len()
@@ -258,7 +206,7 @@ impl<S, F, Fut: Future> MapConcurrentLocal<S, F, Fut> {
     /// assert_eq!(s.limit(), 4);
     /// ```
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limits.limit
     }
 
     /// Futures started and not finished (at most [`limit`](Self::limit)).
@@ -304,7 +252,7 @@ impl<S, F, Fut: Future> MapConcurrentLocal<S, F, Fut> {
     /// # }
     /// ```
     pub fn buffered_len(&self) -> usize {
-        if self.ordered {
+        if self.limits.ordered {
             self.done.len() - self.running.len()
         } else {
             0
@@ -372,15 +320,7 @@ where
             return (0, Some(0));
         }
         let held = self.held();
-        let (lo, hi) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
-        (
-            lo.saturating_add(held),
-            hi.and_then(|h| h.checked_add(held)),
-        )
+        crate::wrappers::size_hint::plus_held(self.upstream_done, &self.upstream, held)
     }
 }
 
@@ -396,39 +336,31 @@ where
         if *this.finished {
             return Poll::Ready(None);
         }
+        let limits: &Limits = this.limits;
         loop {
-            while !*this.upstream_done && this.running.len() < *this.limit && {
-                let held = if *this.ordered {
+            while !*this.upstream_done && this.running.len() < limits.limit && {
+                let held = if limits.ordered {
                     this.done.len()
                 } else {
                     this.running.len()
                 };
-                held < *this.window
+                held < limits.window
             } {
                 match this.upstream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(item)) => {
                         let fut = (this.f)(item);
                         let seq = *this.next_seq;
                         *this.next_seq += 1;
-                        let cell = this.cache.get_or_insert_with(|| Box::pin(None));
-                        cell.set(Some(fut));
-                        let polled = cell
-                            .as_mut()
-                            .as_pin_mut()
-                            .expect("future was just stored")
-                            .poll(cx);
-                        match polled {
-                            Poll::Ready(out) => {
-                                cell.set(None);
-                                if !*this.ordered || this.done.is_empty() {
+                        match this.first_poll.poll(fut, cx) {
+                            Ok(out) => {
+                                if !limits.ordered || this.done.is_empty() {
                                     return Poll::Ready(Some(out));
                                 }
                                 this.done.push_back(Some(out));
                             }
-                            Poll::Pending => {
-                                let fut = this.cache.take().expect("cache was just filled");
+                            Err(fut) => {
                                 this.running.push(Indexed { fut, seq });
-                                if *this.ordered {
+                                if limits.ordered {
                                     this.done.push_back(None);
                                 }
                             }
@@ -443,7 +375,7 @@ where
             }
             match Pin::new(&mut *this.running).poll_next(cx) {
                 Poll::Ready(Some((seq, out))) => {
-                    if !*this.ordered {
+                    if !limits.ordered {
                         return Poll::Ready(Some(out));
                     }
                     let head = *this.next_seq - this.done.len() as u64;

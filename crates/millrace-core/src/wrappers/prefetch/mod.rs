@@ -34,10 +34,10 @@
 //! spread over 128 items (channel, semaphore, one allocation, the task's loop).
 
 use std::fmt;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::num::NonZeroUsize;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::pin::{Pin, pin};
+use std::panic::resume_unwind;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -45,12 +45,17 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use tokio::sync::Semaphore;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::{ConfigError, nonzero};
 use crate::metrics::{Observable, StageMetrics};
-use crate::stage::Stage;
+
+mod producer;
+mod stage;
+
+use self::producer::produce;
+pub use self::stage::PrefetchStage;
 
 /// The largest chunk the producer hands over at once. Larger chunks amortise the hand-over
 /// further but hold more items back from a fast consumer; 128 puts the per-chunk cost
@@ -68,7 +73,7 @@ const MAX_CHUNK: usize = 128;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let ahead = Prefetch::try_new(stream::iter(0..5), 2).unwrap();
+/// let ahead = Prefetch::checked_new(stream::iter(0..5), 2).unwrap();
 /// assert_eq!(ahead.collect::<Vec<_>>().await, [0, 1, 2, 3, 4]);
 /// # }
 /// ```
@@ -165,11 +170,18 @@ where
     /// use millrace::wrappers::Prefetch;
     /// use futures::stream;
     ///
-    /// let err = Prefetch::try_new(stream::iter([1]), 0).unwrap_err();
+    /// let err = Prefetch::checked_new(stream::iter([1]), 0).unwrap_err();
     /// assert_eq!(err.to_string(), "`prefetch`: `capacity` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new(stream: S, capacity: usize) -> Result<Self, ConfigError> {
+    pub fn checked_new(stream: S, capacity: usize) -> Result<Self, ConfigError> {
         Ok(Prefetch::idle(stream, checked_capacity(capacity)?))
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(stream: S, capacity: usize) -> Result<Self, ConfigError> {
+        Self::checked_new(stream, capacity)
     }
 
     /// The configured capacity: the most items ever pulled from the upstream and not yet
@@ -373,116 +385,6 @@ fn checked_capacity(capacity: usize) -> Result<NonZeroUsize, ConfigError> {
     Ok(capacity)
 }
 
-/// The producer task: fill a chunk while the upstream is ready and permits last, hand it over.
-async fn produce<S: Stream>(
-    upstream: S,
-    tx: UnboundedSender<Vec<S::Item>>,
-    permits: Arc<Semaphore>,
-    counts: Arc<Counts>,
-    chunk_max: usize,
-) {
-    let mut upstream = pin!(upstream);
-    // Permits taken from the semaphore and not yet spent on an item.
-    let mut budget = 0usize;
-    loop {
-        if budget == 0 {
-            match permits.acquire().await {
-                Ok(permit) => permit.forget(),
-                Err(_) => return, // closed: never happens, the semaphore is never closed
-            }
-            budget = 1;
-        }
-        // Top up to a full chunk with whatever is free right now; we are the only acquirer,
-        // so `available_permits` cannot shrink under us.
-        let extra = permits
-            .available_permits()
-            .min(chunk_max.saturating_sub(budget));
-        if extra > 0
-            && let Ok(permit) = permits.try_acquire_many(extra as u32)
-        {
-            permit.forget();
-            budget += extra;
-        }
-
-        let mut chunk = Vec::with_capacity(budget);
-        let mut panic = None;
-        let ended = poll_fn(|cx| {
-            // A panic in the upstream must not lose the items already in this chunk: catch it,
-            // hand the chunk over, then re-raise it so the JoinHandle carries it to the consumer.
-            match catch_unwind(AssertUnwindSafe(|| {
-                fill(upstream.as_mut(), cx, &mut chunk, budget)
-            })) {
-                Ok(poll) => poll,
-                Err(payload) => {
-                    panic = Some(payload);
-                    Poll::Ready(true)
-                }
-            }
-        })
-        .await;
-        budget -= chunk.len();
-        if !chunk.is_empty() {
-            // Counted before the send, so the consumer never releases more than was sent.
-            Counts::add(&counts.sent, chunk.len());
-            if tx.send(chunk).is_err() {
-                return; // the consumer is gone
-            }
-        }
-        if let Some(payload) = panic {
-            resume_unwind(payload);
-        }
-        if ended {
-            return;
-        }
-    }
-}
-
-/// Pulls ready items into `chunk` until it holds `budget` items (`Ready(false)`), the upstream
-/// ends (`Ready(true)`) or is pending with a non-empty chunk (`Ready(false)`).
-///
-/// Out of line (once per chunk) so that `upstream` arrives as a `noalias` argument and the
-/// chunk is filled through a local `Vec` (moved back by a guard, also when the upstream
-/// panics): nothing else can alias them, so the loop keeps the upstream's and the chunk's
-/// state in registers.
-#[inline(never)]
-fn fill<S: Stream>(
-    mut upstream: Pin<&mut S>,
-    cx: &mut Context<'_>,
-    chunk: &mut Vec<S::Item>,
-    budget: usize,
-) -> Poll<bool> {
-    /// Puts the local chunk back where the caller expects it, on every exit.
-    struct PutBack<'a, T> {
-        to: &'a mut Vec<T>,
-        buf: Vec<T>,
-    }
-    impl<T> Drop for PutBack<'_, T> {
-        fn drop(&mut self) {
-            std::mem::swap(self.to, &mut self.buf);
-        }
-    }
-    let mut put_back = PutBack {
-        buf: std::mem::take(chunk),
-        to: chunk,
-    };
-    let buf = &mut put_back.buf;
-    while buf.len() < budget {
-        // Never taken when `chunk` was made by `Vec::with_capacity(budget)`, but it tells LLVM
-        // that `push` below never grows, so the growth call (which would take the `Vec`'s
-        // address) leaves the loop.
-        if buf.len() == buf.capacity() {
-            break;
-        }
-        match upstream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(item)) => buf.push(item),
-            Poll::Ready(None) => return Poll::Ready(true),
-            Poll::Pending if buf.is_empty() => return Poll::Pending,
-            Poll::Pending => return Poll::Ready(false),
-        }
-    }
-    Poll::Ready(false)
-}
-
 impl<S> Stream for Prefetch<S>
 where
     S: Stream + Send + 'static,
@@ -552,56 +454,5 @@ impl<S: Stream> fmt::Debug for Prefetch<S> {
             .field("state", &state)
             .field("in_hand", &buffered)
             .finish_non_exhaustive()
-    }
-}
-
-/// A [`Stage`] that wraps its upstream in a [`Prefetch`]; see
-/// [`prefetch`](crate::PipelineExt::prefetch).
-///
-/// ```
-/// use millrace::prelude::*;
-/// use millrace::wrappers::PrefetchStage;
-/// use futures::{stream, StreamExt};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let out: Vec<u8> = stream::iter(0..4u8).wrap(PrefetchStage::new(2)).collect().await;
-/// assert_eq!(out, [0, 1, 2, 3]);
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct PrefetchStage {
-    capacity: NonZeroUsize,
-}
-
-impl PrefetchStage {
-    /// Prefetch up to `capacity` items.
-    ///
-    /// # Panics
-    ///
-    /// If `capacity == 0`, with the [`ConfigError`] message; [`PrefetchStage::try_new`]
-    /// returns it.
-    #[track_caller]
-    pub fn new(capacity: usize) -> Self {
-        crate::error::built(Self::try_new(capacity))
-    }
-
-    /// Prefetch up to `capacity` items, or `Err` if `capacity == 0`.
-    pub fn try_new(capacity: usize) -> Result<Self, ConfigError> {
-        Ok(PrefetchStage {
-            capacity: checked_capacity(capacity)?,
-        })
-    }
-}
-
-impl<S> Stage<S> for PrefetchStage
-where
-    S: Stream + Send + 'static,
-    S::Item: Send,
-{
-    type Output = Prefetch<S>;
-
-    fn wrap(self, upstream: S) -> Prefetch<S> {
-        Prefetch::idle(upstream, self.capacity)
     }
 }

@@ -10,216 +10,165 @@ use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 
-/// One page returned by a `fetch_page` function: its items and the cursor of the next page.
-///
-/// ```
-/// use millrace::Page;
-///
-/// let middle: Page<u32, &str> = Page::next(vec![1, 2], "page-3");
-/// assert_eq!(middle.next, Some("page-3"));
-/// let last: Page<u32, &str> = Page::last(vec![3]);
-/// assert_eq!((last.items, last.next), (vec![3], None));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T, C> {
-    /// The items of this page, yielded in order. May be empty.
-    pub items: Vec<T>,
-    /// The cursor of the following page, `None` on the last page.
-    pub next: Option<C>,
-}
+mod cursors;
+mod page;
+mod with_positions;
 
-impl<T, C> Page<T, C> {
-    /// The last page: no page follows.
-    ///
-    /// ```
-    /// use millrace::Page;
-    ///
-    /// let p: Page<char, u32> = Page::last(vec!['z']);
-    /// assert!(p.next.is_none());
-    /// ```
-    pub fn last(items: Vec<T>) -> Self {
-        Page { items, next: None }
-    }
-
-    /// A page followed by the page at `cursor`.
-    ///
-    /// ```
-    /// use millrace::Page;
-    ///
-    /// let p = Page::next(vec!['a'], 2u32);
-    /// assert_eq!(p.next, Some(2));
-    /// ```
-    pub fn next(items: Vec<T>, cursor: C) -> Self {
-        Page {
-            items,
-            next: Some(cursor),
-        }
-    }
-}
-
-/// Where a [`Paginate`] stream stands: the cursor of a page and how many of that page's items
-/// were already delivered.
-///
-/// A stream rebuilt with [`paginate_from`](crate::paginate_from)`(position, fetch_page)`
-/// fetches the page at `cursor`, skips its first `offset` items and continues: no item is lost
-/// or delivered twice, provided the page at `cursor` returns the same items again.
-///
-/// ```
-/// use millrace::PagePosition;
-///
-/// let pos = PagePosition { cursor: "page-2", offset: 3 };
-/// assert_eq!(pos, PagePosition::start("page-2").with_offset(3));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PagePosition<C> {
-    /// The cursor passed to `fetch_page` to get the page.
-    pub cursor: C,
-    /// How many items of that page were already delivered (and are skipped on resume).
-    pub offset: usize,
-}
-
-impl<C> PagePosition<C> {
-    /// The start of the page at `cursor` (offset 0).
-    ///
-    /// ```
-    /// use millrace::PagePosition;
-    ///
-    /// assert_eq!(PagePosition::start(7u64).offset, 0);
-    /// ```
-    pub fn start(cursor: C) -> Self {
-        PagePosition { cursor, offset: 0 }
-    }
-
-    /// The same page, `offset` items in.
-    ///
-    /// ```
-    /// use millrace::PagePosition;
-    ///
-    /// assert_eq!(PagePosition::start(7u64).with_offset(2).offset, 2);
-    /// ```
-    pub fn with_offset(self, offset: usize) -> Self {
-        PagePosition { offset, ..self }
-    }
-}
-
-/// How many of the most recent page cursors a [`Paginate`] stream remembers by default to
-/// detect a server that repeats itself (see [`Paginate::remember_cursors`]).
-pub const REMEMBERED_CURSORS: usize = 32;
-
-/// A page named as its next page a cursor that was already fetched (A→A, or A→B→A):
-/// following it would fetch the same pages forever, so [`Paginate`] stopped there.
-///
-/// The stream ends after the items of the page that sent the cursor. By default the stop is
-/// reported as a `tracing` error and kept in [`Paginate::repeated_cursor`]; with
-/// [`Paginate::on_repeated_cursor`] it is also yielded as the stream's last item, converted
-/// into the stream's error type.
-///
-/// ```
-/// use millrace::wrappers::RepeatedCursor;
-///
-/// let e = RepeatedCursor { cursor: "A", from: "B", pages: 2 };
-/// assert_eq!(
-///     e.to_string(),
-///     "page \"B\" named \"A\" as its next page, which was already fetched (after 2 pages): \
-///      following it would loop forever, so pagination stopped; check how the server builds its \
-///      cursors, or allow repeats with `allow_repeated_cursors()`"
-/// );
-/// let as_string: String = e.into();
-/// assert!(as_string.starts_with("page \"B\" named \"A\""));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RepeatedCursor<C> {
-    /// The cursor that was sent again.
-    pub cursor: C,
-    /// The cursor of the page that sent it.
-    pub from: C,
-    /// How many pages were fetched before the stop.
-    pub pages: u64,
-}
-
-impl<C: fmt::Debug> fmt::Display for RepeatedCursor<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "page {:?} named {:?} as its next page, which was already fetched (after {} pages): \
-             following it would loop forever, so pagination stopped; check how the server builds \
-             its cursors, or allow repeats with `allow_repeated_cursors()`",
-            self.from, self.cursor, self.pages
-        )
-    }
-}
-
-impl<C: fmt::Debug> std::error::Error for RepeatedCursor<C> {}
-
-/// The message of the error, for streams whose error type is `String`:
-/// `.on_repeated_cursor(String::from)`. (A user crate cannot write this impl.)
-impl<C: fmt::Debug> From<RepeatedCursor<C>> for String {
-    fn from(e: RepeatedCursor<C>) -> String {
-        e.to_string()
-    }
-}
-
-/// What to do about repeated cursors: the memory of recent cursors and the reaction.
-struct CursorGuard<C, E> {
-    /// The most recently fetched cursors, oldest first; at most `capacity`.
-    seen: VecDeque<C>,
-    /// 0: repeats are allowed (no memory kept).
-    capacity: usize,
-    /// Pages whose fetch was started.
-    pages: u64,
-    /// Turns the stop into the stream's last item.
-    to_error: Option<fn(RepeatedCursor<C>) -> E>,
-    /// The stop, once detected.
-    repeated: Option<RepeatedCursor<C>>,
-    /// The stop still has to be yielded (with `to_error`) when the items before it are out.
-    pending: bool,
-}
-
-impl<C: Clone + PartialEq, E> CursorGuard<C, E> {
-    /// Records a fetch of `cursor`.
-    fn fetching(&mut self, cursor: &C) {
-        self.pages += 1;
-        if self.capacity == 0 {
-            return;
-        }
-        if self.seen.len() == self.capacity {
-            self.seen.pop_front();
-        }
-        self.seen.push_back(cursor.clone());
-    }
-
-    /// Whether `next`, named by the page at `from`, may be followed; records the stop if not.
-    fn allows(&mut self, next: &C, from: &C) -> bool {
-        if self.capacity == 0 || !self.seen.contains(next) {
-            return true;
-        }
-        let stop = RepeatedCursor {
-            cursor: next.clone(),
-            from: from.clone(),
-            pages: self.pages,
-        };
-        tracing::error!(
-            pages = self.pages,
-            "millrace paginate: a page named an already fetched cursor as its next page; \
-             pagination stopped instead of looping forever"
-        );
-        self.repeated = Some(stop);
-        self.pending = self.to_error.is_some();
-        false
-    }
-
-    /// The stop as an error item, once.
-    fn take_error(&mut self) -> Option<E> {
-        if !std::mem::take(&mut self.pending) {
-            return None;
-        }
-        let to_error = self.to_error?;
-        self.repeated.clone().map(to_error)
-    }
-}
+use self::cursors::CursorGuard;
+pub use self::cursors::{REMEMBERED_CURSORS, RepeatedCursor};
+pub use self::page::{Page, PagePosition};
+pub use self::with_positions::WithPositions;
 
 /// A finished fetch: the cursor it was started with and what it returned.
 type Fetched<C, T, E> = (C, Result<Page<T, C>, E>);
+
+/// Pages fetched one cursor at a time, flattened into one stream of items.
+///
+/// `fetch_page(first)` is awaited on the first poll; each [`Page`] contributes its items in
+/// order (an empty page contributes nothing, it is not an item) and its `next` cursor names
+/// the page to fetch after it; a page with `next: None` is the last. A failed fetch is yielded
+/// as `Err` and the stream ends.
+///
+/// **It cannot loop forever**: a page whose `next` names a cursor fetched before (A→A, or
+/// A→B→A, among the last [`REMEMBERED_CURSORS`](crate::wrappers::REMEMBERED_CURSORS) = 32
+/// cursors; see [`remember_cursors`](Paginate::remember_cursors)) ends the stream after that
+/// page's items, with a [`RepeatedCursor`](crate::wrappers::RepeatedCursor) reported as a
+/// `tracing` error and kept in [`repeated_cursor`](Paginate::repeated_cursor); add
+/// [`on_repeated_cursor(String::from)`](Paginate::on_repeated_cursor) (or your error's
+/// conversion) to receive it as the last item, or
+/// [`allow_repeated_cursors`](Paginate::allow_repeated_cursors) for an API whose cursors may
+/// repeat. This is why the cursor type must be `PartialEq`.
+///
+/// Fetches run one at a time, when the previous page is delivered; with
+/// [`prefetch_next_page`](Paginate::prefetch_next_page) the next page is fetched while the
+/// current one is consumed (at most two pages held).
+///
+/// # Resuming
+///
+/// [`Paginate::position`] says where the stream stands as a [`PagePosition`] (a page cursor
+/// plus how many of its items were delivered); [`paginate_from`] continues from there without
+/// loss or duplicates. That is what a restart factory needs: after a failed fetch, rebuild the
+/// stream from the last position instead of from `first`. With `retry`, let
+/// [`with_positions`](Paginate::with_positions) hand each item's position to a
+/// [`custom_checkpoint`](crate::custom_checkpoint):
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::{Page, PagePosition};
+/// use futures::StreamExt;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // Page 1 answers 503 the first time it is fetched.
+/// let flaky = Arc::new(Mutex::new(true));
+/// let fetch = move |page: u32| {
+///     let flaky = flaky.clone();
+///     async move {
+///         if page == 1 && std::mem::replace(&mut *flaky.lock().unwrap(), false) {
+///             return Err("503");
+///         }
+///         let items = vec![page * 10, page * 10 + 1];
+///         Ok(if page < 2 { Page::next(items, page + 1) } else { Page::last(items) })
+///     }
+/// };
+/// let rows = custom_checkpoint(PagePosition::start(0), |pos, item: &(u32, PagePosition<u32>)| {
+///     *pos = item.1
+/// })
+/// .restartable(move |pos: &PagePosition<u32>| {
+///     paginate_from(*pos, fetch.clone()).prefetch_next_page().with_positions()
+/// })
+/// .retry(RetryPolicy::fixed(Duration::from_millis(100), 3))
+/// .map(|r| r.map(|(row, _position)| row));
+/// let rows: Vec<Result<u32, &str>> = rows.collect().await;
+/// assert_eq!(rows, [Ok(0), Ok(1), Ok(10), Ok(11), Ok(20), Ok(21)]);
+/// # }
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::Page;
+/// use futures::TryStreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // A "server" with 7 rows served 3 per page; the cursor is the offset of the next row.
+/// let fetch = |offset: usize| async move {
+///     let rows: Vec<usize> = (offset..7).take(3).collect();
+///     let next = offset + 3;
+///     Ok::<_, std::io::Error>(if next < 7 { Page::next(rows, next) } else { Page::last(rows) })
+/// };
+/// let all: Vec<usize> = paginate(0, fetch).try_collect().await.unwrap();
+/// assert_eq!(all, [0, 1, 2, 3, 4, 5, 6]);
+/// # }
+/// ```
+pub fn paginate<C, F, Fut, T, E>(first: C, fetch_page: F) -> Paginate<C, F, Fut, T, E>
+where
+    C: Clone + PartialEq,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    Paginate::new(first, fetch_page)
+}
+
+/// Resumes a [`paginate`] stream at `position`: fetches the page at `position.cursor`, skips
+/// its first `position.offset` items and continues from there.
+///
+/// Items are neither lost nor repeated as long as the page at a cursor returns the same items
+/// when fetched again (a stable cursor, as most APIs give).
+///
+/// # Examples
+///
+/// Resume after a failed fetch, from the position the failed stream reported:
+///
+/// ```
+/// use millrace::prelude::*;
+/// use millrace::Page;
+/// use futures::StreamExt;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let failed_once = Arc::new(AtomicBool::new(false));
+/// let fetch = move |page: u32| {
+///     let failed_once = failed_once.clone();
+///     async move {
+///         if page == 1 && !failed_once.swap(true, Ordering::SeqCst) {
+///             return Err("503");
+///         }
+///         let items = vec![page * 10, page * 10 + 1];
+///         Ok(if page < 2 { Page::next(items, page + 1) } else { Page::last(items) })
+///     }
+/// };
+///
+/// let mut got = Vec::new();
+/// let mut first = std::pin::pin!(paginate(0, fetch.clone()));
+/// while let Some(item) = first.next().await {
+///     match item {
+///         Ok(x) => got.push(x),
+///         Err(e) => assert_eq!(e, "503"),
+///     }
+/// }
+/// let resumed: Vec<_> = paginate_from(first.position(), fetch).collect().await;
+/// got.extend(resumed.into_iter().map(Result::unwrap));
+/// assert_eq!(got, [0, 1, 10, 11, 20, 21]);
+/// # }
+/// ```
+pub fn paginate_from<C, F, Fut, T, E>(
+    position: PagePosition<C>,
+    fetch_page: F,
+) -> Paginate<C, F, Fut, T, E>
+where
+    C: Clone + PartialEq,
+    F: FnMut(C) -> Fut,
+    Fut: Future<Output = Result<Page<T, C>, E>>,
+{
+    Paginate::from_position(position, fetch_page)
+}
 
 pin_project! {
     /// Stream for the [`paginate`](crate::paginate) and [`paginate_from`](crate::paginate_from)
@@ -471,7 +420,7 @@ where
     /// # }
     /// ```
     pub fn with_positions(self) -> WithPositions<C, F, Fut, T, E> {
-        WithPositions { inner: self }
+        WithPositions::new(self)
     }
 
     /// Where this stream stands: resuming from it with
@@ -644,60 +593,5 @@ where
 {
     fn is_terminated(&self) -> bool {
         self.done
-    }
-}
-
-pin_project! {
-    /// Stream for the [`with_positions`](Paginate::with_positions) method: each item with the
-    /// [`PagePosition`] right after it.
-    #[must_use = "streams do nothing unless polled"]
-    pub struct WithPositions<C, F, Fut, T, E> {
-        #[pin]
-        inner: Paginate<C, F, Fut, T, E>,
-    }
-}
-
-impl<C, F, Fut, T, E> fmt::Debug for WithPositions<C, F, Fut, T, E>
-where
-    C: fmt::Debug,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WithPositions")
-            .field("inner", &self.inner)
-            .finish()
-    }
-}
-
-impl<C, F, Fut, T, E> WithPositions<C, F, Fut, T, E> {
-    delegate_access_inner!(inner, Paginate<C, F, Fut, T, E>);
-}
-
-impl<C, F, Fut, T, E> Stream for WithPositions<C, F, Fut, T, E>
-where
-    C: Clone + PartialEq,
-    F: FnMut(C) -> Fut,
-    Fut: Future<Output = Result<Page<T, C>, E>>,
-{
-    type Item = Result<(T, PagePosition<C>), E>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut inner = self.project().inner;
-        let item = ready!(inner.as_mut().poll_next(cx));
-        Poll::Ready(item.map(|r| r.map(|t| (t, inner.position()))))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.size_hint()
-    }
-}
-
-impl<C, F, Fut, T, E> FusedStream for WithPositions<C, F, Fut, T, E>
-where
-    C: Clone + PartialEq,
-    F: FnMut(C) -> Fut,
-    Fut: Future<Output = Result<Page<T, C>, E>>,
-{
-    fn is_terminated(&self) -> bool {
-        self.inner.is_terminated()
     }
 }

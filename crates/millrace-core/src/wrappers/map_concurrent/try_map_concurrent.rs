@@ -9,8 +9,8 @@ use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use pin_project_lite::pin_project;
 
-use super::spawned::MapConcurrent;
-use crate::error::ConfigError;
+use super::engine::Limits;
+use super::map_concurrent::MapConcurrent;
 
 pin_project! {
     /// Stream for the [`try_map_concurrent`](crate::PipelineExt::try_map_concurrent) and
@@ -73,65 +73,18 @@ where
     U: Send + 'static,
     E: Send + 'static,
 {
-    /// Ordered fail-fast, at most `limit` in flight.
-    ///
-    /// # Panics
-    ///
-    /// If `limit` is 0 (see [`try_new`](Self::try_new)).
-    pub fn new(upstream: S, limit: usize, f: F) -> Self {
-        crate::error::built(Self::try_new(upstream, limit, f))
+    family_constructors! {
+        type: "TryMapConcurrent",
+        names: ("try_map_concurrent", "try_map_concurrent_unordered"),
+        unordered: (new_unordered, checked_new_unordered, try_new_unordered),
+        params: (upstream: S),
+        example: ("use futures::stream;", "stream::iter([1]), 0, |x| async move { Ok::<_, ()>(x) }")
     }
 
-    /// Ordered fail-fast, or a [`ConfigError`] if `limit` is 0.
-    ///
-    /// ```
-    /// use millrace::wrappers::TryMapConcurrent;
-    /// use futures::stream;
-    ///
-    /// let res = TryMapConcurrent::try_new(stream::iter([1]), 0, |x| async move { Ok::<_, ()>(x) });
-    /// assert_eq!(
-    ///     res.unwrap_err().to_string(),
-    ///     "`try_map_concurrent`: `limit` must be at least 1, got 0; pass a non-zero value"
-    /// );
-    /// ```
-    pub fn try_new(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
-        Self::build(upstream, limit, f, true, "try_map_concurrent")
-    }
-
-    /// Unordered fail-fast, at most `limit` in flight.
-    ///
-    /// # Panics
-    ///
-    /// If `limit` is 0 (see [`try_new_unordered`](Self::try_new_unordered)).
-    pub fn new_unordered(upstream: S, limit: usize, f: F) -> Self {
-        crate::error::built(Self::try_new_unordered(upstream, limit, f))
-    }
-
-    /// Unordered fail-fast, or a [`ConfigError`] if `limit` is 0.
-    ///
-    /// ```
-    /// use millrace::wrappers::TryMapConcurrent;
-    /// use futures::stream;
-    ///
-    /// let res = TryMapConcurrent::try_new_unordered(stream::iter([1]), 0, |x| async move {
-    ///     Ok::<_, ()>(x)
-    /// });
-    /// assert!(res.is_err());
-    /// ```
-    pub fn try_new_unordered(upstream: S, limit: usize, f: F) -> Result<Self, ConfigError> {
-        Self::build(upstream, limit, f, false, "try_map_concurrent_unordered")
-    }
-
-    fn build(
-        upstream: S,
-        limit: usize,
-        f: F,
-        ordered: bool,
-        stage: &'static str,
-    ) -> Result<Self, ConfigError> {
-        let mut inner = MapConcurrent::build(upstream, limit, f, ordered, stage)?;
+    pub(super) fn from_limits(upstream: S, f: F, limits: Limits) -> Self {
+        let mut inner = MapConcurrent::from_limits(upstream, f, limits);
         inner.set_fail_check(is_err::<U, E>);
-        Ok(TryMapConcurrent { inner })
+        TryMapConcurrent { inner }
     }
 }
 
@@ -158,35 +111,7 @@ impl<S, F, Fut: Future> TryMapConcurrent<S, F, Fut> {
         }
     }
 
-    /// Acquires a reference to the upstream stream.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use futures::stream;
-    ///
-    /// let s = stream::iter([1, 2]).try_map_concurrent(2, |x| async move { Ok::<_, ()>(x) });
-    /// assert_eq!(s.get_ref().size_hint(), (2, Some(2)));
-    /// ```
-    pub fn get_ref(&self) -> &S {
-        self.inner.get_ref()
-    }
-
-    /// Acquires a mutable reference to the upstream stream.
-    ///
-    /// Pulling items from it directly bypasses this wrapper.
-    pub fn get_mut(&mut self) -> &mut S {
-        self.inner.get_mut()
-    }
-
-    /// Acquires a pinned mutable reference to the upstream stream.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
-        self.project().inner.get_pin_mut()
-    }
-
-    /// Consumes this wrapper, returning the upstream stream (aborting work in flight).
-    pub fn into_inner(self) -> S {
-        self.inner.into_inner()
-    }
+    delegate_access_inner!(via inner, S);
 }
 
 impl<S, F, Fut, U, E> Stream for TryMapConcurrent<S, F, Fut>
