@@ -36,7 +36,11 @@ pin_project! {
     pub struct Metered<S, K = IgnoreErrors> {
         #[pin]
         stream: S,
-        metrics: StageMetrics,
+        // Boxed (one allocation, by the constructor) like `Prefetch`'s state: the `Arc` inside
+        // is then released from the heap, so no call ever gets the address of a field inside
+        // the consumer's future, and the consumer keeps the pipeline's state in registers
+        // (`benches/RESULTS.md`, "metered").
+        metrics: Box<StageMetrics>,
         counting: K,
     }
 }
@@ -91,7 +95,7 @@ impl<S: Stream, K> Metered<S, K> {
         }
         Metered {
             stream,
-            metrics,
+            metrics: Box::new(metrics),
             counting,
         }
     }
@@ -110,7 +114,7 @@ impl<S, K> Metered<S, K> {
             counting,
         } = self;
         Metered {
-            stream: layer(stream, &metrics),
+            stream: layer(stream, &*metrics),
             metrics,
             counting: recount(counting),
         }
@@ -285,7 +289,7 @@ impl<S, K> Metered<S, K> {
     /// # }
     /// ```
     pub fn metrics(&self) -> StageMetrics {
-        self.metrics.clone()
+        StageMetrics::clone(&self.metrics)
     }
 
     delegate_access_inner!(stream, S);
