@@ -9,7 +9,8 @@
 //! first poll, after the first item and after a `Pending` releases every captured token and
 //! leaves no task alive. A plain `#[test]` builds and drops every stage outside a runtime.
 
-mod reliability;
+mod support;
+use support::reliability;
 
 use std::time::Duration;
 

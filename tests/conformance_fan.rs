@@ -7,7 +7,8 @@
 //! upstream never moved; drop before the first poll, after the first item and after a
 //! `Pending` releases every captured token and leaves no task alive.
 
-mod reliability;
+mod support;
+use support::reliability;
 
 use std::time::Duration;
 

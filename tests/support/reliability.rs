@@ -1,9 +1,6 @@
 //! Shared helpers of the reliability suites (`tests/conformance.rs`, `tests/fault_injection.rs`,
-//! `tests/properties.rs`, `tests/concurrency_faults.rs`, `tests/time.rs`).
-//!
-//! Not a test target of its own: each suite includes it with `mod reliability;`. Each suite
-//! uses a different subset, hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! `tests/properties.rs`, `tests/concurrency_faults.rs`, `tests/time.rs`, …), which include it
+//! with `mod support;` + `use support::reliability;`.
 
 use std::fmt::Debug;
 use std::future::poll_fn;
