@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use millrace::testing::{
-    DropCounter, Flaky, FlakyError, Step, StreamTestExt, alive_tasks, conformance, consume,
-    record, scripted,
+    DropCounter, Flaky, FlakyError, Step, StreamTestExt, alive_tasks, conformance, consume, record,
+    scripted,
 };
 
 #[tokio::test(start_paused = true)]

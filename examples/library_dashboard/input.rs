@@ -153,7 +153,9 @@ impl fmt::Display for Reject {
 }
 
 /// Decodes and validates one entry: the event, or why the line is rejected.
-pub(crate) fn accept(decoded: Result<Decoded<Event>, JsonLineError>) -> Result<Decoded<Event>, Reject> {
+pub(crate) fn accept(
+    decoded: Result<Decoded<Event>, JsonLineError>,
+) -> Result<Decoded<Event>, Reject> {
     let event = decoded.map_err(Reject::Json)?;
     match check_event(&event) {
         Ok(()) => Ok(event),
