@@ -246,7 +246,8 @@ fn error_display_says_what_elapsed_and_what_to_do() {
 #[allow(deprecated)]
 fn zero_limits_panic_naming_the_method() {
     let zero = Duration::ZERO;
-    let builds: [(&str, fn(Duration)); 3] = [
+    type Build = fn(Duration);
+    let builds: [(&str, Build); 3] = [
         ("idle_timeout", |d| drop(stream::iter([1]).idle_timeout(d))),
         ("deadline", |d| drop(stream::iter([1]).deadline(d))),
         // The deprecated name panics with its own name.
