@@ -20,12 +20,13 @@
 //! `report.rs` and `error.rs` say how a run went.
 
 use std::path::PathBuf;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use millrace::adapters::http::HttpError;
 use millrace::adapters::sql::InsertError;
 use millrace::adapters::{fs, json};
 use millrace::prelude::*;
@@ -166,28 +167,14 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
             .count_errors()
             .with_timing()
     );
-    let mut insert_error = None;
-    while let Some(committed) = commits.next().await {
-        match committed {
-            Ok(_) => {
-                let done = commits
-                    .as_ref()
-                    .get_ref()
-                    .get_ref()
-                    .report()
-                    .batches_committed;
-                if config.stop_after.is_some_and(|n| done >= n) && !token.is_cancelled() {
-                    token.cancel(); // as Ctrl-C does: drain what is in flight, then stop
-                }
-            }
-            // A batch that cannot be enriched, even by the mirror, ends the run: the batches
-            // after it are not committed (the position cannot pass over it).
-            Err(InsertError::Upstream { source, .. }) => {
-                fatal.set(format!("catalog lookup failed: {source}"));
-            }
-            Err(e) => insert_error = Some(e),
-        }
-    }
+    let insert_error = drive(
+        commits.as_mut(),
+        |c| c.get_ref().report().batches_committed,
+        config.stop_after,
+        &token,
+        &fatal,
+    )
+    .await;
     let insert = commits.as_ref().get_ref().get_ref().report();
     let accounting = commits.as_ref().get_ref().get_ref().accounting().clone();
     let elapsed = started.elapsed();
@@ -233,6 +220,39 @@ pub(crate) async fn run(config: &Config, token: CancellationToken) -> Result<Rep
         fatal,
         elapsed,
     })
+}
+
+/// Drives `commits` to the end: cancels `token` (as Ctrl-C does) once `stop_after` batches are
+/// committed (`batches_committed` reads the count), keeps a batch that could not be enriched in
+/// `fatal`, and returns the database error that stopped the sink, if any.
+async fn drive<S, T>(
+    mut commits: Pin<&mut S>,
+    batches_committed: impl Fn(&S) -> u64,
+    stop_after: Option<u64>,
+    token: &CancellationToken,
+    fatal: &Fatal,
+) -> Option<InsertError<HttpError>>
+where
+    S: Stream<Item = Result<T, InsertError<HttpError>>>,
+{
+    let mut insert_error = None;
+    while let Some(committed) = commits.next().await {
+        match committed {
+            Ok(_) => {
+                let done = batches_committed(commits.as_ref().get_ref());
+                if stop_after.is_some_and(|n| done >= n) && !token.is_cancelled() {
+                    token.cancel(); // as Ctrl-C does: drain what is in flight, then stop
+                }
+            }
+            // A batch that cannot be enriched, even by the mirror, ends the run: the batches
+            // after it are not committed (the position cannot pass over it).
+            Err(InsertError::Upstream { source, .. }) => {
+                fatal.set(format!("catalog lookup failed: {source}"));
+            }
+            Err(e) => insert_error = Some(e),
+        }
+    }
+    insert_error
 }
 
 /// The live per-stage dashboard (bars on a terminal, plain lines otherwise) unless `--quiet`,
