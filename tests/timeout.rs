@@ -48,6 +48,18 @@ fn zero_limit(method: &str) -> String {
     format!("`{method}`: `limit` must be a non-zero duration, got 0ns; pass a value in that range")
 }
 
+/// What `[Item(1), Hang]` yields under an idle timeout of `limit`: the item, then the timeout
+/// of the wait for the next one.
+fn one_then_idle_for(limit: Duration) -> [Result<u32, TimeoutError>; 2] {
+    [
+        Ok(1),
+        Err(TimeoutError::Item {
+            after: limit,
+            index: 1,
+        }),
+    ]
+}
+
 /// `steps` with a `DropToken` of `counter` held by the stream itself.
 fn guarded(
     steps: Vec<Step<u32>>,
@@ -99,16 +111,7 @@ async fn idle_timeout_exact_instants_and_upstream_dropped() {
 #[tokio::test(start_paused = true)]
 async fn idle_timeout_waits_on_end_of_stream_too() {
     let rec = record(scripted([Step::Item(1), Step::Hang]).idle_timeout(30 * MS)).await;
-    assert_eq!(
-        rec.items,
-        [
-            Ok(1),
-            Err(TimeoutError::Item {
-                after: 30 * MS,
-                index: 1
-            })
-        ]
-    );
+    assert_eq!(rec.items, one_then_idle_for(30 * MS));
     assert_eq!(rec.times, [Duration::ZERO, 30 * MS]);
 }
 
@@ -403,16 +406,7 @@ async fn timeout_each_is_a_deprecated_alias_of_idle_timeout() {
         scripted([Step::Item(1), Step::Hang]).timeout_each(30 * MS);
     let s: IdleTimeout<_> = s; // the same type
     let rec = record(s).await;
-    assert_eq!(
-        rec.items,
-        [
-            Ok(1),
-            Err(TimeoutError::Item {
-                after: 30 * MS,
-                index: 1
-            })
-        ]
-    );
+    assert_eq!(rec.items, one_then_idle_for(30 * MS));
     let _: IdleTimeoutStage = millrace::wrappers::TimeoutEachStage::new(MS);
 }
 
