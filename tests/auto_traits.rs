@@ -5,7 +5,9 @@
 //! a change that loses one — or gains one by accident — fails here. Then the same wrappers
 //! over a `!Send` upstream (an `Rc`) and over a `!Unpin` upstream (`PhantomPinned`) must lose
 //! exactly that trait, except where the wrapper documents why not (e.g. `Prefetch` moves its
-//! upstream into a task, so it needs `Send` and never inherits `!Unpin`).
+//! upstream into a task, so it needs `Send` and never inherits `!Unpin`; the fan-out hubs and
+//! merges box their upstream and the overflow stages move it to a task, so those stay `Unpin`
+//! too).
 //!
 //! The check is a compile-time fact read at run time: `impls!(value, Trait)` is the autoref
 //! trick (an inherent-looking method found on `P<T>` only when `T: Trait`, else on `&P<T>`),
@@ -78,6 +80,14 @@ fn try_double(x: u32) -> std::future::Ready<Result<u32, String>> {
     std::future::ready(Ok(x * 2))
 }
 
+fn secs(x: &u32) -> Duration {
+    Duration::from_secs(u64::from(*x))
+}
+
+fn tumbling() -> WindowSpec {
+    WindowSpec::tumbling(Duration::from_secs(1))
+}
+
 #[derive(Debug)]
 struct RowErr;
 impl From<Invalid<u32, &'static str>> for RowErr {
@@ -145,6 +155,18 @@ fn every_wrapper_is_send_sync_unpin_over_send_sync_unpin_inputs() {
         "TryMapConcurrent": src().try_map_concurrent(2, try_double) => SSU;
         "MapBlocking": src().map_blocking(2, |x| x + 1) => SSU;
         "RateLimit": src().rate_limit(Rate::per_second(10)) => SSU;
+        "Broadcast": src().broadcast(2).remove(0) => SSU;
+        "Partition": src().partition(2, |x| *x as usize % 2).remove(0) => SSU;
+        "Balance": src().balance(2).remove(0) => SSU;
+        "TryMerge": try_merge([res(), res()]) => SSU;
+        "MergeInOrder": merge_in_order([src().enumerate(), src().enumerate()]) => SSU;
+        "MapConcurrentByKey": src().map_concurrent_by_key(2, |x| *x, double) => SSU;
+        "Window": src().window(tumbling(), |x| *x, || 0u32, |n, _| *n += 1) => SSU;
+        "EventWindow": src().window_event_time(tumbling(), secs, |x| *x, || 0u32, |n, _| *n += 1) => SSU;
+        "OnOverflow": src().on_overflow(2, Overflow::DropOldest) => SSU;
+        "FailOnOverflow": src().fail_on_overflow(2) => SSU;
+        "Conflate": src().conflate(|a, b| a + b) => SSU;
+        "Conflate (latest)": src().latest() => SSU;
     };
     println!("auto traits checked for {n} wrapper configurations");
 }
@@ -201,6 +223,13 @@ fn wrappers_lose_send_sync_over_a_not_send_upstream() {
         "MapConcurrentLocal": rc_src().map_concurrent_local(2, double) => not_ss;
         "RateLimit": rc_src().rate_limit(Rate::per_second(10)) => not_ss;
         "MapConcurrent (work is Send, upstream is not)": rc_src().map_concurrent(2, double) => not_ss;
+        "Broadcast": rc_src().broadcast(2).remove(0) => not_ss;
+        "Partition": rc_src().partition(2, |x| *x as usize % 2).remove(0) => not_ss;
+        "Balance": rc_src().balance(2).remove(0) => not_ss;
+        "MergeInOrder": merge_in_order([rc_src().enumerate()]) => not_ss;
+        "MapConcurrentByKey": rc_src().map_concurrent_by_key(2, |x| *x, double) => not_ss;
+        "Window": rc_src().window(tumbling(), |x| *x, || 0u32, |n, _| *n += 1) => not_ss;
+        "EventWindow": rc_src().window_event_time(tumbling(), secs, |x| *x, || 0u32, |n, _| *n += 1) => not_ss;
     };
     println!("!Send inheritance checked for {n} wrappers");
 }
@@ -228,6 +257,16 @@ fn wrappers_lose_unpin_over_a_not_unpin_upstream() {
         // poll moves it into the producer task, then keeps only a channel. `Unpin` whatever
         // the upstream (documented in `prefetch.rs`).
         "Prefetch": pinned().prefetch(2) => SSU;
+        "MapConcurrentByKey": pinned().map_concurrent_by_key(2, |x| *x, double) => not_unpin;
+        "Window": pinned().window(tumbling(), |x| *x, || 0u32, |n, _| *n += 1) => not_unpin;
+        "EventWindow": pinned().window_event_time(tumbling(), secs, |x| *x, || 0u32, |n, _| *n += 1) => not_unpin;
+        // The hubs box the upstream; the overflow stages move it onto their producer task.
+        "Broadcast": pinned().broadcast(2).remove(0) => SSU;
+        "Partition": pinned().partition(2, |x| *x as usize % 2).remove(0) => SSU;
+        "Balance": pinned().balance(2).remove(0) => SSU;
+        "MergeInOrder": merge_in_order([pinned().enumerate()]) => SSU;
+        "OnOverflow": pinned().on_overflow(2, Overflow::DropOldest) => SSU;
+        "Conflate": pinned().latest() => SSU;
     };
     println!("!Unpin inheritance checked for {n} wrappers");
 }

@@ -29,10 +29,10 @@ type Offsets = Vec<(String, String, String, i64, i64, i64)>;
 /// rows (pipeline, source, position, committed, dead-lettered, filtered).
 fn tables(db: &Path) -> (Activity, DeadLetters, Offsets) {
     let conn = rusqlite::Connection::open(db).unwrap();
-    let activity = conn
-        .prepare("SELECT line, ts, member, book, action, title, year FROM activity ORDER BY line")
-        .unwrap()
-        .query_map([], |r| {
+    let activity = select(
+        &conn,
+        "SELECT line, ts, member, book, action, title, year FROM activity ORDER BY line",
+        |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -42,25 +42,19 @@ fn tables(db: &Path) -> (Activity, DeadLetters, Offsets) {
                 r.get(5)?,
                 r.get(6)?,
             ))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut dead: DeadLetters = conn
-        .prepare("SELECT pipeline, source, position, reason FROM millrace_dead_letters")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        },
+    );
+    let mut dead = select(
+        &conn,
+        "SELECT pipeline, source, position, reason FROM millrace_dead_letters",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    );
     dead.sort();
-    let offsets = conn
-        .prepare(
-            "SELECT pipeline, source, position, committed, dead_lettered, filtered \
-             FROM millrace_offsets ORDER BY pipeline, source",
-        )
-        .unwrap()
-        .query_map([], |r| {
+    let offsets = select(
+        &conn,
+        "SELECT pipeline, source, position, committed, dead_lettered, filtered \
+         FROM millrace_offsets ORDER BY pipeline, source",
+        |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -69,11 +63,23 @@ fn tables(db: &Path) -> (Activity, DeadLetters, Offsets) {
                 r.get(4)?,
                 r.get(5)?,
             ))
-        })
+        },
+    );
+    (activity, dead, offsets)
+}
+
+/// The rows of `sql`, each read by `row`.
+fn select<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], row)
         .unwrap()
         .collect::<Result<_, _>>()
-        .unwrap();
-    (activity, dead, offsets)
+        .unwrap()
 }
 
 /// Runs the baseline on its own thread, bounded in time.

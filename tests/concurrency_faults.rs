@@ -4,7 +4,8 @@
 //! The per-wrapper files cover each stage alone; these tests compose them, because that is
 //! where a panic turns into a silent end or a wake-up gets lost between two tasks.
 
-mod reliability;
+mod support;
+use support::reliability;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

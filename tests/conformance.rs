@@ -9,7 +9,8 @@
 //! first poll, after the first item and after a `Pending` releases every captured token and
 //! leaves no task alive. A plain `#[test]` builds and drops every stage outside a runtime.
 
-mod reliability;
+mod support;
+use support::reliability;
 
 use std::time::Duration;
 
@@ -20,30 +21,11 @@ use millrace::wrappers::{
     BatchStage, DeadlineStage, IdleTimeoutStage, MeteredStage, PrefetchStage, RecoverStage,
     StopOnStage, SuperviseStage, ValidateOkStage, ValidateStage,
 };
-use reliability::{Probe, check_stage, probe};
+use reliability::{Probe, check_stage, probe, src, steps};
 
 const MS: Duration = Duration::from_millis(1);
 
 type R = Result<u32, &'static str>;
-
-/// 0..n, with a 10 ms delay before item 1 and a spurious `Pending` before item 2.
-fn steps(n: u32) -> Vec<Step<u32>> {
-    let mut v = Vec::new();
-    for i in 0..n {
-        if i == 1 {
-            v.push(Step::Delay(10 * MS));
-        }
-        if i == 2 {
-            v.push(Step::Pending);
-        }
-        v.push(Step::Item(i));
-    }
-    v
-}
-
-fn src(c: &DropCounter) -> Probe<millrace::testing::Scripted<u32>> {
-    probe(scripted(steps(5)), c)
-}
 
 /// `Ok(0), Ok(1), Err("e2"), Ok(3), Err("e4"), Ok(5)` with a delay and a `Pending`.
 fn res_steps() -> Vec<Step<R>> {

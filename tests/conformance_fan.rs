@@ -7,7 +7,8 @@
 //! upstream never moved; drop before the first poll, after the first item and after a
 //! `Pending` releases every captured token and leaves no task alive.
 
-mod reliability;
+mod support;
+use support::reliability;
 
 use std::time::Duration;
 
@@ -15,30 +16,11 @@ use futures::{StreamExt, stream};
 use millrace::prelude::*;
 use millrace::testing::{DropCounter, Step, scripted};
 use millrace::wrappers::{Broadcast, Partition, WindowEvent};
-use reliability::{Probe, check_stage, probe};
+use reliability::{Probe, check_stage, probe, src};
 
 const MS: Duration = Duration::from_millis(1);
 
 type R = Result<u32, &'static str>;
-
-/// 0..n, with a 10 ms delay before item 1 and a spurious `Pending` before item 2.
-fn steps(n: u32) -> Vec<Step<u32>> {
-    let mut v = Vec::new();
-    for i in 0..n {
-        if i == 1 {
-            v.push(Step::Delay(10 * MS));
-        }
-        if i == 2 {
-            v.push(Step::Pending);
-        }
-        v.push(Step::Item(i));
-    }
-    v
-}
-
-fn src(c: &DropCounter) -> Probe<millrace::testing::Scripted<u32>> {
-    probe(scripted(steps(5)), c)
-}
 
 /// 0..5, 1 ms apart: a consumer always takes an item before the next arrives.
 fn spaced(c: &DropCounter) -> Probe<millrace::testing::Scripted<u32>> {

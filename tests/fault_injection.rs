@@ -7,13 +7,14 @@
 //! 1–3 times per position; odd seeds also return a spurious `Pending` before every source
 //! item. Under miri the seed and item counts shrink (see `reliability::scaled`).
 
-mod reliability;
+mod support;
+use support::reliability;
 
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use millrace::prelude::*;
-use millrace::testing::{Flaky, FlakyError, alive_tasks, interleave_pending};
+use millrace::testing::{Flaky, FlakyError, StreamTestExt, alive_tasks};
 use reliability::{scaled, settle};
 
 fn seeds() -> u64 {
@@ -43,7 +44,7 @@ fn open(
     seed: u64,
 ) -> std::pin::Pin<Box<dyn Stream<Item = Result<u64, FlakyError>> + Send>> {
     if seed % 2 == 1 {
-        Box::pin(interleave_pending(flaky.open(from)))
+        Box::pin(flaky.open(from).interleave_pending())
     } else {
         Box::pin(flaky.open(from))
     }

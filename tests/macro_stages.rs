@@ -1,7 +1,8 @@
 //! `#[stream_stage]` stages (fast and general paths, sources, fallible stages) under the same
 //! conformance harness as the hand-written wrappers, and `pipeline!` against hand-chained calls.
 
-mod reliability;
+mod support;
+use support::reliability;
 
 use std::time::Duration;
 

@@ -8,13 +8,14 @@
 //! The stream version runs under a paused current-thread tokio runtime, consumed on a spawned
 //! hang-guarded task.
 
-mod reliability;
+mod support;
+use support::reliability;
 
 use std::pin::Pin;
 
 use futures::{StreamExt, stream};
 use millrace::prelude::*;
-use millrace::testing::{consume, interleave_pending};
+use millrace::testing::{StreamTestExt, consume};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -157,7 +158,7 @@ fn apply(op: &Op, s: Boxed) -> Boxed {
             Some(stream::iter([Ok(1000 + cp.delivered as i64)]))
         })),
         Op::Prefetch(n) => Box::pin(s.prefetch(n)),
-        Op::Interleave => Box::pin(interleave_pending(s)),
+        Op::Interleave => Box::pin(s.interleave_pending()),
     }
 }
 

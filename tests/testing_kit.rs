@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use millrace::testing::{
-    DropCounter, Flaky, FlakyError, Step, alive_tasks, conformance, consume, interleave_pending,
-    record, scripted,
+    DropCounter, Flaky, FlakyError, Step, StreamTestExt, alive_tasks, conformance, consume, record,
+    scripted,
 };
 
 #[tokio::test(start_paused = true)]
@@ -155,9 +155,17 @@ async fn drop_counter_and_alive_tasks_track_release() {
 
 #[tokio::test]
 async fn interleave_pending_returns_pending_before_each_item() {
-    let rec = record(interleave_pending(stream::iter(0..3))).await;
+    let rec = record(stream::iter(0..3).interleave_pending()).await;
     assert_eq!(rec.items, [0, 1, 2]);
     assert_eq!(rec.pendings, 4); // before each item and before the end
+}
+
+#[tokio::test]
+#[allow(deprecated)]
+async fn deprecated_interleave_pending_fn_still_interleaves() {
+    let rec = record(millrace::testing::interleave_pending(stream::iter(0..3))).await;
+    assert_eq!(rec.items, [0, 1, 2]);
+    assert_eq!(rec.pendings, 4);
 }
 
 #[tokio::test(start_paused = true)]

@@ -4,7 +4,8 @@
 //!
 //! The per-wrapper files check each stage alone; these check how their clocks interact.
 
-mod reliability;
+mod support;
+use support::reliability;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

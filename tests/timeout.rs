@@ -2,6 +2,7 @@
 //! `timeout_each`: ends at the first late item) and `deadline(d)`: exact instants, a typed
 //! error, the upstream kept or cancelled as documented; any duration up to `Duration::MAX`.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
@@ -13,7 +14,51 @@ use millrace::wrappers::{
 
 const MS: Duration = Duration::from_millis(1);
 
-fn assert_send<T: Send>(_: &T) {}
+/// Item 1, then after each gap the next item (item 2 after `gaps[0]`, …).
+fn gapped(gaps: &[Duration]) -> Vec<Step<u32>> {
+    let mut steps = vec![Step::Item(1)];
+    for (i, gap) in (2..).zip(gaps) {
+        steps.extend([Step::Delay(*gap), Step::Item(i)]);
+    }
+    steps
+}
+
+/// Consumes `s` taking 500 ms between polls.
+async fn slow_consumer<S: Stream + Unpin>(mut s: S) -> Vec<S::Item> {
+    let mut got = Vec::new();
+    while let Some(x) = s.next().await {
+        got.push(x);
+        tokio::time::sleep(500 * MS).await;
+    }
+    got
+}
+
+/// The message of a panic payload.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(text) => *text,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map_or_else(|| "(not text)".to_owned(), |text| (*text).to_owned()),
+    }
+}
+
+/// What a limit of zero must say, for the method `method`.
+fn zero_limit(method: &str) -> String {
+    format!("`{method}`: `limit` must be a non-zero duration, got 0ns; pass a value in that range")
+}
+
+/// What `[Item(1), Hang]` yields under an idle timeout of `limit`: the item, then the timeout
+/// of the wait for the next one.
+fn one_then_idle_for(limit: Duration) -> [Result<u32, TimeoutError>; 2] {
+    [
+        Ok(1),
+        Err(TimeoutError::Item {
+            after: limit,
+            index: 1,
+        }),
+    ]
+}
 
 /// `steps` with a `DropToken` of `counter` held by the stream itself.
 fn guarded(
@@ -30,18 +75,7 @@ fn guarded(
 #[tokio::test(start_paused = true)]
 async fn idle_timeout_exact_instants_and_upstream_dropped() {
     let counter = DropCounter::new();
-    let source = guarded(
-        vec![
-            Step::Item(1),
-            Step::Delay(50 * MS),
-            Step::Item(2),
-            Step::Delay(99 * MS),
-            Step::Item(3),
-            Step::Delay(200 * MS),
-            Step::Item(4),
-        ],
-        &counter,
-    );
+    let source = guarded(gapped(&[50 * MS, 99 * MS, 200 * MS]), &counter);
     let mut s = Box::pin(source.idle_timeout(100 * MS));
     let start = tokio::time::Instant::now();
     let mut times = Vec::new();
@@ -77,46 +111,23 @@ async fn idle_timeout_exact_instants_and_upstream_dropped() {
 #[tokio::test(start_paused = true)]
 async fn idle_timeout_waits_on_end_of_stream_too() {
     let rec = record(scripted([Step::Item(1), Step::Hang]).idle_timeout(30 * MS)).await;
-    assert_eq!(
-        rec.items,
-        [
-            Ok(1),
-            Err(TimeoutError::Item {
-                after: 30 * MS,
-                index: 1
-            })
-        ]
-    );
+    assert_eq!(rec.items, one_then_idle_for(30 * MS));
     assert_eq!(rec.times, [Duration::ZERO, 30 * MS]);
 }
 
 #[tokio::test(start_paused = true)]
-async fn idle_timeout_does_not_charge_the_consumer_time() {
+async fn idle_and_item_timeouts_do_not_charge_the_consumer_time() {
     // The consumer takes 500 ms between polls; the upstream is always ready: no timeout.
-    let mut s = Box::pin(stream::iter(0..3).idle_timeout(10 * MS));
-    let mut got = Vec::new();
-    while let Some(x) = s.next().await {
-        got.push(x);
-        tokio::time::sleep(500 * MS).await;
-    }
-    assert_eq!(got, [Ok(0), Ok(1), Ok(2)]);
+    let idle = slow_consumer(stream::iter(0..3).idle_timeout(10 * MS)).await;
+    assert_eq!(idle, [Ok(0), Ok(1), Ok(2)]);
+    let item = slow_consumer(stream::iter(0..3).item_timeout(10 * MS)).await;
+    assert_eq!(item, [Ok(0), Ok(1), Ok(2)]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn deadline_exact_instant_and_upstream_dropped() {
     let counter = DropCounter::new();
-    let source = guarded(
-        vec![
-            Step::Item(1),
-            Step::Delay(40 * MS),
-            Step::Item(2),
-            Step::Delay(40 * MS),
-            Step::Item(3),
-            Step::Delay(40 * MS),
-            Step::Item(4),
-        ],
-        &counter,
-    );
+    let source = guarded(gapped(&[40 * MS, 40 * MS, 40 * MS]), &counter);
     let rec = record(source.deadline(100 * MS)).await;
     assert_eq!(
         rec.items,
@@ -160,15 +171,7 @@ async fn deadline_cuts_off_an_always_ready_upstream() {
 
 #[tokio::test(start_paused = true)]
 async fn conformance_of_both() {
-    let steps = || {
-        scripted([
-            Step::Item(1),
-            Step::Delay(20 * MS),
-            Step::Item(2),
-            Step::Delay(80 * MS),
-            Step::Item(3),
-        ])
-    };
+    let steps = || scripted(gapped(&[20 * MS, 80 * MS]));
     conformance(
         move || steps().idle_timeout(50 * MS),
         vec![
@@ -202,9 +205,22 @@ async fn stages_match_methods() {
 }
 
 #[tokio::test(start_paused = true)]
-#[should_panic(expected = "boom")]
 async fn upstream_panic_reaches_consumer() {
-    let _ = consume(scripted([Step::Item(1), Step::Panic("boom")]).idle_timeout(MS)).await;
+    let panicking = || scripted([Step::Item(1), Step::Panic("boom")]);
+    let consumers = [
+        (
+            "idle_timeout",
+            tokio::spawn(consume(panicking().idle_timeout(MS))),
+        ),
+        (
+            "item_timeout",
+            tokio::spawn(consume(panicking().item_timeout(MS))),
+        ),
+    ];
+    for (method, consumer) in consumers {
+        let panic = consumer.await.expect_err(method).into_panic();
+        assert_eq!(panic_text(panic), "boom", "{method}");
+    }
 }
 
 #[test]
@@ -230,57 +246,61 @@ fn error_display_says_what_elapsed_and_what_to_do() {
 }
 
 #[test]
-#[should_panic(
-    expected = "`idle_timeout`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
-)]
-fn zero_idle_timeout_panics() {
-    let _ = stream::iter([1]).idle_timeout(Duration::ZERO);
-}
-
-#[test]
-#[should_panic(
-    expected = "`deadline`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
-)]
-fn zero_deadline_panics() {
-    let _ = stream::iter([1]).deadline(Duration::ZERO);
+#[allow(deprecated)]
+fn zero_limits_panic_naming_the_method() {
+    let zero = Duration::ZERO;
+    type Build = fn(Duration);
+    let builds: [(&str, Build); 3] = [
+        ("idle_timeout", |d| drop(stream::iter([1]).idle_timeout(d))),
+        ("deadline", |d| drop(stream::iter([1]).deadline(d))),
+        // The deprecated name panics with its own name.
+        ("timeout_each", |d| drop(stream::iter([1]).timeout_each(d))),
+    ];
+    for (method, build) in builds {
+        let panic = std::panic::catch_unwind(|| build(zero)).expect_err(method);
+        assert_eq!(panic_text(panic), zero_limit(method));
+    }
 }
 
 #[test]
 fn try_constructors_return_the_error() {
-    assert_eq!(
-        IdleTimeout::checked_new(stream::iter([1]), Duration::ZERO)
-            .unwrap_err()
-            .to_string(),
-        "`idle_timeout`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
-    );
-    assert_eq!(
-        ItemTimeout::checked_new(stream::iter([1]), Duration::ZERO)
-            .unwrap_err()
-            .to_string(),
-        "`item_timeout`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
-    );
-    assert!(ItemTimeoutStage::checked_new(Duration::ZERO).is_err());
-    assert_eq!(
-        Deadline::checked_new(stream::iter([1]), Duration::ZERO)
-            .unwrap_err()
-            .to_string(),
-        "`deadline`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
-    );
-    assert!(IdleTimeoutStage::checked_new(Duration::ZERO).is_err());
-    assert!(DeadlineStage::checked_new(Duration::ZERO).is_err());
+    let zero = Duration::ZERO;
+    let errors = [
+        (
+            "idle_timeout",
+            IdleTimeout::checked_new(stream::iter([1]), zero).map(drop),
+        ),
+        (
+            "item_timeout",
+            ItemTimeout::checked_new(stream::iter([1]), zero).map(drop),
+        ),
+        (
+            "deadline",
+            Deadline::checked_new(stream::iter([1]), zero).map(drop),
+        ),
+    ];
+    for (method, error) in errors {
+        assert_eq!(error.unwrap_err().to_string(), zero_limit(method));
+    }
+    assert!(IdleTimeoutStage::checked_new(zero).is_err());
+    assert!(ItemTimeoutStage::checked_new(zero).is_err());
+    assert!(DeadlineStage::checked_new(zero).is_err());
 }
 
+/// `Send`/`Sync`/`Unpin` of the three wrappers are asserted in `tests/auto_traits.rs`.
 #[test]
-fn send_unpin_and_size_hint() {
-    fn assert_unpin<T: Unpin>(_: &T) {}
-    let t = stream::iter(0..3).idle_timeout(MS);
-    let d = stream::iter(0..3).deadline(MS);
-    assert_send(&t);
-    assert_send(&d);
-    assert_unpin(&t);
-    assert_unpin(&d);
-    assert_eq!(t.size_hint(), (1, Some(4)));
-    assert_eq!(d.size_hint(), (1, Some(4)));
+fn size_hints() {
+    // Each item (and the end) may be preceded by one error (`item_timeout`), or the stream may
+    // end early on one error (`idle_timeout`, `deadline`).
+    assert_eq!(
+        stream::iter(0..3).idle_timeout(MS).size_hint(),
+        (1, Some(4))
+    );
+    assert_eq!(stream::iter(0..3).deadline(MS).size_hint(), (1, Some(4)));
+    assert_eq!(
+        stream::iter(0..3).item_timeout(MS).size_hint(),
+        (3, Some(7))
+    );
 }
 
 // ---- item_timeout: a late item is reported, the stream goes on ----
@@ -288,17 +308,11 @@ fn send_unpin_and_size_hint() {
 #[tokio::test(start_paused = true)]
 async fn item_timeout_reports_a_late_item_and_keeps_the_upstream() {
     let counter = DropCounter::new();
-    let source = guarded(
-        vec![
-            Step::Item(1),
-            Step::Delay(250 * MS), // late: one error at 100 ms, then the item at 250 ms
-            Step::Item(2),
-            Step::Delay(99 * MS), // in time
-            Step::Item(3),
-            Step::Delay(150 * MS), // late again, before the end
-        ],
-        &counter,
-    );
+    // Item 2 is late (one error at 100 ms, then the item at 250 ms), item 3 is in time, and
+    // the end is late again.
+    let mut steps = gapped(&[250 * MS, 99 * MS]);
+    steps.push(Step::Delay(150 * MS));
+    let source = guarded(steps, &counter);
     let rec = record(source.item_timeout(100 * MS)).await;
     assert_eq!(
         rec.items,
@@ -344,17 +358,6 @@ async fn item_timeout_reports_once_per_wait_then_waits() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn item_timeout_does_not_charge_the_consumer_time() {
-    let mut s = Box::pin(stream::iter(0..3).item_timeout(10 * MS));
-    let mut got = Vec::new();
-    while let Some(x) = s.next().await {
-        got.push(x);
-        tokio::time::sleep(500 * MS).await;
-    }
-    assert_eq!(got, [Ok(0), Ok(1), Ok(2)]);
-}
-
-#[tokio::test(start_paused = true)]
 async fn item_timeout_conformance_and_stage() {
     let steps = || {
         scripted([
@@ -381,12 +384,6 @@ async fn item_timeout_conformance_and_stage() {
     .await;
 }
 
-#[tokio::test(start_paused = true)]
-#[should_panic(expected = "boom")]
-async fn item_timeout_upstream_panic_reaches_consumer() {
-    let _ = consume(scripted([Step::Item(1), Step::Panic("boom")]).item_timeout(MS)).await;
-}
-
 #[test]
 fn elapsed_display_says_the_stream_goes_on() {
     let e = TimeoutError::Elapsed {
@@ -400,16 +397,6 @@ fn elapsed_display_says_the_stream_goes_on() {
     );
 }
 
-#[test]
-fn item_timeout_auto_traits_and_size_hint() {
-    fn assert_unpin<T: Unpin>(_: &T) {}
-    let t = stream::iter(0..3).item_timeout(MS);
-    assert_send(&t);
-    assert_unpin(&t);
-    // Each item (and the end) may be preceded by one error.
-    assert_eq!(t.size_hint(), (3, Some(7)));
-}
-
 // ---- the deprecated name keeps the old (ending) behaviour ----
 
 #[tokio::test(start_paused = true)]
@@ -419,53 +406,26 @@ async fn timeout_each_is_a_deprecated_alias_of_idle_timeout() {
         scripted([Step::Item(1), Step::Hang]).timeout_each(30 * MS);
     let s: IdleTimeout<_> = s; // the same type
     let rec = record(s).await;
-    assert_eq!(
-        rec.items,
-        [
-            Ok(1),
-            Err(TimeoutError::Item {
-                after: 30 * MS,
-                index: 1
-            })
-        ]
-    );
+    assert_eq!(rec.items, one_then_idle_for(30 * MS));
     let _: IdleTimeoutStage = millrace::wrappers::TimeoutEachStage::new(MS);
-}
-
-#[test]
-#[allow(deprecated)]
-#[should_panic(
-    expected = "`timeout_each`: `limit` must be a non-zero duration, got 0ns; pass a value in that range"
-)]
-fn zero_timeout_each_panics_with_its_own_name() {
-    let _ = stream::iter([1]).timeout_each(Duration::ZERO);
 }
 
 // ---- any duration works: `Duration::MAX` saturates (issue 14, bad input) ----
 
 #[tokio::test(start_paused = true)]
 async fn duration_max_is_a_valid_limit() {
-    let slow = || {
-        scripted([
-            Step::Item(1),
-            Step::Delay(Duration::from_secs(1800)),
-            Step::Item(2),
-        ])
-    };
-    // Used to panic with "overflow when adding duration to instant" once the timer was armed.
-    assert_eq!(
-        consume(slow().idle_timeout(Duration::MAX)).await,
-        [Ok(1), Ok(2)]
-    );
-    assert_eq!(
-        consume(slow().item_timeout(Duration::MAX)).await,
-        [Ok(1), Ok(2)]
-    );
-    assert_eq!(
-        consume(slow().deadline(Duration::MAX)).await,
-        [Ok(1), Ok(2)]
-    );
+    type Limited = Pin<Box<dyn Stream<Item = Result<u32, TimeoutError>> + Send>>;
+    let slow = || scripted(gapped(&[Duration::from_secs(1800)]));
+    let max = Duration::MAX;
     #[allow(deprecated)]
-    let old = slow().timeout_each(Duration::MAX);
-    assert_eq!(consume(old).await, [Ok(1), Ok(2)]);
+    let limited: [(&str, Limited); 4] = [
+        ("idle_timeout", Box::pin(slow().idle_timeout(max))),
+        ("item_timeout", Box::pin(slow().item_timeout(max))),
+        ("deadline", Box::pin(slow().deadline(max))),
+        ("timeout_each", Box::pin(slow().timeout_each(max))),
+    ];
+    // Used to panic with "overflow when adding duration to instant" once the timer was armed.
+    for (method, stream) in limited {
+        assert_eq!(consume(stream).await, [Ok(1), Ok(2)], "{method}");
+    }
 }

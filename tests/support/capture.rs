@@ -92,7 +92,6 @@ fn install_global() {
 }
 
 /// Captures this thread's events at `level` and above while the guard lives.
-#[allow(dead_code)] // not every test file uses both
 pub(crate) fn capture_at(level: LevelFilter) -> (Capture, Guard) {
     install_global();
     let capture = Capture::default();
@@ -101,7 +100,6 @@ pub(crate) fn capture_at(level: LevelFilter) -> (Capture, Guard) {
 }
 
 /// Captures this thread's events at every level while the guard lives.
-#[allow(dead_code)] // not every test file uses both
 pub(crate) fn capture() -> (Capture, Guard) {
     capture_at(LevelFilter::TRACE)
 }
@@ -110,7 +108,6 @@ pub(crate) fn capture() -> (Capture, Guard) {
 /// `level`, so that what that subscriber does not enable (e.g. `TRACE` spans) is not created
 /// at all on this thread. The global subscriber is installed first, so callsite interest stays
 /// stable (see the module docs).
-#[allow(dead_code)] // not every test file uses all helpers
 pub(crate) fn capture_with_max_level(level: LevelFilter) -> (Capture, impl Sized) {
     use tracing_subscriber::util::SubscriberInitExt;
 

@@ -10,7 +10,8 @@
 //! - [`conformance`]: the `Stream` contract checks every stage must pass;
 //! - [`DropCounter`], [`alive_tasks`]: prove that dropping a stage releases what it captured
 //!   and aborts its tasks;
-//! - [`interleave_pending`]: a wrapper that returns `Pending` (and wakes) before every item.
+//! - [`StreamTestExt::interleave_pending`] (futures-test's, re-exported): returns `Pending`
+//!   (and wakes) before every item.
 //!
 //! Time-based tests run under paused tokio time (`#[tokio::test(start_paused = true)]`): the
 //! runtime jumps the clock forward whenever every task is idle, so delays cost no real time and
@@ -40,7 +41,8 @@ mod tracked;
 pub use self::conformance::{HANG_BOUND, conformance, consume};
 pub use self::drop_counter::{DropCounter, DropToken};
 pub use self::flaky::{Flaky, FlakyError, FlakyStream};
-pub use self::interleave::{InterleavePending, interleave_pending};
+#[allow(deprecated)]
+pub use self::interleave::{InterleavePending, StreamTestExt, interleave_pending};
 pub use self::record::{Recording, record};
 pub use self::scripted::{Scripted, Step, scripted};
 pub use self::tracked::{TrackedSource, tracked_source};

@@ -114,7 +114,7 @@ impl<S, K> Metered<S, K> {
             counting,
         } = self;
         Metered {
-            stream: layer(stream, &*metrics),
+            stream: layer(stream, &metrics),
             metrics,
             counting: recount(counting),
         }

@@ -1,9 +1,6 @@
 //! Shared helpers of the reliability suites (`tests/conformance.rs`, `tests/fault_injection.rs`,
-//! `tests/properties.rs`, `tests/concurrency_faults.rs`, `tests/time.rs`).
-//!
-//! Not a test target of its own: each suite includes it with `mod reliability;`. Each suite
-//! uses a different subset, hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! `tests/properties.rs`, `tests/concurrency_faults.rs`, `tests/time.rs`, …), which include it
+//! with `mod support;` + `use support::reliability;`.
 
 use std::fmt::Debug;
 use std::future::poll_fn;
@@ -15,7 +12,9 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures::StreamExt;
 use millrace::prelude::*;
-use millrace::testing::{DropCounter, DropToken, HANG_BOUND, alive_tasks, conformance};
+use millrace::testing::{
+    DropCounter, DropToken, HANG_BOUND, Scripted, Step, alive_tasks, conformance, scripted,
+};
 
 /// `full` normally, `small` under miri (which runs a few thousand times slower).
 pub(crate) fn scaled(full: u64, small: u64) -> u64 {
@@ -32,6 +31,26 @@ pub(crate) async fn settle() {
     for _ in 0..8 {
         tokio::task::yield_now().await;
     }
+}
+
+/// 0..n, with a 10 ms delay before item 1 and a spurious `Pending` before item 2.
+pub(crate) fn steps(n: u32) -> Vec<Step<u32>> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        if i == 1 {
+            v.push(Step::Delay(std::time::Duration::from_millis(10)));
+        }
+        if i == 2 {
+            v.push(Step::Pending);
+        }
+        v.push(Step::Item(i));
+    }
+    v
+}
+
+/// The usual upstream of a conformance check: [`steps`]`(5)` in a [`Probe`] counted by `c`.
+pub(crate) fn src(c: &DropCounter) -> Probe<Scripted<u32>> {
+    probe(scripted(steps(5)), c)
 }
 
 // ---------------------------------------------------------------------------------------------
