@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, future};
 use millrace::adapters::http::reqwest::{self, Url};
-use millrace::adapters::http::testserver::{Book, Faults, ServerStats, TestServer};
 use millrace::adapters::http::{
     HttpError, HttpOptions, PageStyle, paginated, paginated_from, request_json,
 };
@@ -35,6 +34,7 @@ use millrace::policy::ExponentialBuilder;
 use millrace::positions::{Counts, Entry, Positioned, TrackedBatch};
 use millrace::prelude::*;
 use millrace::{PagePosition, StageSnapshot};
+use millrace_test_support::{Book, Faults, ServerStats, TestServer};
 use serde::Deserialize;
 use sqlx::Sqlite;
 use sqlx::sqlite::{

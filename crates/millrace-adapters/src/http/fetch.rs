@@ -56,7 +56,7 @@ use super::{HttpError, HttpOptions};
 ///
 /// ```
 /// use millrace::prelude::*;
-/// use millrace::adapters::http::testserver::{Book, TestServer};
+/// use millrace_test_support::{Book, TestServer};
 /// use millrace::adapters::http::{fetch_json, reqwest};
 /// use futures::{stream, StreamExt};
 ///
@@ -103,7 +103,7 @@ where
 ///
 /// ```
 /// use millrace::prelude::*;
-/// use millrace::adapters::http::testserver::{Book, TestServer};
+/// use millrace_test_support::{Book, TestServer};
 /// use millrace::adapters::http::{fetch_json_as, reqwest};
 /// use futures::{stream, StreamExt};
 ///
@@ -281,7 +281,7 @@ where
     ///
     /// ```
     /// use millrace::prelude::*;
-    /// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+    /// use millrace_test_support::{Book, Fault, Faults, TestServer};
     /// use millrace::adapters::http::{fetch_json, reqwest};
     /// use futures::{stream, StreamExt};
     /// use std::time::Duration;
@@ -383,7 +383,7 @@ pin_project_lite::pin_project! {
 ///
 /// ```
 /// use millrace::prelude::*;
-/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace_test_support::{Book, Fault, Faults, TestServer};
 /// use millrace::adapters::http::{fetch_json, reqwest, HttpOptions};
 /// use futures::{stream, StreamExt};
 /// use std::time::Duration;
@@ -534,7 +534,7 @@ async fn run<T: DeserializeOwned>(
 /// # Examples
 ///
 /// ```
-/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace_test_support::{Book, Fault, Faults, TestServer};
 /// use millrace::adapters::http::{reqwest, request_json, HttpOptions};
 /// use std::time::Duration;
 ///

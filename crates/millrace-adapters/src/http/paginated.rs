@@ -129,7 +129,7 @@ impl PageStyle {
 /// # Examples
 ///
 /// ```
-/// use millrace::adapters::http::testserver::{Book, TestServer};
+/// use millrace_test_support::{Book, TestServer};
 /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
 /// use futures::TryStreamExt;
 ///
@@ -176,7 +176,7 @@ where
 /// A source that failed for good on page 2 resumes there, on the fault-free mirror:
 ///
 /// ```
-/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace_test_support::{Book, Fault, Faults, TestServer};
 /// use millrace::adapters::http::{paginated, paginated_from, reqwest, HttpOptions, PageStyle};
 /// use futures::StreamExt;
 ///
@@ -259,7 +259,7 @@ pub struct Paginated<T> {
 ///
 /// ```
 /// use millrace::prelude::*;
-/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace_test_support::{Book, Fault, Faults, TestServer};
 /// use millrace::adapters::http::{paginated, reqwest, HttpOptions, PageStyle};
 /// use futures::StreamExt;
 /// use std::time::Duration;
@@ -310,7 +310,7 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// use millrace::adapters::http::testserver::{Book, TestServer};
+    /// use millrace_test_support::{Book, TestServer};
     /// use millrace::adapters::http::{paginated, reqwest, HttpOptions, PageStyle};
     /// use futures::TryStreamExt;
     ///
@@ -359,7 +359,7 @@ where
     /// timeout turns the page fetched ahead into a (retried) timeout.
     ///
     /// ```
-    /// use millrace::adapters::http::testserver::{Book, TestServer};
+    /// use millrace_test_support::{Book, TestServer};
     /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
     /// use futures::TryStreamExt;
     ///
@@ -415,7 +415,7 @@ where
     /// ```
     /// use millrace::prelude::*;
     /// use millrace::PagePosition;
-    /// use millrace::adapters::http::testserver::{Book, Faults, TestServer};
+    /// use millrace_test_support::{Book, Faults, TestServer};
     /// use millrace::adapters::http::{paginated, paginated_from, reqwest, HttpOptions, PageStyle};
     /// use millrace::adapters::http::reqwest::Url;
     /// use futures::TryStreamExt;
