@@ -5,6 +5,7 @@
 //! only; the facade re-exports it as `millrace::__private` (adding the `pipeline!` engine).
 //! Nothing here is covered by semver.
 
+pub use crate::delegate_access_inner;
 pub use ::async_stream;
 pub use ::core::marker::PhantomData;
 pub use ::core::pin::Pin;

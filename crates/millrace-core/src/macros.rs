@@ -2,6 +2,8 @@
 
 /// Generates `get_ref`, `get_mut`, `get_pin_mut` and `into_inner` for a wrapper whose
 /// upstream stream lives in the pinned field `$field` of type `$inner`.
+#[doc(hidden)]
+#[macro_export] // reached by the adapters through `__private`
 macro_rules! delegate_access_inner {
     ($field:ident, $inner:ty) => {
         /// Acquires a reference to the upstream stream this wrapper pulls from.
