@@ -437,7 +437,7 @@ impl<S: Stream, T> FetchJson<S, T> {
     ///
     /// let mut s = stream::iter(["http://127.0.0.1:9/a".to_owned()])
     ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url)));
-    /// let _upstream = s.get_mut();
+    /// assert_eq!(s.get_mut().size_hint(), (1, Some(1)));
     /// ```
     pub fn get_mut(&mut self) -> &mut S {
         self.inner.get_mut()
@@ -452,7 +452,7 @@ impl<S: Stream, T> FetchJson<S, T> {
     ///
     /// let mut s = std::pin::pin!(stream::iter(["http://127.0.0.1:9/a".to_owned()])
     ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url))));
-    /// let _upstream = s.as_mut().get_pin_mut();
+    /// assert_eq!(s.as_mut().get_pin_mut().size_hint(), (1, Some(1)));
     /// ```
     pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
         self.project().inner.get_pin_mut()
@@ -467,8 +467,7 @@ impl<S: Stream, T> FetchJson<S, T> {
     ///
     /// let s = stream::iter(["http://127.0.0.1:9/a".to_owned()])
     ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url)));
-    /// let upstream = s.into_inner();
-    /// # drop(upstream);
+    /// assert_eq!(s.into_inner().size_hint(), (1, Some(1)));
     /// ```
     pub fn into_inner(self) -> S {
         self.inner.into_inner()
