@@ -13,75 +13,18 @@ use std::time::Duration;
 use futures::StreamExt;
 use millrace::adapters::redis::client::{self as redis, Client};
 use millrace::adapters::redis::{
-    EntryId, ReconnectPolicy, RedisHashSink, RedisStreamError, RedisStreamSink, RedisStreamSource,
+    ReconnectPolicy, RedisHashSink, RedisStreamError, RedisStreamSink, RedisStreamSource,
 };
 
-fn server() -> Option<Client> {
-    let url = millrace::adapters::redis::test_server_url()?;
-    Some(Client::open(url).expect("MILLRACE_TEST_REDIS_URL is a redis:// URL"))
-}
-
-/// A key unique to this process and test.
-fn key(name: &str) -> String {
-    format!("millrace-test:{}:{name}", std::process::id())
-}
-
-async fn conn(client: &Client) -> redis::aio::MultiplexedConnection {
-    client
-        .get_multiplexed_async_connection_with_config(
-            &redis::AsyncConnectionConfig::new()
-                .set_response_timeout(Some(Duration::from_secs(20))),
-        )
-        .await
-        .unwrap()
-}
-
-async fn pending(client: &Client, stream: &str, group: &str) -> u64 {
-    let v: redis::Value = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(group)
-        .query_async(&mut conn(client).await)
-        .await
-        .unwrap();
-    match v {
-        redis::Value::Array(items) => match &items[0] {
-            redis::Value::Int(n) => *n as u64,
-            other => panic!("unexpected XPENDING count {other:?}"),
-        },
-        other => panic!("unexpected XPENDING reply {other:?}"),
-    }
-}
-
-async fn xadd(client: &Client, stream: &str, fields: &[(&str, &str)]) -> EntryId {
-    let id: String = redis::cmd("XADD")
-        .arg(stream)
-        .arg("*")
-        .arg(fields)
-        .query_async(&mut conn(client).await)
-        .await
-        .unwrap();
-    id.parse().unwrap()
-}
-
-async fn cleanup(client: &Client, keys: &[&str]) {
-    let _: () = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut conn(client).await)
-        .await
-        .unwrap();
-}
+#[path = "support/redis.rs"]
+mod support;
+use support::{cleanup, conn, key, numbers, pending, server, xadd};
 
 #[tokio::test]
 async fn delivers_every_entry_and_acks_after_commit() {
     let Some(client) = server() else { return };
     let stream = key("basic");
-    let mut sink = RedisStreamSink::connect(&client, &stream).await.unwrap();
-    assert_eq!(
-        sink.send_batch((0..500u32).map(|n| [("n", n)]))
-            .await
-            .unwrap(),
-        500
-    );
+    numbers(&client, &stream, 500).await;
 
     let source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
         .capacity(64)
@@ -166,10 +109,7 @@ async fn malformed_entry_is_an_error_item_with_its_id() {
 async fn never_reads_more_than_the_capacity() {
     let Some(client) = server() else { return };
     let stream = key("backpressure");
-    let mut sink = RedisStreamSink::connect(&client, &stream).await.unwrap();
-    sink.send_batch((0..100u32).map(|n| [("n", n)]))
-        .await
-        .unwrap();
+    numbers(&client, &stream, 100).await;
 
     let mut source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
         .capacity(10)
@@ -213,10 +153,7 @@ async fn never_reads_more_than_the_capacity() {
 async fn reclaims_entries_of_a_dead_consumer() {
     let Some(client) = server() else { return };
     let stream = key("claim");
-    let mut sink = RedisStreamSink::connect(&client, &stream).await.unwrap();
-    sink.send_batch((0..20u32).map(|n| [("n", n)]))
-        .await
-        .unwrap();
+    numbers(&client, &stream, 20).await;
 
     // "dead" reads 5 entries and dies without acking them.
     let mut dead = RedisStreamSource::builder(client.clone(), &stream, "g", "dead")
@@ -413,8 +350,7 @@ async fn server_restart_mid_read_loses_nothing() {
     let client = Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
     let stream = "restart";
     const N: u32 = 2_000;
-    let mut sink = RedisStreamSink::connect(&client, stream).await.unwrap();
-    sink.send_batch((0..N).map(|n| [("n", n)])).await.unwrap();
+    numbers(&client, stream, N).await;
 
     let source = RedisStreamSource::builder(client.clone(), stream, "g", "c1")
         .capacity(100)

@@ -14,59 +14,22 @@ use millrace::adapters::redis::client::{self as redis, Client};
 use millrace::adapters::redis::{CommitAckError, EntryId, RedisHashSink, RedisStreamSource};
 use millrace::positions::Entry;
 
-fn server() -> Option<Client> {
-    let url = millrace::adapters::redis::test_server_url()?;
-    Some(Client::open(url).expect("MILLRACE_TEST_REDIS_URL is a redis:// URL"))
-}
+#[path = "support/redis.rs"]
+mod support;
+use support::{cleanup, conn, key, server, xadd};
 
-/// A key unique to this process and test.
-fn key(name: &str) -> String {
-    format!("millrace-test:{}:tracked:{name}", std::process::id())
-}
-
-async fn conn(client: &Client) -> redis::aio::MultiplexedConnection {
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
+/// Entries of `stream` delivered to the group `g` and not yet acknowledged.
 async fn pending(client: &Client, stream: &str) -> u64 {
-    let v: redis::Value = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg("g")
-        .query_async(&mut conn(client).await)
-        .await
-        .unwrap();
-    match v {
-        redis::Value::Array(items) => match &items[0] {
-            redis::Value::Int(n) => *n as u64,
-            other => panic!("unexpected XPENDING count {other:?}"),
-        },
-        other => panic!("unexpected XPENDING reply {other:?}"),
-    }
+    support::pending(client, stream, "g").await
 }
 
 /// Appends `values` as entries `n = value`; their ids in order.
 async fn produce(client: &Client, stream: &str, values: &[&str]) -> Vec<EntryId> {
     let mut ids = Vec::new();
     for v in values {
-        let id: String = redis::cmd("XADD")
-            .arg(stream)
-            .arg("*")
-            .arg("n")
-            .arg(*v)
-            .query_async(&mut conn(client).await)
-            .await
-            .unwrap();
-        ids.push(id.parse().unwrap());
+        ids.push(xadd(client, stream, &[("n", v)]).await);
     }
     ids
-}
-
-async fn cleanup(client: &Client, keys: &[&str]) {
-    let _: () = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut conn(client).await)
-        .await
-        .unwrap();
 }
 
 fn builder(
