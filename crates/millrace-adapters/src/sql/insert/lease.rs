@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use super::BatchInsert;
 use super::backend::Backend;
 
+/// The wall clock in milliseconds since the Unix epoch, as stored in the offsets table.
 pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -46,7 +47,7 @@ pub(super) fn pid_alive(pid: i64) -> bool {
 }
 
 /// The claim's heartbeat task, and the release of a claim dropped without
-/// [`Claim::release`].
+/// [`Claim::release`](super::Claim::release).
 pub(super) struct Heartbeat {
     task: tokio::task::JoinHandle<()>,
     /// Set when the claim was released (or lost): nothing to do on drop.
