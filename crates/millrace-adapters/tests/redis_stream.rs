@@ -18,7 +18,7 @@ use millrace::adapters::redis::{
 
 #[path = "support/redis.rs"]
 mod support;
-use support::{cleanup, conn, key, numbers, pending, server, xadd};
+use support::{cleanup, conn, key, numbers, numbers_source, pending, server, xadd};
 
 #[tokio::test]
 async fn delivers_every_entry_and_acks_after_commit() {
@@ -26,12 +26,10 @@ async fn delivers_every_entry_and_acks_after_commit() {
     let stream = key("basic");
     numbers(&client, &stream, 500).await;
 
-    let source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
-        .capacity(64)
-        .end_when_drained(Duration::from_millis(100))
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let source = numbers_source(&client, &stream, "c1", |b| {
+        b.capacity(64).end_when_drained(Duration::from_millis(100))
+    })
+    .await;
     let acker = source.acker();
     let mut seen = Vec::new();
     let mut chunks = source.ready_chunks(50);
@@ -61,11 +59,10 @@ async fn malformed_entry_is_an_error_item_with_its_id() {
     let bad = xadd(&client, &stream, &[("n", "abc")]).await;
     let ok2 = xadd(&client, &stream, &[("n", "4")]).await;
 
-    let source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
-        .end_when_drained(Duration::from_millis(100))
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let source = numbers_source(&client, &stream, "c1", |b| {
+        b.end_when_drained(Duration::from_millis(100))
+    })
+    .await;
     let acker = source.acker();
     let items: Vec<_> = source.take(4).collect().await;
     let mut tokens = Vec::new();
@@ -111,12 +108,7 @@ async fn never_reads_more_than_the_capacity() {
     let stream = key("backpressure");
     numbers(&client, &stream, 100).await;
 
-    let mut source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
-        .capacity(10)
-        .no_claim()
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let mut source = numbers_source(&client, &stream, "c1", |b| b.capacity(10).no_claim()).await;
     let acker = source.acker();
     let mut held = Vec::new();
     for _ in 0..10 {
@@ -156,12 +148,7 @@ async fn reclaims_entries_of_a_dead_consumer() {
     numbers(&client, &stream, 20).await;
 
     // "dead" reads 5 entries and dies without acking them.
-    let mut dead = RedisStreamSource::builder(client.clone(), &stream, "g", "dead")
-        .capacity(5)
-        .no_claim()
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let mut dead = numbers_source(&client, &stream, "dead", |b| b.capacity(5).no_claim()).await;
     let mut lost = Vec::new();
     for _ in 0..5 {
         lost.push(*dead.next().await.unwrap().unwrap().value());
@@ -170,12 +157,11 @@ async fn reclaims_entries_of_a_dead_consumer() {
     assert_eq!(lost, vec![0, 1, 2, 3, 4]);
     assert_eq!(pending(&client, &stream, "g").await, 5);
 
-    let alive = RedisStreamSource::builder(client.clone(), &stream, "g", "alive")
-        .claim_idle(Duration::from_millis(200))
-        .end_when_drained(Duration::from_millis(300))
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let alive = numbers_source(&client, &stream, "alive", |b| {
+        b.claim_idle(Duration::from_millis(200))
+            .end_when_drained(Duration::from_millis(300))
+    })
+    .await;
     let acker = alive.acker();
     let mut got = BTreeSet::new();
     let mut chunks = alive.ready_chunks(8);
@@ -198,11 +184,7 @@ async fn dropping_the_source_aborts_its_reader_task() {
     let Some(client) = server() else { return };
     let stream = key("drop");
     let before = millrace::testing::alive_tasks();
-    let source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
-        .block(Duration::from_secs(30))
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let source = numbers_source(&client, &stream, "c1", |b| b.block(Duration::from_secs(30))).await;
     assert!(millrace::testing::alive_tasks() > before);
     drop(source);
     for _ in 0..100 {
@@ -431,10 +413,7 @@ async fn source_acker_and_tokens_are_send() {
     let Some(client) = server() else { return };
     let stream = key("send");
     xadd(&client, &stream, &[("n", "1")]).await;
-    let mut source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let mut source = numbers_source(&client, &stream, "c1", |b| b).await;
     let acker = source.acker();
     assert_send(&source);
     assert_send(&acker);

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use millrace::adapters::redis::client::{self as redis, Client};
-use millrace::adapters::redis::{EntryId, RedisStreamSink};
+use millrace::adapters::redis::{
+    EntryId, RedisStreamSink, RedisStreamSource, RedisStreamSourceBuilder,
+};
 
 /// The test server, or `None` when `MILLRACE_SKIP_REDIS=1` says to skip on purpose.
 pub(crate) fn server() -> Option<Client> {
@@ -66,6 +68,25 @@ pub(crate) async fn numbers(client: &Client, stream: &str, count: u32) {
         .await
         .unwrap();
     assert_eq!(sent, count as usize);
+}
+
+/// A source reading `stream` as `consumer` of group `g`, configured by `configure`, that
+/// decodes the field `n` of the entries [`numbers`] appends.
+pub(crate) async fn numbers_source(
+    client: &Client,
+    stream: &str,
+    consumer: &str,
+    configure: impl FnOnce(RedisStreamSourceBuilder) -> RedisStreamSourceBuilder,
+) -> RedisStreamSource<u32> {
+    configure(RedisStreamSource::builder(
+        client.clone(),
+        stream,
+        "g",
+        consumer,
+    ))
+    .connect(|e| e.parse::<u32>("n"))
+    .await
+    .unwrap()
 }
 
 pub(crate) async fn cleanup(client: &Client, keys: &[&str]) {
