@@ -28,7 +28,7 @@ pub enum Fault {
     Drop,
 }
 
-/// The fault plan of a [`TestServer`]: scripted faults for given keys, seeded random faults for
+/// The fault plan of a [`TestServer`](crate::TestServer): scripted faults for given keys, seeded random faults for
 /// the others, and an optional outage window.
 ///
 /// A request's *key* is its path and query exactly as sent (e.g. `/items/7`,

@@ -28,7 +28,7 @@ impl RecordLog {
     }
 }
 
-/// One request as the server saw it (see [`TestServerBuilder::record_requests`]).
+/// One request as the server saw it (see [`TestServerBuilder::record_requests`](crate::TestServerBuilder::record_requests)).
 ///
 /// ```
 /// use millrace_test_support::TestServer;

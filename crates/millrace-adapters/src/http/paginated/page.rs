@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::http::request::{self, Fetched};
 use crate::http::{HttpError, HttpOptions};
 
-/// How a JSON API splits its collection into pages, and so how [`paginated`] finds the next one.
+/// How a JSON API splits its collection into pages, and so how [`paginated`](super::paginated) finds the next one.
 ///
 /// Every style ends at the first page without a next page; a page that fails (after its
 /// retries) ends the stream after its error item, since the next page cannot be known.
