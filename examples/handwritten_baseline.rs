@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use millrace::adapters::http::testserver::{Faults, TestServer};
+use millrace_test_support::{Faults, TestServer};
 use rusqlite::Connection;
 use serde::Deserialize;
 

@@ -12,7 +12,6 @@ use futures::{StreamExt, TryStreamExt, future};
 use millrace::PagePosition;
 use millrace::adapters::fs::LinePosition;
 use millrace::adapters::http::reqwest::{self, Url};
-use millrace::adapters::http::testserver::{Book, Faults, TestServer};
 use millrace::adapters::http::{
     HttpError, HttpOptions, PageStyle, paginated, paginated_from, request_json,
 };
@@ -20,6 +19,7 @@ use millrace::adapters::json::Decoded;
 use millrace::policy::ExponentialBuilder;
 use millrace::positions::TrackedBatch;
 use millrace::prelude::*;
+use millrace_test_support::{Book, Faults, TestServer};
 use serde::Deserialize;
 
 use super::activity_log::{CATALOG_BOOKS, POPULAR_BOOKS};

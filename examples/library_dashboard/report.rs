@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use millrace::StageSnapshot;
-use millrace::adapters::http::testserver::ServerStats;
 use millrace::positions::Counts;
+use millrace_test_support::ServerStats;
 
 use super::input::{Skip, SkipReason};
 

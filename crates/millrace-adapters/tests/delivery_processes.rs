@@ -36,7 +36,7 @@ use millrace::adapters::fs::{self, Line, LineError, LinePosition};
 use millrace::adapters::json;
 use millrace::adapters::sql::{Backend, BatchInsert, InsertError};
 use millrace::positions::{Entry, Position as _, Positioned, Tracked};
-use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Postgres, Sqlite, Type};
+use sqlx::{Database, Executor, FromRow, IntoArguments, Pool, Postgres, Sqlite};
 
 /// Lines in the generated input.
 const LINES: usize = 20_000;
@@ -154,10 +154,6 @@ async fn sqlite_pool(path: &str) -> Pool<Sqlite> {
 async fn run_child<DB>(pool: Pool<DB>, cfg: &ChildConfig) -> i32
 where
     DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     Row: millrace::adapters::sql::InsertRow<DB>,
 {
     let sink = BatchInsert::new(

@@ -1,18 +1,18 @@
 //! The HTTP adapter against the real thing: the in-process catalog service on 127.0.0.1:0,
 //! real sockets, real HTTP, real (short) time — reqwest and hyper run on the real clock.
-#![cfg(feature = "http-testserver")]
+#![cfg(feature = "http")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
 use millrace::adapters::http::{
     FetchStage, HttpError, HttpOptions, PageStyle, fetch_json, fetch_json_as, paginated,
     paginated_from, reqwest,
 };
 use millrace::prelude::*;
+use millrace_test_support::{Book, Fault, Faults, TestServer};
 
 /// Retries fast enough for tests: 1 ms doubling to 20 ms, 4 retries, 2 s per attempt.
 fn fast() -> HttpOptions {

@@ -1,17 +1,15 @@
 //! Limits that hold on every attempt, checked by the server's own record: a paginated source
 //! and a `fetch_json` stage sharing one rate limit and one in-flight bound, against a service
 //! that answers 10 % of requests with 503 and some slowly. Real sockets, real clock.
-#![cfg(feature = "http-testserver")]
+#![cfg(feature = "http")]
 
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use millrace::Metrics;
-use millrace::adapters::http::testserver::{
-    Book, Faults, TestServer, max_arrivals_within, max_in_flight,
-};
 use millrace::adapters::http::{HttpOptions, PageStyle, fetch_json, paginated, reqwest};
 use millrace::prelude::*;
+use millrace_test_support::{Book, Faults, TestServer, max_arrivals_within, max_in_flight};
 
 const RATE: u32 = 500;
 const IN_FLIGHT: usize = 8;

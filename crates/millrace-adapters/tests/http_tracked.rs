@@ -2,12 +2,12 @@
 //! with its position by the SQL sink, interrupted after a few batches and resumed with other
 //! batch sizes, into a table with no key (only the positions prevent duplicates), with the
 //! server failing some requests on the way.
-#![cfg(all(feature = "http-testserver", feature = "sql"))]
+#![cfg(all(feature = "http", feature = "sql"))]
 
 use futures::StreamExt;
-use millrace::adapters::http::testserver::{Book, Faults, TestServer};
 use millrace::adapters::http::{PageCursor, PageStyle, paginated_after, reqwest};
 use millrace::adapters::sql::BatchInsert;
+use millrace_test_support::{Book, Faults, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_resume_after_the_committed_cursor_and_land_once() {

@@ -13,82 +13,23 @@ use std::time::Duration;
 use futures::StreamExt;
 use millrace::adapters::redis::client::{self as redis, Client};
 use millrace::adapters::redis::{
-    EntryId, ReconnectPolicy, RedisHashSink, RedisStreamError, RedisStreamSink, RedisStreamSource,
+    ReconnectPolicy, RedisHashSink, RedisStreamError, RedisStreamSink, RedisStreamSource,
 };
 
-fn server() -> Option<Client> {
-    let url = millrace::adapters::redis::test_server_url()?;
-    Some(Client::open(url).expect("MILLRACE_TEST_REDIS_URL is a redis:// URL"))
-}
-
-/// A key unique to this process and test.
-fn key(name: &str) -> String {
-    format!("millrace-test:{}:{name}", std::process::id())
-}
-
-async fn conn(client: &Client) -> redis::aio::MultiplexedConnection {
-    client
-        .get_multiplexed_async_connection_with_config(
-            &redis::AsyncConnectionConfig::new()
-                .set_response_timeout(Some(Duration::from_secs(20))),
-        )
-        .await
-        .unwrap()
-}
-
-async fn pending(client: &Client, stream: &str, group: &str) -> u64 {
-    let v: redis::Value = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(group)
-        .query_async(&mut conn(client).await)
-        .await
-        .unwrap();
-    match v {
-        redis::Value::Array(items) => match &items[0] {
-            redis::Value::Int(n) => *n as u64,
-            other => panic!("unexpected XPENDING count {other:?}"),
-        },
-        other => panic!("unexpected XPENDING reply {other:?}"),
-    }
-}
-
-async fn xadd(client: &Client, stream: &str, fields: &[(&str, &str)]) -> EntryId {
-    let id: String = redis::cmd("XADD")
-        .arg(stream)
-        .arg("*")
-        .arg(fields)
-        .query_async(&mut conn(client).await)
-        .await
-        .unwrap();
-    id.parse().unwrap()
-}
-
-async fn cleanup(client: &Client, keys: &[&str]) {
-    let _: () = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut conn(client).await)
-        .await
-        .unwrap();
-}
+#[path = "support/redis.rs"]
+mod support;
+use support::{cleanup, conn, key, numbers, numbers_source, pending, server, xadd};
 
 #[tokio::test]
 async fn delivers_every_entry_and_acks_after_commit() {
     let Some(client) = server() else { return };
     let stream = key("basic");
-    let mut sink = RedisStreamSink::connect(&client, &stream).await.unwrap();
-    assert_eq!(
-        sink.send_batch((0..500u32).map(|n| [("n", n)]))
-            .await
-            .unwrap(),
-        500
-    );
+    numbers(&client, &stream, 500).await;
 
-    let source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
-        .capacity(64)
-        .end_when_drained(Duration::from_millis(100))
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let source = numbers_source(&client, &stream, "c1", |b| {
+        b.capacity(64).end_when_drained(Duration::from_millis(100))
+    })
+    .await;
     let acker = source.acker();
     let mut seen = Vec::new();
     let mut chunks = source.ready_chunks(50);
@@ -118,11 +59,10 @@ async fn malformed_entry_is_an_error_item_with_its_id() {
     let bad = xadd(&client, &stream, &[("n", "abc")]).await;
     let ok2 = xadd(&client, &stream, &[("n", "4")]).await;
 
-    let source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
-        .end_when_drained(Duration::from_millis(100))
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let source = numbers_source(&client, &stream, "c1", |b| {
+        b.end_when_drained(Duration::from_millis(100))
+    })
+    .await;
     let acker = source.acker();
     let items: Vec<_> = source.take(4).collect().await;
     let mut tokens = Vec::new();
@@ -166,17 +106,9 @@ async fn malformed_entry_is_an_error_item_with_its_id() {
 async fn never_reads_more_than_the_capacity() {
     let Some(client) = server() else { return };
     let stream = key("backpressure");
-    let mut sink = RedisStreamSink::connect(&client, &stream).await.unwrap();
-    sink.send_batch((0..100u32).map(|n| [("n", n)]))
-        .await
-        .unwrap();
+    numbers(&client, &stream, 100).await;
 
-    let mut source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
-        .capacity(10)
-        .no_claim()
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let mut source = numbers_source(&client, &stream, "c1", |b| b.capacity(10).no_claim()).await;
     let acker = source.acker();
     let mut held = Vec::new();
     for _ in 0..10 {
@@ -213,18 +145,10 @@ async fn never_reads_more_than_the_capacity() {
 async fn reclaims_entries_of_a_dead_consumer() {
     let Some(client) = server() else { return };
     let stream = key("claim");
-    let mut sink = RedisStreamSink::connect(&client, &stream).await.unwrap();
-    sink.send_batch((0..20u32).map(|n| [("n", n)]))
-        .await
-        .unwrap();
+    numbers(&client, &stream, 20).await;
 
     // "dead" reads 5 entries and dies without acking them.
-    let mut dead = RedisStreamSource::builder(client.clone(), &stream, "g", "dead")
-        .capacity(5)
-        .no_claim()
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let mut dead = numbers_source(&client, &stream, "dead", |b| b.capacity(5).no_claim()).await;
     let mut lost = Vec::new();
     for _ in 0..5 {
         lost.push(*dead.next().await.unwrap().unwrap().value());
@@ -233,12 +157,11 @@ async fn reclaims_entries_of_a_dead_consumer() {
     assert_eq!(lost, vec![0, 1, 2, 3, 4]);
     assert_eq!(pending(&client, &stream, "g").await, 5);
 
-    let alive = RedisStreamSource::builder(client.clone(), &stream, "g", "alive")
-        .claim_idle(Duration::from_millis(200))
-        .end_when_drained(Duration::from_millis(300))
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let alive = numbers_source(&client, &stream, "alive", |b| {
+        b.claim_idle(Duration::from_millis(200))
+            .end_when_drained(Duration::from_millis(300))
+    })
+    .await;
     let acker = alive.acker();
     let mut got = BTreeSet::new();
     let mut chunks = alive.ready_chunks(8);
@@ -261,11 +184,7 @@ async fn dropping_the_source_aborts_its_reader_task() {
     let Some(client) = server() else { return };
     let stream = key("drop");
     let before = millrace::testing::alive_tasks();
-    let source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
-        .block(Duration::from_secs(30))
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let source = numbers_source(&client, &stream, "c1", |b| b.block(Duration::from_secs(30))).await;
     assert!(millrace::testing::alive_tasks() > before);
     drop(source);
     for _ in 0..100 {
@@ -413,8 +332,7 @@ async fn server_restart_mid_read_loses_nothing() {
     let client = Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
     let stream = "restart";
     const N: u32 = 2_000;
-    let mut sink = RedisStreamSink::connect(&client, stream).await.unwrap();
-    sink.send_batch((0..N).map(|n| [("n", n)])).await.unwrap();
+    numbers(&client, stream, N).await;
 
     let source = RedisStreamSource::builder(client.clone(), stream, "g", "c1")
         .capacity(100)
@@ -495,10 +413,7 @@ async fn source_acker_and_tokens_are_send() {
     let Some(client) = server() else { return };
     let stream = key("send");
     xadd(&client, &stream, &[("n", "1")]).await;
-    let mut source = RedisStreamSource::builder(client.clone(), &stream, "g", "c1")
-        .connect(|e| e.parse::<u32>("n"))
-        .await
-        .unwrap();
+    let mut source = numbers_source(&client, &stream, "c1", |b| b).await;
     let acker = source.acker();
     assert_send(&source);
     assert_send(&acker);

@@ -11,72 +11,43 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use millrace::adapters::redis::client::{self as redis, Client};
-use millrace::adapters::redis::{CommitAckError, EntryId, RedisHashSink, RedisStreamSource};
-use millrace::positions::Entry;
+use millrace::adapters::redis::{
+    BatchAcker, CommitAckError, EntryId, RedisHashSink, RedisStreamSource, TrackedEntries,
+};
+use millrace::positions::{CountRead, Entry, Tracked};
 
-fn server() -> Option<Client> {
-    let url = millrace::adapters::redis::test_server_url()?;
-    Some(Client::open(url).expect("MILLRACE_TEST_REDIS_URL is a redis:// URL"))
-}
+#[path = "support/redis.rs"]
+mod support;
+use support::{cleanup, conn, key, server, xadd};
 
-/// A key unique to this process and test.
-fn key(name: &str) -> String {
-    format!("millrace-test:{}:tracked:{name}", std::process::id())
-}
-
-async fn conn(client: &Client) -> redis::aio::MultiplexedConnection {
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
+/// Entries of `stream` delivered to the group `g` and not yet acknowledged.
 async fn pending(client: &Client, stream: &str) -> u64 {
-    let v: redis::Value = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg("g")
-        .query_async(&mut conn(client).await)
-        .await
-        .unwrap();
-    match v {
-        redis::Value::Array(items) => match &items[0] {
-            redis::Value::Int(n) => *n as u64,
-            other => panic!("unexpected XPENDING count {other:?}"),
-        },
-        other => panic!("unexpected XPENDING reply {other:?}"),
-    }
+    support::pending(client, stream, "g").await
 }
 
 /// Appends `values` as entries `n = value`; their ids in order.
 async fn produce(client: &Client, stream: &str, values: &[&str]) -> Vec<EntryId> {
     let mut ids = Vec::new();
     for v in values {
-        let id: String = redis::cmd("XADD")
-            .arg(stream)
-            .arg("*")
-            .arg("n")
-            .arg(*v)
-            .query_async(&mut conn(client).await)
-            .await
-            .unwrap();
-        ids.push(id.parse().unwrap());
+        ids.push(xadd(client, stream, &[("n", v)]).await);
     }
     ids
 }
 
-async fn cleanup(client: &Client, keys: &[&str]) {
-    let _: () = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut conn(client).await)
-        .await
-        .unwrap();
-}
-
-fn builder(
+/// The tracked source of `stream` for `consumer` of group `g` (short reads, ending once
+/// drained), decoding the field `n` as `u64`, and its acker.
+async fn tracked(
     client: &Client,
     stream: &str,
     consumer: &str,
-) -> millrace::adapters::redis::RedisStreamSourceBuilder {
+) -> (Tracked<CountRead<TrackedEntries<u64>>>, BatchAcker) {
     RedisStreamSource::builder(client.clone(), stream, "g", consumer)
         .block(Duration::from_millis(50))
         .end_when_drained(Duration::from_millis(150))
+        .connect(|e| e.parse::<u64>("n"))
+        .await
+        .unwrap()
+        .tracked()
 }
 
 #[tokio::test]
@@ -90,11 +61,7 @@ async fn positions_are_entry_ids_and_each_batch_acks_exactly_its_entries() {
         &["1", "2", "3", "x", "5", "6", "7", "8", "10"],
     )
     .await;
-    let (entries, acks) = builder(&client, &stream, "c1")
-        .connect(|e| e.parse::<u64>("n"))
-        .await
-        .unwrap()
-        .tracked();
+    let (entries, acks) = tracked(&client, &stream, "c1").await;
     let accounting = entries.accounting();
     let mut batches = std::pin::pin!(
         entries
@@ -159,11 +126,7 @@ async fn commit_then_ack_acks_after_the_commit_and_a_failed_commit_acks_nothing(
     produce(&client, &stream, &values).await;
 
     // First run: the second commit fails.
-    let (entries, acks) = builder(&client, &stream, "c1")
-        .connect(|e| e.parse::<u64>("n"))
-        .await
-        .unwrap()
-        .tracked();
+    let (entries, acks) = tracked(&client, &stream, "c1").await;
     let batches = entries
         .dead_letter_errors()
         .batch_within(5, Duration::from_secs(5));
@@ -208,11 +171,7 @@ async fn commit_then_ack_acks_after_the_commit_and_a_failed_commit_acks_nothing(
     drop(acks);
 
     // Second run (same consumer: its pending entries come first): everything exactly once.
-    let (entries, acks) = builder(&client, &stream, "c1")
-        .connect(|e| e.parse::<u64>("n"))
-        .await
-        .unwrap()
-        .tracked();
+    let (entries, acks) = tracked(&client, &stream, "c1").await;
     let batches = entries
         .dead_letter_errors()
         .batch_within(7, Duration::from_millis(50));
@@ -246,11 +205,7 @@ async fn after_an_unordered_stage_only_the_low_water_mark_is_acked() {
     let Some(client) = server() else { return };
     let stream = key("unordered");
     produce(&client, &stream, &["300", "1", "1", "1", "1", "1"]).await;
-    let (entries, acks) = builder(&client, &stream, "c1")
-        .connect(|e| e.parse::<u64>("n"))
-        .await
-        .unwrap()
-        .tracked();
+    let (entries, acks) = tracked(&client, &stream, "c1").await;
     let mut batches = std::pin::pin!(
         entries
             .dead_letter_errors()

@@ -37,7 +37,7 @@ macro_rules! scenarios {
                 $pool
             }
 
-            async fn count(pool: &Pool<Db>, sql: &str) -> i64 {
+            pub(super) async fn count(pool: &Pool<Db>, sql: &str) -> i64 {
                 sqlx::query_scalar::<Db, i64>(sql).fetch_one(pool).await.unwrap()
             }
 
@@ -50,12 +50,8 @@ macro_rules! scenarios {
             #[tokio::test]
             async fn rows_are_streamed_in_order() {
                 let Some((_guard, pool)) = pool().await else { return };
-                let table = unique("stream");
-                sqlx::query(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT NOT NULL)"))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                let report = BatchInsert::new(pool.clone(), &table, format!("INSERT INTO {table} (id, name) "))
+                let (table, sink) = table(&pool, "stream", "id BIGINT PRIMARY KEY, name TEXT NOT NULL").await;
+                let report = sink
                     .run(stream::iter(batches(20, 500)))
                     .await
                     .unwrap();
@@ -81,11 +77,7 @@ macro_rules! scenarios {
             #[tokio::test]
             async fn an_undecodable_row_is_an_error_item_and_the_cursor_goes_on() {
                 let Some((_guard, pool)) = pool().await else { return };
-                let table = unique("decode");
-                sqlx::query(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, n BIGINT)"))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
+                let (table, _) = table(&pool, "decode", "id BIGINT PRIMARY KEY, n BIGINT").await;
                 sqlx::query(&format!("INSERT INTO {table} (id, n) VALUES (1, 10), (2, {}), (3, 30)", $bad))
                     .execute(&pool)
                     .await
@@ -114,7 +106,9 @@ macro_rules! scenarios {
                 assert!(std::error::Error::source(err).is_some());
             }
 
-            async fn table(pool: &Pool<Db>, prefix: &str, columns: &str) -> (String, BatchInsert<Db>) {
+            /// A new table of `columns` (a unique name from `prefix`), and a sink inserting
+            /// `(id, name)` rows into it with its own offsets and dead-letter tables.
+            pub(super) async fn table(pool: &Pool<Db>, prefix: &str, columns: &str) -> (String, BatchInsert<Db>) {
                 let table = unique(prefix);
                 sqlx::query(&format!("CREATE TABLE {table} ({columns})")).execute(pool).await.unwrap();
                 let sink = BatchInsert::new(pool.clone(), table.clone(), format!("INSERT INTO {table} (id, name) "))
@@ -123,11 +117,11 @@ macro_rules! scenarios {
                 (table, sink)
             }
 
-            fn rows(n: i64) -> Vec<(i64, String)> {
+            pub(super) fn rows(n: i64) -> Vec<(i64, String)> {
                 (0..n).map(|i| (i, format!("row {i}"))).collect()
             }
 
-            async fn ids(pool: &Pool<Db>, table: &str) -> Vec<i64> {
+            pub(super) async fn ids(pool: &Pool<Db>, table: &str) -> Vec<i64> {
                 sqlx::query_scalar::<Db, i64>(&format!("SELECT id FROM {table} ORDER BY id"))
                     .fetch_all(pool)
                     .await
@@ -358,12 +352,7 @@ macro_rules! scenarios {
             #[tokio::test]
             async fn the_sink_runs_on_a_spawned_task_fed_by_a_pipeline() {
                 let Some((_guard, pool)) = pool().await else { return };
-                let table = unique("spawned");
-                sqlx::query(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT NOT NULL)"))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                let sink = BatchInsert::new(pool.clone(), table.clone(), format!("INSERT INTO {table} (id, name) "));
+                let (table, sink) = table(&pool, "spawned", "id BIGINT PRIMARY KEY, name TEXT NOT NULL").await;
                 let pipeline = stream::iter(0..1000_i64).map(|i| (i, i.to_string())).chunks(64);
                 let report = tokio::spawn(async move { sink.run(pipeline).await }).await.unwrap().unwrap();
                 assert_eq!((report.batches_committed, report.rows_inserted), (16, 1000));
@@ -441,13 +430,8 @@ scenarios!(
 #[tokio::test]
 async fn postgres_connection_dropped_mid_transaction_loses_nothing() {
     let Some(pool) = postgres().await else { return };
-    let table = unique("dropped");
-    sqlx::query(&format!(
-        "CREATE TABLE {table} (id BIGINT NOT NULL, name TEXT NOT NULL)"
-    ))
-    .execute(&pool)
-    .await
-    .unwrap();
+    let (table, sink) =
+        on_postgres::table(&pool, "dropped", "id BIGINT NOT NULL, name TEXT NOT NULL").await;
     let trigger = format!("{table}_kill");
     sqlx::query(&format!(
         "CREATE FUNCTION {trigger}() RETURNS trigger AS $$ BEGIN \
@@ -468,14 +452,7 @@ async fn postgres_connection_dropped_mid_transaction_loses_nothing() {
     .execute(&pool)
     .await
     .unwrap();
-    let sink = BatchInsert::new(
-        pool.clone(),
-        table.clone(),
-        format!("INSERT INTO {table} (id, name) "),
-    )
-    .offsets_table(format!("{table}_offsets"))
-    .dead_letter_table(format!("{table}_dead"));
-    let rows: Vec<(i64, String)> = (0..100).map(|i| (i, format!("row {i}"))).collect();
+    let rows = on_postgres::rows(100);
 
     let claim = sink.claim::<u64>("input").await.unwrap();
     let err = claim
@@ -486,17 +463,8 @@ async fn postgres_connection_dropped_mid_transaction_loses_nothing() {
         matches!(err, InsertError::Batch { report, .. } if report.batches_committed == 5),
         "{err:?}"
     );
-    let count = |sql: String| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(&sql)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
     assert_eq!(
-        count(format!("SELECT COUNT(*) FROM {table}")).await,
+        on_postgres::count(&pool, &format!("SELECT COUNT(*) FROM {table}")).await,
         50,
         "batch 5 is all or nothing"
     );
@@ -510,11 +478,10 @@ async fn postgres_connection_dropped_mid_transaction_loses_nothing() {
     assert_eq!(claim.resume_after(), Some(&50));
     let source = tracked_source(rows, claim.resume_after().copied());
     claim.run(source.batch(10)).await.unwrap();
-    let ids: Vec<i64> = sqlx::query_scalar(&format!("SELECT id FROM {table} ORDER BY id"))
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert_eq!(ids, (0..100).collect::<Vec<_>>());
+    assert_eq!(
+        on_postgres::ids(&pool, &table).await,
+        (0..100).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

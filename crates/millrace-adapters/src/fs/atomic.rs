@@ -344,21 +344,8 @@ where
     S: Stream<Item = L>,
     L: AsRef<str>,
 {
-    let result = try_write_lines_atomic(path, lines.map(Ok::<L, Infallible>)).await;
-    result.map_err(|e| match e {
-        SinkError::Io {
-            action,
-            path,
-            source,
-        } => SinkError::Io {
-            action,
-            path,
-            source,
-        },
-        SinkError::Newline { line } => SinkError::Newline { line },
-        SinkError::SyncDir { path, source } => SinkError::SyncDir { path, source },
-        SinkError::Upstream { source, .. } => match source {},
-    })
+    // With an upstream that cannot fail, `SinkError<Infallible>` is the plain `SinkError`.
+    try_write_lines_atomic(path, lines.map(Ok::<L, Infallible>)).await
 }
 
 /// Like [`write_lines_atomic`] for a fallible stream: the first `Err` aborts the write (the

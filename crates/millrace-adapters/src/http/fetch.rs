@@ -57,7 +57,7 @@ use super::{HttpError, HttpOptions};
 ///
 /// ```
 /// use millrace::prelude::*;
-/// use millrace::adapters::http::testserver::{Book, TestServer};
+/// use millrace_test_support::{Book, TestServer};
 /// use millrace::adapters::http::{fetch_json, reqwest};
 /// use futures::{stream, StreamExt};
 ///
@@ -104,7 +104,7 @@ where
 ///
 /// ```
 /// use millrace::prelude::*;
-/// use millrace::adapters::http::testserver::{Book, TestServer};
+/// use millrace_test_support::{Book, TestServer};
 /// use millrace::adapters::http::{fetch_json_as, reqwest};
 /// use futures::{stream, StreamExt};
 ///
@@ -282,7 +282,7 @@ where
     ///
     /// ```
     /// use millrace::prelude::*;
-    /// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+    /// use millrace_test_support::{Book, Fault, Faults, TestServer};
     /// use millrace::adapters::http::{fetch_json, reqwest};
     /// use futures::{stream, StreamExt};
     /// use std::time::Duration;
@@ -384,7 +384,7 @@ pin_project_lite::pin_project! {
 ///
 /// ```
 /// use millrace::prelude::*;
-/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace_test_support::{Book, Fault, Faults, TestServer};
 /// use millrace::adapters::http::{fetch_json, reqwest, HttpOptions};
 /// use futures::{stream, StreamExt};
 /// use std::time::Duration;
@@ -438,7 +438,7 @@ impl<S: Stream, T> FetchJson<S, T> {
     ///
     /// let mut s = stream::iter(["http://127.0.0.1:9/a".to_owned()])
     ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url)));
-    /// let _upstream = s.get_mut();
+    /// assert_eq!(s.get_mut().size_hint(), (1, Some(1)));
     /// ```
     pub fn get_mut(&mut self) -> &mut S {
         self.inner.get_mut()
@@ -453,7 +453,7 @@ impl<S: Stream, T> FetchJson<S, T> {
     ///
     /// let mut s = std::pin::pin!(stream::iter(["http://127.0.0.1:9/a".to_owned()])
     ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url))));
-    /// let _upstream = s.as_mut().get_pin_mut();
+    /// assert_eq!(s.as_mut().get_pin_mut().size_hint(), (1, Some(1)));
     /// ```
     pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
         self.project().inner.get_pin_mut()
@@ -468,8 +468,7 @@ impl<S: Stream, T> FetchJson<S, T> {
     ///
     /// let s = stream::iter(["http://127.0.0.1:9/a".to_owned()])
     ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url)));
-    /// let upstream = s.into_inner();
-    /// # drop(upstream);
+    /// assert_eq!(s.into_inner().size_hint(), (1, Some(1)));
     /// ```
     pub fn into_inner(self) -> S {
         self.inner.into_inner()
@@ -535,7 +534,7 @@ async fn run<T: DeserializeOwned>(
 /// # Examples
 ///
 /// ```
-/// use millrace::adapters::http::testserver::{Book, Fault, Faults, TestServer};
+/// use millrace_test_support::{Book, Fault, Faults, TestServer};
 /// use millrace::adapters::http::{reqwest, request_json, HttpOptions};
 /// use std::time::Duration;
 ///

@@ -25,15 +25,14 @@
 //! items, and the retries made inside each request pass it unchecked (a server limited to 50
 //! requests per second saw 64 in its busiest second that way).
 //!
-//! With the `http-testserver` feature, [`testserver`] starts an in-process catalog service on
-//! 127.0.0.1 that fails, drops connections and slows down on purpose, and can record every
-//! request it receives: the example below checks the limits against the server's own log.
+//! The examples run against the workspace's unpublished `millrace-test-support` crate: an
+//! in-process catalog service on 127.0.0.1 that fails, drops connections and slows down on
+//! purpose, and can record every request it receives. The example below checks the limits
+//! against the server's own log.
 //!
 //! ```
 //! use millrace::prelude::*;
-//! use millrace::adapters::http::testserver::{
-//!     max_arrivals_within, max_in_flight, Book, Faults, TestServer,
-//! };
+//! use millrace_test_support::{Book, Faults, TestServer, max_arrivals_within, max_in_flight};
 //! use millrace::adapters::http::{fetch_json, paginated, reqwest, HttpOptions, PageStyle};
 //! use futures::{StreamExt, TryStreamExt};
 //! use std::time::Duration;
@@ -93,8 +92,6 @@ mod fetch;
 mod options;
 mod paginated;
 mod request;
-#[cfg(feature = "http-testserver")]
-pub mod testserver;
 mod tracked;
 
 pub use reqwest;

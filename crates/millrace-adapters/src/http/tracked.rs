@@ -86,7 +86,7 @@ impl Position for PageCursor {
 /// an earlier run; see [`Paginated::tracked`]), tracked: every item beside its [`PageCursor`].
 ///
 /// ```
-/// use millrace::adapters::http::testserver::{Book, TestServer};
+/// use millrace_test_support::{Book, TestServer};
 /// use millrace::adapters::http::{paginated_after, reqwest, PageStyle};
 /// use futures::StreamExt;
 ///
@@ -139,7 +139,7 @@ where
     /// [`paginated_after`].
     ///
     /// ```
-    /// use millrace::adapters::http::testserver::{Book, TestServer};
+    /// use millrace_test_support::{Book, TestServer};
     /// use millrace::adapters::http::{paginated, reqwest, PageStyle};
     /// use futures::StreamExt;
     ///

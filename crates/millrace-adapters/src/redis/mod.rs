@@ -132,6 +132,7 @@ mod ack;
 mod conn;
 mod entry;
 mod error;
+mod reader;
 mod reply;
 mod sink;
 mod source;

@@ -5,6 +5,7 @@
 //! function of the sink. Fixed statements use `$n` parameters, which SQLite and PostgreSQL
 //! both accept; the multi-row `INSERT` asks the driver for its placeholders.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -12,7 +13,6 @@ use millrace_core::positions::{Position, TrackedBatch};
 use sqlx::{Database, Pool};
 
 pub use super::direct::DirectWriter;
-use super::direct::OwnedPlan;
 
 use super::row::{InsertRow, RowValues, Target};
 
@@ -45,6 +45,38 @@ pub trait Backend: Database + sealed::Sealed {
     #[doc(hidden)]
     fn ops() -> &'static dyn Ops<Self>;
 
+    /// Inserts `rows` with multi-row statements in one transaction; the rows inserted.
+    #[doc(hidden)]
+    fn insert_batch<T: InsertRow<Self>>(
+        pool: &Pool<Self>,
+        sql: &SinkSql,
+        rows: &[T],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>>;
+
+    /// Runs one commit through the pool: the fencing update of the offsets row first (it
+    /// takes the row's lock, so a concurrent claim waits or fails), then the rows, then the
+    /// dead letters, all in one transaction.
+    #[doc(hidden)]
+    fn commit<P: Position, T: InsertRow<Self>>(
+        pool: &Pool<Self>,
+        sql: &SinkSql,
+        plan: &CommitPlan,
+        batch: &TrackedBatch<P, T>,
+    ) -> impl Future<Output = Result<CommitOutcome, sqlx::Error>>;
+
+    /// [`commit`](Self::commit), owning what it needs: for the commits
+    /// [`Claim::commit_each`](super::Claim::commit_each) sends ahead.
+    #[doc(hidden)]
+    fn commit_owned<P, T>(
+        pool: Pool<Self>,
+        sql: SinkSql,
+        plan: CommitPlan,
+        batch: TrackedBatch<P, T>,
+    ) -> BoxFuture<'static, Result<CommitOutcome, sqlx::Error>>
+    where
+        P: Position,
+        T: InsertRow<Self> + Send + Sync + 'static;
+
     /// A writer thread for [`Claim::commit_each`](super::Claim::commit_each), where the
     /// backend has one (SQLite on a file); `None` commits through the pool.
     #[doc(hidden)]
@@ -59,7 +91,7 @@ pub trait Backend: Database + sealed::Sealed {
     fn commit_on_writer<P, T>(
         writer: &DirectWriter,
         sql: &SinkSql,
-        plan: OwnedPlan,
+        plan: CommitPlan,
         batch: TrackedBatch<P, T>,
     ) -> BoxFuture<'static, Result<CommitOutcome, sqlx::Error>>
     where
@@ -88,6 +120,29 @@ pub struct SinkSql {
     pub dead_letters: String,
 }
 
+impl SinkSql {
+    /// The fencing update of a commit: moves the position (`$1`), the heartbeat (`$2`) and the
+    /// counts (`$3` rows, `$4` dead letters, `$5` filtered) of pipeline `$6` and source `$7`,
+    /// only while epoch `$8` holds it. The parameters appear in order, so SQLite numbers them
+    /// the same whether bound through sqlx or rusqlite.
+    pub(super) fn fence(&self) -> String {
+        format!(
+            "UPDATE {} SET position = $1, heartbeat_ms = $2, committed = committed + $3, \
+             dead_lettered = dead_lettered + $4, filtered = filtered + $5 \
+             WHERE pipeline = $6 AND source = $7 AND epoch = $8",
+            self.offsets
+        )
+    }
+
+    /// The insert of one dead letter: pipeline `$1`, source `$2`, position `$3`, reason `$4`.
+    pub(super) fn insert_dead_letter(&self) -> String {
+        format!(
+            "INSERT INTO {} (pipeline, source, position, reason) VALUES ($1, $2, $3, $4)",
+            self.dead_letters
+        )
+    }
+}
+
 /// One row of the offsets table.
 #[doc(hidden)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,16 +169,16 @@ impl Holder {
     }
 }
 
-/// What one commit writes besides the rows.
+/// What one commit writes besides the rows and dead letters, owned (it may travel to the
+/// SQLite writer thread).
+#[doc(hidden)]
 #[derive(Debug)]
-pub(super) struct CommitPlan<'a> {
-    pub(super) pipeline: &'a str,
-    pub(super) source: &'a str,
+pub struct CommitPlan {
+    pub(super) pipeline: String,
+    pub(super) source: String,
     pub(super) epoch: i64,
     pub(super) position: String,
     pub(super) now_ms: i64,
-    pub(super) dead_letters: Vec<(String, &'a str)>,
-    pub(super) filtered: u64,
 }
 
 /// The outcome of a commit transaction.
@@ -185,131 +240,6 @@ pub trait Ops<DB: Database>: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, sqlx::Error>>;
 }
 
-/// Inserts `rows` with multi-row statements on `conn`; the rows inserted.
-pub(super) async fn insert_rows<DB, T>(
-    conn: &mut DB::Connection,
-    sql: &SinkSql,
-    rows: &[T],
-) -> Result<u64, sqlx::Error>
-where
-    DB: Backend,
-    T: InsertRow<DB>,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-{
-    let mut inserted = 0;
-    let mut text = String::new();
-    for chunk in rows.chunks(sql.rows_per_statement) {
-        text.clear();
-        text.push_str(&sql.insert);
-        text.push_str("VALUES ");
-        let mut args = DB::Arguments::default();
-        let mut error = None;
-        for (i, row) in chunk.iter().enumerate() {
-            text.push_str(if i == 0 { "(" } else { ", (" });
-            row.push_values(&mut RowValues {
-                target: Target::Arguments {
-                    sql: &mut text,
-                    args: &mut args,
-                },
-                first: true,
-                error: &mut error,
-            });
-            text.push(')');
-        }
-        if !sql.on_conflict.is_empty() {
-            text.push(' ');
-            text.push_str(&sql.on_conflict);
-        }
-        if let Some(e) = error {
-            return Err(sqlx::Error::Encode(e));
-        }
-        let done = sqlx::query_with(&text, args).execute(&mut *conn).await?;
-        inserted += DB::rows_affected(&done);
-    }
-    Ok(inserted)
-}
-
-/// Runs one commit: the fencing update of the offsets row first (it takes the row's lock, so
-/// a concurrent claim waits or fails), then the rows, then the dead letters, all in one
-/// transaction.
-pub(super) async fn commit<DB, T>(
-    pool: &Pool<DB>,
-    sql: &SinkSql,
-    plan: &CommitPlan<'_>,
-    rows: &[T],
-) -> Result<CommitOutcome, sqlx::Error>
-where
-    DB: Backend,
-    T: InsertRow<DB>,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    let mut tx = pool.begin().await?;
-    let fence = format!(
-        "UPDATE {} SET position = $1, heartbeat_ms = $2, committed = committed + $3, \
-         dead_lettered = dead_lettered + $4, filtered = filtered + $5 \
-         WHERE pipeline = $6 AND source = $7 AND epoch = $8",
-        sql.offsets
-    );
-    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let done = sqlx::query(&fence)
-        .bind(plan.position.as_str())
-        .bind(plan.now_ms)
-        .bind(count(rows.len() as u64))
-        .bind(count(plan.dead_letters.len() as u64))
-        .bind(count(plan.filtered))
-        .bind(plan.pipeline)
-        .bind(plan.source)
-        .bind(plan.epoch)
-        .execute(&mut *tx)
-        .await?;
-    if DB::rows_affected(&done) == 0 {
-        tx.rollback().await?;
-        return Ok(CommitOutcome::Fenced);
-    }
-    let rows_inserted = insert_rows::<DB, T>(&mut tx, sql, rows).await?;
-    if !plan.dead_letters.is_empty() {
-        let insert = format!(
-            "INSERT INTO {} (pipeline, source, position, reason) VALUES ($1, $2, $3, $4)",
-            sql.dead_letters
-        );
-        for (position, reason) in &plan.dead_letters {
-            sqlx::query(&insert)
-                .bind(plan.pipeline)
-                .bind(plan.source)
-                .bind(position.as_str())
-                .bind(*reason)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(CommitOutcome::Committed { rows_inserted })
-}
-
-/// Runs a `CREATE TABLE IF NOT EXISTS`. On PostgreSQL two of them racing for a new table can
-/// fail with a unique violation on the catalog (`pg_type_typname_nsp_index`, SQLSTATE 23505) or
-/// `duplicate_table` (42P07) or `duplicate_object` (42710, the row type) although the table now exists: that loser runs it again, and the
-/// second time finds the table.
-async fn create_if_missing<DB: Database>(pool: &Pool<DB>, create: &str) -> Result<(), sqlx::Error>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-{
-    match sqlx::query(create).execute(pool).await {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e))
-            if matches!(e.code().as_deref(), Some("23505" | "42P07" | "42710")) =>
-        {
-            sqlx::query(create).execute(pool).await.map(drop)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// The lease a silent holder keeps by default.
 pub(super) const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
@@ -326,7 +256,132 @@ macro_rules! backend {
                 &$ops
             }
 
+            async fn insert_batch<T: InsertRow<Self>>(
+                pool: &Pool<Self>,
+                sql: &SinkSql,
+                rows: &[T],
+            ) -> Result<u64, sqlx::Error> {
+                let mut tx = pool.begin().await?;
+                let inserted = $ops::insert_rows(&mut tx, sql, rows).await?;
+                tx.commit().await?;
+                Ok(inserted)
+            }
+
+            async fn commit<P: Position, T: InsertRow<Self>>(
+                pool: &Pool<Self>,
+                sql: &SinkSql,
+                plan: &CommitPlan,
+                batch: &TrackedBatch<P, T>,
+            ) -> Result<CommitOutcome, sqlx::Error> {
+                let rows = batch.items();
+                let dead_letters = batch.dead_letters();
+                let mut tx = pool.begin().await?;
+                let fence = sql.fence();
+                let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                let done = sqlx::query(&fence)
+                    .bind(plan.position.as_str())
+                    .bind(plan.now_ms)
+                    .bind(count(rows.len() as u64))
+                    .bind(count(dead_letters.len() as u64))
+                    .bind(count(batch.filtered()))
+                    .bind(plan.pipeline.as_str())
+                    .bind(plan.source.as_str())
+                    .bind(plan.epoch)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(CommitOutcome::Fenced);
+                }
+                let rows_inserted = $ops::insert_rows(&mut tx, sql, rows).await?;
+                if !dead_letters.is_empty() {
+                    let insert = sql.insert_dead_letter();
+                    for dead in dead_letters {
+                        sqlx::query(&insert)
+                            .bind(plan.pipeline.as_str())
+                            .bind(plan.source.as_str())
+                            .bind(dead.position.to_text())
+                            .bind(dead.reason.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(CommitOutcome::Committed { rows_inserted })
+            }
+
+            fn commit_owned<P, T>(
+                pool: Pool<Self>,
+                sql: SinkSql,
+                plan: CommitPlan,
+                batch: TrackedBatch<P, T>,
+            ) -> BoxFuture<'static, Result<CommitOutcome, sqlx::Error>>
+            where
+                P: Position,
+                T: InsertRow<Self> + Send + Sync + 'static,
+            {
+                Box::pin(async move { Self::commit(&pool, &sql, &plan, &batch).await })
+            }
+
             $($writer)*
+        }
+
+        impl $ops {
+            /// Inserts `rows` with multi-row statements on `conn`; the rows inserted.
+            async fn insert_rows<T: InsertRow<$db>>(
+                conn: &mut <$db as Database>::Connection,
+                sql: &SinkSql,
+                rows: &[T],
+            ) -> Result<u64, sqlx::Error> {
+                let mut inserted = 0;
+                let mut text = String::new();
+                for chunk in rows.chunks(sql.rows_per_statement) {
+                    text.clear();
+                    text.push_str(&sql.insert);
+                    text.push_str("VALUES ");
+                    let mut args = <$db as Database>::Arguments::default();
+                    let mut error = None;
+                    for (i, row) in chunk.iter().enumerate() {
+                        text.push_str(if i == 0 { "(" } else { ", (" });
+                        row.push_values(&mut RowValues {
+                            target: Target::Arguments {
+                                sql: &mut text,
+                                args: &mut args,
+                            },
+                            first: true,
+                            error: &mut error,
+                        });
+                        text.push(')');
+                    }
+                    if !sql.on_conflict.is_empty() {
+                        text.push(' ');
+                        text.push_str(&sql.on_conflict);
+                    }
+                    if let Some(e) = error {
+                        return Err(sqlx::Error::Encode(e));
+                    }
+                    let done = sqlx::query_with(&text, args).execute(&mut *conn).await?;
+                    inserted += done.rows_affected();
+                }
+                Ok(inserted)
+            }
+
+            /// Runs a `CREATE TABLE IF NOT EXISTS`. On PostgreSQL two of them racing for a new
+            /// table can fail with a unique violation on the catalog (`pg_type_typname_nsp_index`,
+            /// SQLSTATE 23505) or `duplicate_table` (42P07) or `duplicate_object` (42710, the row
+            /// type) although the table now exists: that loser runs it again, and the second time
+            /// finds the table.
+            async fn create_if_missing(pool: &Pool<$db>, create: &str) -> Result<(), sqlx::Error> {
+                match sqlx::query(create).execute(pool).await {
+                    Ok(_) => Ok(()),
+                    Err(sqlx::Error::Database(e))
+                        if matches!(e.code().as_deref(), Some("23505" | "42P07" | "42710")) =>
+                    {
+                        sqlx::query(create).execute(pool).await.map(drop)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         }
 
         impl Ops<$db> for $ops {
@@ -344,13 +399,13 @@ macro_rules! backend {
                          BIGINT NOT NULL, PRIMARY KEY (pipeline, source))",
                         sql.offsets
                     );
-                    create_if_missing(pool, &offsets).await?;
+                    $ops::create_if_missing(pool, &offsets).await?;
                     let dead = format!(
                         "CREATE TABLE IF NOT EXISTS {} (pipeline TEXT NOT NULL, source TEXT NOT \
                          NULL, position TEXT NOT NULL, reason TEXT NOT NULL)",
                         sql.dead_letters
                     );
-                    create_if_missing(pool, &dead).await?;
+                    $ops::create_if_missing(pool, &dead).await?;
                     Ok(())
                 })
             }
@@ -476,7 +531,7 @@ backend!(
     fn commit_on_writer<P, T>(
         writer: &DirectWriter,
         sql: &SinkSql,
-        plan: OwnedPlan,
+        plan: CommitPlan,
         batch: TrackedBatch<P, T>,
     ) -> BoxFuture<'static, Result<CommitOutcome, sqlx::Error>>
     where

@@ -2,8 +2,10 @@
 
 mod backend;
 mod claim;
+mod commit_each;
 mod direct;
 mod error;
+mod lease;
 mod row;
 
 use std::fmt;
@@ -13,18 +15,20 @@ use std::time::Duration;
 use futures_util::stream::{Stream, StreamExt};
 use millrace_core::ConfigError;
 use millrace_core::positions::Position;
-use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Pool};
 
 pub use self::backend::Backend;
-use self::backend::{DEFAULT_LEASE, SinkSql, insert_rows};
+use self::backend::{DEFAULT_LEASE, SinkSql};
 
 /// Types in the signature of [`Backend`]'s hidden method: not part of the API.
 #[doc(hidden)]
 pub mod internal {
-    pub use super::backend::{CommitOutcome, DirectWriter, Holder, OffsetsRow, Ops, SinkSql};
-    pub use super::direct::OwnedPlan;
+    pub use super::backend::{
+        CommitOutcome, CommitPlan, DirectWriter, Holder, OffsetsRow, Ops, SinkSql,
+    };
 }
-pub use self::claim::{Claim, CommitEach, IntoBatch};
+pub use self::claim::Claim;
+pub use self::commit_each::{CommitEach, IntoBatch};
 pub use self::error::{Committed, InsertError, InsertReport};
 pub use self::row::{InsertRow, RowValues};
 
@@ -314,14 +318,7 @@ impl<DB: Database> BatchInsert<DB> {
     }
 }
 
-impl<DB> BatchInsert<DB>
-where
-    DB: Backend,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-{
+impl<DB: Backend> BatchInsert<DB> {
     /// Creates the offsets and dead-letter tables if they do not exist ([`claim`](Self::claim)
     /// does this first).
     ///
@@ -398,10 +395,7 @@ where
     /// Dropping the future rolls the transaction back: the batch is committed whole or not at
     /// all.
     pub async fn insert_batch<T: InsertRow<DB>>(&self, rows: &[T]) -> Result<u64, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = insert_rows::<DB, T>(&mut tx, &self.sql, rows).await?;
-        tx.commit().await?;
-        Ok(inserted)
+        DB::insert_batch(&self.pool, &self.sql, rows).await
     }
 
     /// Inserts every batch of `batches`, one transaction each, without positions (at least

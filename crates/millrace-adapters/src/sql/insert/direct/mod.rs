@@ -20,22 +20,23 @@
 //! batch never commits after one before it failed.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::error::Error as StdError;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
 use futures_util::future::BoxFuture;
 use millrace_core::positions::{Position, TrackedBatch};
-use rusqlite::{Connection, TransactionBehavior};
-use sqlx::error::{DatabaseError, ErrorKind};
-use sqlx::sqlite::{Sqlite, SqliteArgumentValue};
+use rusqlite::Connection;
+use sqlx::sqlite::Sqlite;
 use sqlx::{Pool, SqlitePool};
 
-use super::backend::{CommitOutcome, SinkSql};
-use super::row::{InsertRow, RowValues, Target};
+use self::transaction::commit_on;
+use super::backend::{CommitOutcome, CommitPlan, SinkSql};
+use super::row::InsertRow;
+
+mod error;
+mod transaction;
 
 type Job = Box<dyn FnOnce(&mut Writer) + Send>;
 
@@ -138,17 +139,6 @@ pub(super) async fn open(pool: &Pool<Sqlite>) -> Option<DirectWriter> {
     matches!(opened_rx.await, Ok(true)).then_some(DirectWriter { jobs })
 }
 
-/// What a commit writes besides the rows, owned (it travels to the thread).
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct OwnedPlan {
-    pub(super) pipeline: String,
-    pub(super) source: String,
-    pub(super) epoch: i64,
-    pub(super) position: String,
-    pub(super) now_ms: i64,
-}
-
 type Answer = Result<Result<CommitOutcome, sqlx::Error>, Box<dyn Any + Send>>;
 
 /// Sends the commit of `batch` to the thread; the future resolves to its outcome. A panic of
@@ -156,7 +146,7 @@ type Answer = Result<Result<CommitOutcome, sqlx::Error>, Box<dyn Any + Send>>;
 pub(super) fn commit<P, T>(
     writer: &DirectWriter,
     sql: &SinkSql,
-    plan: OwnedPlan,
+    plan: CommitPlan,
     batch: TrackedBatch<P, T>,
 ) -> BoxFuture<'static, Result<CommitOutcome, sqlx::Error>>
 where
@@ -203,236 +193,13 @@ fn not_attempted(why: &str) -> sqlx::Error {
     sqlx::Error::Io(std::io::Error::other(why.to_owned()))
 }
 
-/// `INSERT … VALUES (?, …), … <on conflict>` for `rows` rows of `columns` values.
-fn insert_text(sql: &SinkSql, rows: usize, columns: usize) -> String {
-    let mut text = String::with_capacity(sql.insert.len() + rows * (columns * 3 + 4) + 64);
-    text.push_str(&sql.insert);
-    text.push_str("VALUES ");
-    for row in 0..rows {
-        text.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns {
-            text.push_str(if column == 0 { "?" } else { ", ?" });
-        }
-        text.push(')');
-    }
-    if !sql.on_conflict.is_empty() {
-        text.push(' ');
-        text.push_str(&sql.on_conflict);
-    }
-    text
-}
-
-fn push_null(values: &mut Vec<SqliteArgumentValue<'_>>) {
-    values.push(SqliteArgumentValue::Null);
-}
-
-/// The commit transaction: the fencing update of the offsets row, the rows, the dead letters.
-fn commit_on<P: Position, T: InsertRow<Sqlite>>(
-    writer: &mut Writer,
-    sql: &SinkSql,
-    plan: &OwnedPlan,
-    batch: &TrackedBatch<P, T>,
-) -> Result<CommitOutcome, sqlx::Error> {
-    let Writer { conn, texts, .. } = writer;
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(to_sqlx)?;
-    let rows = batch.items();
-    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let fence = format!(
-        "UPDATE {} SET position = ?1, heartbeat_ms = ?2, committed = committed + ?3, \
-         dead_lettered = dead_lettered + ?4, filtered = filtered + ?5 \
-         WHERE pipeline = ?6 AND source = ?7 AND epoch = ?8",
-        sql.offsets
-    );
-    let fenced = tx
-        .prepare_cached(&fence)
-        .and_then(|mut update| {
-            update.execute((
-                plan.position.as_str(),
-                plan.now_ms,
-                count(rows.len() as u64),
-                count(batch.dead_letters().len() as u64),
-                count(batch.filtered()),
-                plan.pipeline.as_str(),
-                plan.source.as_str(),
-                plan.epoch,
-            ))
-        })
-        .map_err(to_sqlx)?;
-    if fenced == 0 {
-        // Dropping `tx` rolls back.
-        return Ok(CommitOutcome::Fenced);
-    }
-
-    let mut inserted = 0u64;
-    let mut values: Vec<SqliteArgumentValue<'_>> = Vec::new();
-    let mut per_row: Vec<usize> = Vec::new();
-    for chunk in rows.chunks(sql.rows_per_statement) {
-        values.clear();
-        per_row.clear();
-        let mut error = None;
-        for row in chunk {
-            let mut bound = 0;
-            row.push_values(&mut RowValues {
-                target: Target::Values {
-                    values: &mut values,
-                    push_null,
-                    bound: &mut bound,
-                },
-                first: true,
-                error: &mut error,
-            });
-            if per_row.is_empty() {
-                // The first row tells the width: room for the whole chunk at once.
-                values.reserve(chunk.len().saturating_mul(bound));
-            }
-            per_row.push(bound);
-        }
-        if let Some(e) = error {
-            return Err(sqlx::Error::Encode(e));
-        }
-        let columns = per_row.first().copied().unwrap_or(0);
-        let uniform;
-        let text: &str = if per_row.iter().all(|&n| n == columns) {
-            texts
-                .entry((chunk.len(), columns))
-                .or_insert_with(|| insert_text(sql, chunk.len(), columns))
-        } else {
-            // Rows of different widths: the statement says so (SQLite rejects it, as it does
-            // through sqlx).
-            let mut text = String::new();
-            text.push_str(&sql.insert);
-            text.push_str("VALUES ");
-            for (i, &n) in per_row.iter().enumerate() {
-                text.push_str(if i == 0 { "(" } else { ", (" });
-                text.push_str(&vec!["?"; n].join(", "));
-                text.push(')');
-            }
-            if !sql.on_conflict.is_empty() {
-                text.push(' ');
-                text.push_str(&sql.on_conflict);
-            }
-            uniform = text;
-            &uniform
-        };
-        let mut insert = tx.prepare_cached(text).map_err(to_sqlx)?;
-        for (i, value) in values.iter().enumerate() {
-            let at = i + 1;
-            match value {
-                SqliteArgumentValue::Null => insert.raw_bind_parameter(at, rusqlite::types::Null),
-                SqliteArgumentValue::Text(text) => insert.raw_bind_parameter(at, text.as_ref()),
-                SqliteArgumentValue::Blob(blob) => insert.raw_bind_parameter(at, blob.as_ref()),
-                SqliteArgumentValue::Double(x) => insert.raw_bind_parameter(at, *x),
-                SqliteArgumentValue::Int(x) => insert.raw_bind_parameter(at, *x),
-                SqliteArgumentValue::Int64(x) => insert.raw_bind_parameter(at, *x),
-            }
-            .map_err(to_sqlx)?;
-        }
-        inserted += insert.raw_execute().map_err(to_sqlx)? as u64;
-    }
-
-    if !batch.dead_letters().is_empty() {
-        let text = format!(
-            "INSERT INTO {} (pipeline, source, position, reason) VALUES (?1, ?2, ?3, ?4)",
-            sql.dead_letters
-        );
-        let mut letter = tx.prepare_cached(&text).map_err(to_sqlx)?;
-        for dead in batch.dead_letters() {
-            letter
-                .execute((
-                    plan.pipeline.as_str(),
-                    plan.source.as_str(),
-                    dead.position.to_text(),
-                    dead.reason.as_str(),
-                ))
-                .map_err(to_sqlx)?;
-        }
-    }
-    tx.commit().map_err(to_sqlx)?;
-    Ok(CommitOutcome::Committed {
-        rows_inserted: inserted,
-    })
-}
-
-/// A SQLite error of the writer thread, as sqlx reports SQLite's own errors: the message, the
-/// extended result code and its kind.
-#[derive(Debug)]
-struct WriterError {
-    message: String,
-    code: Option<i32>,
-    source: rusqlite::Error,
-}
-
-impl fmt::Display for WriterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl StdError for WriterError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&self.source)
-    }
-}
-
-impl DatabaseError for WriterError {
-    fn message(&self) -> &str {
-        &self.message
-    }
-
-    fn code(&self) -> Option<Cow<'_, str>> {
-        self.code.map(|c| Cow::Owned(c.to_string()))
-    }
-
-    fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        self
-    }
-
-    fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
-        self
-    }
-
-    fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
-        self
-    }
-
-    fn kind(&self) -> ErrorKind {
-        use rusqlite::ffi;
-        match self.code {
-            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
-                ErrorKind::UniqueViolation
-            }
-            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
-            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
-            Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
-            _ => ErrorKind::Other,
-        }
-    }
-}
-
-fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
-    match e {
-        rusqlite::Error::ToSqlConversionFailure(e) => sqlx::Error::Encode(e),
-        rusqlite::Error::SqliteFailure(failure, message) => {
-            sqlx::Error::Database(Box::new(WriterError {
-                message: message.unwrap_or_else(|| failure.to_string()),
-                code: Some(failure.extended_code),
-                source: rusqlite::Error::SqliteFailure(failure, None),
-            }))
-        }
-        other => sqlx::Error::Database(Box::new(WriterError {
-            message: other.to_string(),
-            code: None,
-            source: other,
-        })),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use millrace_core::positions::Positioned;
+    use sqlx::error::ErrorKind;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+    use super::super::row::RowValues;
 
     use super::*;
 
@@ -470,8 +237,8 @@ mod tests {
         }
     }
 
-    fn plan(position: u64) -> OwnedPlan {
-        OwnedPlan {
+    fn plan(position: u64) -> CommitPlan {
+        CommitPlan {
             pipeline: "p".to_owned(),
             source: "s".to_owned(),
             epoch: 1,
