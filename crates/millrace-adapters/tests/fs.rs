@@ -239,7 +239,9 @@ fn zero_max_line_length_panics() {
 
 #[test]
 fn zero_max_line_length_is_a_config_error() {
-    let err = fs::lines_from(&b""[..]).try_max_line_length(0).unwrap_err();
+    let err = fs::lines_from(&b""[..])
+        .checked_max_line_length(0)
+        .unwrap_err();
     assert_eq!(err, millrace::ConfigError::zero("lines", "max_line_length"));
 }
 

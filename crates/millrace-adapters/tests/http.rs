@@ -478,7 +478,7 @@ fn fetch_json_as_rejects_zero_concurrency() {
 #[test]
 fn try_new_returns_the_config_error() {
     let err =
-        FetchStage::<Book, _>::try_new(reqwest::Client::new(), 0, |c, url: String| c.get(url))
+        FetchStage::<Book, _>::checked_new(reqwest::Client::new(), 0, |c, url: String| c.get(url))
             .unwrap_err();
     assert_eq!(
         err,

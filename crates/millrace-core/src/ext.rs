@@ -419,7 +419,7 @@ pub trait PipelineExt: Stream {
     ///
     /// # Panics
     ///
-    /// If `n` is 0 ([`MapRetry::try_new`] returns the [`ConfigError`](crate::ConfigError)).
+    /// If `n` is 0 ([`MapRetry::checked_new`] returns the [`ConfigError`](crate::ConfigError)).
     /// When polled outside a tokio runtime. A panic in `f` or in an attempt is resumed on
     /// the consumer.
     ///
@@ -443,7 +443,7 @@ pub trait PipelineExt: Stream {
         B: backon::BackoffBuilder + Clone + Send + 'static,
         P: crate::policy::RetryIf<E> + Clone + Send + Sync + 'static,
     {
-        crate::error::built(MapRetry::try_new(self, n, policy, f))
+        crate::error::built(MapRetry::checked_new(self, n, policy, f))
     }
 
     /// Like [`map_retry`](Self::map_retry), but yields outputs **in completion order** (a
@@ -495,7 +495,7 @@ pub trait PipelineExt: Stream {
         B: backon::BackoffBuilder + Clone + Send + 'static,
         P: crate::policy::RetryIf<E> + Clone + Send + Sync + 'static,
     {
-        crate::error::built(MapRetry::try_new_unordered(self, n, policy, f))
+        crate::error::built(MapRetry::checked_new_unordered(self, n, policy, f))
     }
 
     /// Local mode of [`map_concurrent`](Self::map_concurrent): the futures (which may be

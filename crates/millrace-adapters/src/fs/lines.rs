@@ -236,10 +236,10 @@ impl<R> Lines<R> {
     /// # Panics
     ///
     /// Panics if `max` is 0, with the message of
-    /// [`try_max_line_length`](Self::try_max_line_length)'s error.
+    /// [`checked_max_line_length`](Self::checked_max_line_length)'s error.
     #[track_caller]
     pub fn max_line_length(self, max: usize) -> Self {
-        match self.try_max_line_length(max) {
+        match self.checked_max_line_length(max) {
             Ok(lines) => lines,
             Err(e) => panic!("{e}"),
         }
@@ -250,7 +250,7 @@ impl<R> Lines<R> {
     /// ```
     /// use millrace::adapters::fs;
     ///
-    /// let err = fs::lines("in.txt").try_max_line_length(0).unwrap_err();
+    /// let err = fs::lines("in.txt").checked_max_line_length(0).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     "`lines`: `max_line_length` must be at least 1, got 0; pass a non-zero value"
@@ -260,7 +260,7 @@ impl<R> Lines<R> {
     /// # Errors
     ///
     /// [`ConfigError`] if `max` is 0.
-    pub fn try_max_line_length(mut self, max: usize) -> Result<Self, ConfigError> {
+    pub fn checked_max_line_length(mut self, max: usize) -> Result<Self, ConfigError> {
         if max == 0 {
             return Err(ConfigError::zero("lines", "max_line_length"));
         }
@@ -269,6 +269,13 @@ impl<R> Lines<R> {
             framed.decoder_mut().max = max;
         }
         Ok(self)
+    }
+
+    /// Renamed [`checked_max_line_length`](Self::checked_max_line_length).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_max_line_length`")]
+    pub fn try_max_line_length(self, max: usize) -> Result<Self, ConfigError> {
+        self.checked_max_line_length(max)
     }
 
     /// The position just after the last line yielded or skipped (where a resumed source

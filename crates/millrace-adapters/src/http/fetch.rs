@@ -49,7 +49,7 @@ use super::{HttpError, HttpOptions};
 ///
 /// `fetch_json(client, 0, f)` panics with the [`ConfigError`] message
 /// ``"`fetch_json`: `concurrency` must be at least 1, got 0; pass a non-zero value"``
-/// ([`FetchStage::try_new`] returns it instead). Polling the stage outside a tokio runtime
+/// ([`FetchStage::checked_new`] returns it instead). Polling the stage outside a tokio runtime
 /// panics; a panic in a request task (e.g. in a `Deserialize` impl) is re-raised on the
 /// consumer.
 ///
@@ -83,7 +83,7 @@ where
     T: DeserializeOwned + Send + 'static,
     F: FnMut(&Client, I) -> RequestBuilder + Send + 'static,
 {
-    match FetchStage::try_new(client, concurrency, make_request) {
+    match FetchStage::checked_new(client, concurrency, make_request) {
         Ok(stage) => stage,
         Err(err) => panic!("{err}"),
     }
@@ -98,7 +98,7 @@ where
 ///
 /// `fetch_json_as::<T>(client, 0)` panics with the [`ConfigError`] message
 /// ``"`fetch_json`: `concurrency` must be at least 1, got 0; pass a non-zero value"``
-/// ([`FetchStage::try_new`] returns it instead).
+/// ([`FetchStage::checked_new`] returns it instead).
 ///
 /// # Examples
 ///
@@ -203,14 +203,14 @@ where
     /// ```
     /// use millrace::adapters::http::{reqwest, FetchStage};
     ///
-    /// let err = FetchStage::<u32, _>::try_new(reqwest::Client::new(), 0, |c, url: String| c.get(url))
+    /// let err = FetchStage::<u32, _>::checked_new(reqwest::Client::new(), 0, |c, url: String| c.get(url))
     ///     .unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     "`fetch_json`: `concurrency` must be at least 1, got 0; pass a non-zero value"
     /// );
     /// ```
-    pub fn try_new<I>(
+    pub fn checked_new<I>(
         client: Client,
         concurrency: usize,
         make_request: F,
@@ -229,6 +229,20 @@ where
             make_request,
             _item: PhantomData,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new<I>(
+        client: Client,
+        concurrency: usize,
+        make_request: F,
+    ) -> Result<Self, ConfigError>
+    where
+        F: FnMut(&Client, I) -> RequestBuilder,
+    {
+        Self::checked_new(client, concurrency, make_request)
     }
 
     /// Replaces the request options (timeout, retries, backoff).

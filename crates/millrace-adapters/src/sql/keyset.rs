@@ -124,10 +124,10 @@ impl<DB: Database, O> Keyset<DB, O> {
     ///
     /// # Panics
     ///
-    /// If `n` is 0, with the message of [`try_page_size`](Self::try_page_size)'s error.
+    /// If `n` is 0, with the message of [`checked_page_size`](Self::checked_page_size)'s error.
     #[track_caller]
     pub fn page_size(self, n: usize) -> Self {
-        match self.try_page_size(n) {
+        match self.checked_page_size(n) {
             Ok(cursor) => cursor,
             Err(e) => panic!("{e}"),
         }
@@ -141,7 +141,7 @@ impl<DB: Database, O> Keyset<DB, O> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
-    /// let err = sql::keyset::<(i64,), _>(&pool, "SELECT id FROM t", "id").try_page_size(0).unwrap_err();
+    /// let err = sql::keyset::<(i64,), _>(&pool, "SELECT id FROM t", "id").checked_page_size(0).unwrap_err();
     /// assert_eq!(err.to_string(), "`keyset`: `page_size` must be at least 1, got 0; pass a non-zero value");
     /// # }
     /// ```
@@ -149,11 +149,18 @@ impl<DB: Database, O> Keyset<DB, O> {
     /// # Errors
     ///
     /// [`ConfigError`] if `n` is 0.
-    pub fn try_page_size(mut self, n: usize) -> Result<Self, ConfigError> {
+    pub fn checked_page_size(mut self, n: usize) -> Result<Self, ConfigError> {
         self.page_size = NonZeroUsize::new(n)
             .ok_or_else(|| ConfigError::zero("keyset", "page_size"))?
             .get();
         Ok(self)
+    }
+
+    /// Renamed [`checked_page_size`](Self::checked_page_size).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_page_size`")]
+    pub fn try_page_size(self, n: usize) -> Result<Self, ConfigError> {
+        self.checked_page_size(n)
     }
 
     /// Starts after the row with key `key` (a committed position; `None`: from the first row).

@@ -267,10 +267,10 @@ impl<DB: Database> BatchInsert<DB> {
     /// # Panics
     ///
     /// Panics if `n` is 0, with the message of
-    /// [`try_rows_per_statement`](Self::try_rows_per_statement)'s error.
+    /// [`checked_rows_per_statement`](Self::checked_rows_per_statement)'s error.
     #[track_caller]
     pub fn rows_per_statement(self, n: usize) -> Self {
-        match self.try_rows_per_statement(n) {
+        match self.checked_rows_per_statement(n) {
             Ok(sink) => sink,
             Err(e) => panic!("{e}"),
         }
@@ -284,7 +284,7 @@ impl<DB: Database> BatchInsert<DB> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
-    /// let err = BatchInsert::new(pool, "t", "INSERT INTO t VALUES ").try_rows_per_statement(0).unwrap_err();
+    /// let err = BatchInsert::new(pool, "t", "INSERT INTO t VALUES ").checked_rows_per_statement(0).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
     ///     "`BatchInsert`: `rows_per_statement` must be at least 1, got 0; pass a non-zero value"
@@ -295,11 +295,18 @@ impl<DB: Database> BatchInsert<DB> {
     /// # Errors
     ///
     /// [`ConfigError`] if `n` is 0.
-    pub fn try_rows_per_statement(mut self, n: usize) -> Result<Self, ConfigError> {
+    pub fn checked_rows_per_statement(mut self, n: usize) -> Result<Self, ConfigError> {
         self.sql.rows_per_statement = NonZeroUsize::new(n)
             .ok_or_else(|| ConfigError::zero("BatchInsert", "rows_per_statement"))?
             .get();
         Ok(self)
+    }
+
+    /// Renamed [`checked_rows_per_statement`](Self::checked_rows_per_statement).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_rows_per_statement`")]
+    pub fn try_rows_per_statement(self, n: usize) -> Result<Self, ConfigError> {
+        self.checked_rows_per_statement(n)
     }
 
     /// The pipeline's name (its key in the offsets table).

@@ -114,7 +114,7 @@ where
     ///
     /// # Panics
     ///
-    /// If `limit` is 0 (see [`try_new`](Self::try_new)).
+    /// If `limit` is 0 (see [`checked_new`](Self::checked_new)).
     #[track_caller]
     pub fn new<F, Fut, B, P>(upstream: S, limit: usize, policy: RetryPolicy<B, P>, f: F) -> Self
     where
@@ -123,7 +123,7 @@ where
         B: BackoffBuilder + Clone + Send + 'static,
         P: RetryIf<E> + Clone + Send + Sync + 'static,
     {
-        crate::error::built(Self::try_new(upstream, limit, policy, f))
+        crate::error::built(Self::checked_new(upstream, limit, policy, f))
     }
 
     /// Ordered, or a [`ConfigError`] if `limit` is 0.
@@ -133,13 +133,13 @@ where
     /// use millrace::wrappers::MapRetry;
     /// use futures::stream;
     ///
-    /// let err = MapRetry::try_new(stream::iter([1]), 0, RetryPolicy::exponential(), |x: i32| async move {
+    /// let err = MapRetry::checked_new(stream::iter([1]), 0, RetryPolicy::exponential(), |x: i32| async move {
     ///     Ok::<_, String>(x)
     /// })
     /// .unwrap_err();
     /// assert_eq!(err.to_string(), "`map_retry`: `limit` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new<F, Fut, B, P>(
+    pub fn checked_new<F, Fut, B, P>(
         upstream: S,
         limit: usize,
         policy: RetryPolicy<B, P>,
@@ -154,11 +154,29 @@ where
         Self::build(upstream, limit, policy, f, true)
     }
 
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new<F, Fut, B, P>(
+        upstream: S,
+        limit: usize,
+        policy: RetryPolicy<B, P>,
+        f: F,
+    ) -> Result<Self, ConfigError>
+    where
+        F: Fn(S::Item) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        B: BackoffBuilder + Clone + Send + 'static,
+        P: RetryIf<E> + Clone + Send + Sync + 'static,
+    {
+        Self::checked_new(upstream, limit, policy, f)
+    }
+
     /// Unordered: outputs in completion order, at most `limit` items in progress.
     ///
     /// # Panics
     ///
-    /// If `limit` is 0 (see [`try_new_unordered`](Self::try_new_unordered)).
+    /// If `limit` is 0 (see [`checked_new_unordered`](Self::checked_new_unordered)).
     #[track_caller]
     pub fn new_unordered<F, Fut, B, P>(
         upstream: S,
@@ -172,7 +190,7 @@ where
         B: BackoffBuilder + Clone + Send + 'static,
         P: RetryIf<E> + Clone + Send + Sync + 'static,
     {
-        crate::error::built(Self::try_new_unordered(upstream, limit, policy, f))
+        crate::error::built(Self::checked_new_unordered(upstream, limit, policy, f))
     }
 
     /// Unordered, or a [`ConfigError`] if `limit` is 0.
@@ -182,12 +200,12 @@ where
     /// use millrace::wrappers::MapRetry;
     /// use futures::stream;
     ///
-    /// let res = MapRetry::try_new_unordered(stream::iter([1]), 0, RetryPolicy::exponential(), |x: i32| async move {
+    /// let res = MapRetry::checked_new_unordered(stream::iter([1]), 0, RetryPolicy::exponential(), |x: i32| async move {
     ///     Ok::<_, String>(x)
     /// });
     /// assert!(res.is_err());
     /// ```
-    pub fn try_new_unordered<F, Fut, B, P>(
+    pub fn checked_new_unordered<F, Fut, B, P>(
         upstream: S,
         limit: usize,
         policy: RetryPolicy<B, P>,
@@ -200,6 +218,24 @@ where
         P: RetryIf<E> + Clone + Send + Sync + 'static,
     {
         Self::build(upstream, limit, policy, f, false)
+    }
+
+    /// Renamed [`checked_new_unordered`](Self::checked_new_unordered).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new_unordered`")]
+    pub fn try_new_unordered<F, Fut, B, P>(
+        upstream: S,
+        limit: usize,
+        policy: RetryPolicy<B, P>,
+        f: F,
+    ) -> Result<Self, ConfigError>
+    where
+        F: Fn(S::Item) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        B: BackoffBuilder + Clone + Send + 'static,
+        P: RetryIf<E> + Clone + Send + Sync + 'static,
+    {
+        Self::checked_new_unordered(upstream, limit, policy, f)
     }
 
     pub(crate) fn build<F, Fut, B, P>(

@@ -59,10 +59,10 @@ impl<F, B, P> MapRetryStage<F, B, P> {
     ///
     /// # Panics
     ///
-    /// If `limit` is 0 (see [`try_new`](Self::try_new)).
+    /// If `limit` is 0 (see [`checked_new`](Self::checked_new)).
     #[track_caller]
     pub fn new(limit: usize, policy: RetryPolicy<B, P>, f: F) -> Self {
-        crate::error::built(Self::try_new(limit, policy, f))
+        crate::error::built(Self::checked_new(limit, policy, f))
     }
 
     /// Ordered, or a [`ConfigError`] if `limit` is 0.
@@ -71,11 +71,11 @@ impl<F, B, P> MapRetryStage<F, B, P> {
     /// use millrace::prelude::*;
     /// use millrace::wrappers::MapRetryStage;
     ///
-    /// let err = MapRetryStage::try_new(0, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) })
+    /// let err = MapRetryStage::checked_new(0, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) })
     ///     .unwrap_err();
     /// assert_eq!(err.to_string(), "`map_retry`: `limit` must be at least 1, got 0; pass a non-zero value");
     /// ```
-    pub fn try_new(limit: usize, policy: RetryPolicy<B, P>, f: F) -> Result<Self, ConfigError> {
+    pub fn checked_new(limit: usize, policy: RetryPolicy<B, P>, f: F) -> Result<Self, ConfigError> {
         crate::error::nonzero("map_retry", "limit", limit)?;
         Ok(MapRetryStage {
             limit,
@@ -84,6 +84,13 @@ impl<F, B, P> MapRetryStage<F, B, P> {
             f,
             throttle: None,
         })
+    }
+
+    /// Renamed [`checked_new`](Self::checked_new).
+    #[doc(hidden)]
+    #[deprecated(since = "0.2.0", note = "use `checked_new`")]
+    pub fn try_new(limit: usize, policy: RetryPolicy<B, P>, f: F) -> Result<Self, ConfigError> {
+        Self::checked_new(limit, policy, f)
     }
 
     /// Unordered, at most `limit` items in progress.
