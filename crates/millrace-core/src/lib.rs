@@ -58,6 +58,14 @@
 //!   [`custom_checkpoint`]). Both implement [`Checkpointer`], which records each delivered
 //!   item. [`checkpoint_with`](PipelineExt::checkpoint_with) is the method that records one
 //!   on a stream ([`CheckpointWith`](wrappers::CheckpointWith)).
+//! - **metered**: a stage whose counters (items, polls, waits, the end, errors) can be read
+//!   live. There are two ways in: [`metered(name)`](PipelineExt::metered) (a stage of its own)
+//!   and [`metered_in(&metrics, name)`](PipelineExt::metered_in) (registered in a [`Metrics`]
+//!   that reports every stage); `pipeline!` meters each of its stages the second way. Timing
+//!   and a tracing span are layers of their own ([`Timed`](wrappers::Timed),
+//!   [`Traced`](wrappers::Traced)) added by `.with_timing()` and `.traced()`. A wrapper's rare
+//!   events are one [`EventCounter`](metrics::EventCounter) each, handed out by the accessor
+//!   named after them: `retries()`, `fallbacks()`, `skipped()`.
 //! - **`try_` prefix**: the items are `Result`s and the first `Err` ends the work, as in
 //!   futures' `TryStreamExt` ([`try_map_concurrent`](PipelineExt::try_map_concurrent),
 //!   [`try_batch`](PipelineExt::try_batch), [`try_merge`]). The one other use follows tokio:

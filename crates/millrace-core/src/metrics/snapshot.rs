@@ -3,12 +3,16 @@
 use std::time::Duration;
 
 use super::LatencySnapshot;
+#[cfg(doc)]
+use super::StageMetrics;
+#[cfg(doc)]
+use crate::wrappers::{Recover, Retry, Supervise};
 
 /// One stage's counters at one moment, as plain values.
 ///
 /// `#[non_exhaustive]`: later versions add fields; read the fields by name. An `Option` field
-/// is `None` when the stage does not measure it (see the [module docs](self) for how to turn
-/// each on).
+/// is `None` when the stage does not measure it (see the [`metrics` module docs](crate::metrics) for how
+/// to turn each on).
 ///
 /// ```
 /// use millrace::prelude::*;
