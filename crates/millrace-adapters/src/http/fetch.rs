@@ -381,6 +381,20 @@ pin_project_lite::pin_project! {
     ///
     /// Requests run on tokio tasks (the core `MapConcurrent` underneath), so they make progress
     /// while the consumer is busy; dropping the stream aborts every request in flight.
+    ///
+    /// `get_ref`, `get_mut`, `get_pin_mut` and `into_inner` reach the upstream:
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use millrace::adapters::http::{fetch_json, reqwest};
+    /// use futures::stream;
+    ///
+    /// let mut s = stream::iter(["http://127.0.0.1:9/a".to_owned()])
+    ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url)));
+    /// assert_eq!(s.get_ref().size_hint(), (1, Some(1)));
+    /// assert_eq!(s.get_mut().size_hint(), (1, Some(1)));
+    /// assert_eq!(s.into_inner().size_hint(), (1, Some(1)));
+    /// ```
     #[must_use = "streams do nothing unless polled"]
     pub struct FetchJson<S, T>
     where
@@ -428,65 +442,7 @@ impl<S: Stream, T> Observable for FetchJson<S, T> {
 }
 
 impl<S: Stream, T> FetchJson<S, T> {
-    /// The upstream stream.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use millrace::adapters::http::{fetch_json, reqwest};
-    /// use futures::stream;
-    ///
-    /// let s = stream::iter(["http://127.0.0.1:9/a".to_owned()])
-    ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url)));
-    /// assert_eq!(s.get_ref().size_hint(), (1, Some(1)));
-    /// ```
-    pub fn get_ref(&self) -> &S {
-        self.inner.get_ref()
-    }
-
-    /// The upstream stream, mutably. Taking items from it directly skips them here.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use millrace::adapters::http::{fetch_json, reqwest};
-    /// use futures::stream;
-    ///
-    /// let mut s = stream::iter(["http://127.0.0.1:9/a".to_owned()])
-    ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url)));
-    /// assert_eq!(s.get_mut().size_hint(), (1, Some(1)));
-    /// ```
-    pub fn get_mut(&mut self) -> &mut S {
-        self.inner.get_mut()
-    }
-
-    /// The upstream stream, pinned.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use millrace::adapters::http::{fetch_json, reqwest};
-    /// use futures::stream;
-    ///
-    /// let mut s = std::pin::pin!(stream::iter(["http://127.0.0.1:9/a".to_owned()])
-    ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url))));
-    /// assert_eq!(s.as_mut().get_pin_mut().size_hint(), (1, Some(1)));
-    /// ```
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
-        self.project().inner.get_pin_mut()
-    }
-
-    /// The upstream; requests in flight are aborted.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use millrace::adapters::http::{fetch_json, reqwest};
-    /// use futures::stream;
-    ///
-    /// let s = stream::iter(["http://127.0.0.1:9/a".to_owned()])
-    ///     .wrap(fetch_json::<u32, _, _>(reqwest::Client::new(), 2, |c, url: String| c.get(url)));
-    /// assert_eq!(s.into_inner().size_hint(), (1, Some(1)));
-    /// ```
-    pub fn into_inner(self) -> S {
-        self.inner.into_inner()
-    }
+    millrace_core::__private::delegate_access_inner!(via inner, S);
 }
 
 impl<S, T> Stream for FetchJson<S, T>

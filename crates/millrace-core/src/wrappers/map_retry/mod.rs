@@ -79,6 +79,19 @@ pin_project! {
     /// assert_eq!(s.collect::<Vec<_>>().await, [Ok(10), Ok(20)]);
     /// # }
     /// ```
+    ///
+    /// `get_ref`, `get_mut`, `get_pin_mut` and `into_inner` reach the upstream (items in
+    /// progress are aborted by `into_inner`):
+    ///
+    /// ```
+    /// use millrace::prelude::*;
+    /// use futures::stream;
+    ///
+    /// let mut s = stream::iter([1, 2]).map_retry(2, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) });
+    /// assert_eq!(s.get_ref().size_hint(), (2, Some(2)));
+    /// assert_eq!(s.get_mut().size_hint(), (2, Some(2)));
+    /// assert_eq!(s.into_inner().size_hint(), (2, Some(2)));
+    /// ```
     #[must_use = "streams do nothing unless polled"]
     pub struct MapRetry<S, U, E>
     where
@@ -408,57 +421,7 @@ impl<S: Stream, U, E> MapRetry<S, U, E> {
         self.inner.in_flight()
     }
 
-    /// The upstream stream.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use futures::stream;
-    ///
-    /// let s = stream::iter([1]).map_retry(2, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) });
-    /// assert_eq!(s.get_ref().size_hint(), (1, Some(1)));
-    /// ```
-    pub fn get_ref(&self) -> &S {
-        self.inner.get_ref()
-    }
-
-    /// The upstream stream, mutably; items taken from it directly skip this stage.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use futures::stream;
-    ///
-    /// let mut s = stream::iter([1]).map_retry(2, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) });
-    /// let _upstream = s.get_mut();
-    /// ```
-    pub fn get_mut(&mut self) -> &mut S {
-        self.inner.get_mut()
-    }
-
-    /// The upstream stream, pinned.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use futures::stream;
-    ///
-    /// let mut s = std::pin::pin!(stream::iter([1]).map_retry(2, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) }));
-    /// let _upstream = s.as_mut().get_pin_mut();
-    /// ```
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
-        self.project().inner.get_pin_mut()
-    }
-
-    /// The upstream; items in progress are aborted.
-    ///
-    /// ```
-    /// use millrace::prelude::*;
-    /// use futures::stream;
-    ///
-    /// let s = stream::iter([1]).map_retry(2, RetryPolicy::exponential(), |x: u8| async move { Ok::<_, ()>(x) });
-    /// let _upstream = s.into_inner();
-    /// ```
-    pub fn into_inner(self) -> S {
-        self.inner.into_inner()
-    }
+    delegate_access_inner!(via inner, S);
 }
 
 impl<S, U, E> Stream for MapRetry<S, U, E>
