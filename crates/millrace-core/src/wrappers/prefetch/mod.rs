@@ -24,14 +24,8 @@
 //! - producer: `fill` runs once per chunk, out of line, with the upstream as a `noalias`
 //!   argument, and pushes into a local `Vec` that provably never grows.
 //!
-//! Measured (callgrind, `benches/pipeline` `prefetch` row: fat LTO, current-thread runtime,
-//! `iter(0..N).prefetch(1024)` → map → filter → map → fold, (Ir at N = 200k − Ir at 100k) /
-//! 100k): 36.0 instructions per item, against 10.0 for the same pipeline without `prefetch`
-//! (`result_bare_tokio`) and 365 with a per-item `tokio::sync::mpsc::channel(1024)` hop
-//! (`mpsc_per_item`) in the same binary. Of the 36: ~27 in the consumer's loop (its stages
-//! and fold included; the sink's own state is stored item by item because the sink's `poll` is
-//! not inlined into `block_on`), 3 in the producer's `fill`, and ~6 per-chunk costs
-//! spread over 128 items (channel, semaphore, one allocation, the task's loop).
+//! What that buys, measured, is in `benches/RESULTS.md` ("Design notes moved from the rustdoc",
+//! `prefetch`).
 
 use std::fmt;
 use std::future::Future;
