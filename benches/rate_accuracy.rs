@@ -13,19 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use millrace::prelude::*;
-
-/// The most timestamps (sorted) in any half-open window `[t, t + width)`.
-fn max_window(times: &[Duration], width: Duration) -> usize {
-    let mut best = 0;
-    let mut start = 0;
-    for end in 0..times.len() {
-        while times[end] - times[start] >= width {
-            start += 1;
-        }
-        best = best.max(end - start + 1);
-    }
-    best
-}
+use millrace_test_support::max_arrivals_within;
 
 fn main() {
     // `cargo bench` passes `--bench`; the first number, if any, is the run length.
@@ -60,7 +48,7 @@ fn main() {
         let delivered = times.len();
         let per_sec = delivered as f64 / run.as_secs_f64();
         let off = per_sec / f64::from(rate) - 1.0;
-        let window = max_window(&times, Duration::from_secs(1));
+        let window = max_arrivals_within(&times, Duration::from_secs(1));
         let limit = rate as usize + 1;
         let met = off.abs() <= 0.02 && window <= limit;
         all_met &= met;

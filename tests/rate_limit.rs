@@ -7,6 +7,7 @@ use futures::{StreamExt, stream};
 use millrace::prelude::*;
 use millrace::testing::{DropCounter, Step, conformance, record, scripted};
 use millrace::wrappers::{RateLimit, RateLimitStage};
+use millrace_test_support::max_arrivals_within;
 use tokio::time::Instant;
 
 fn ms(n: u64) -> Duration {
@@ -239,19 +240,6 @@ fn wrappers_are_send_and_sync() {
     assert_send(&RateLimitStage::new(l));
 }
 
-/// The most timestamps in any half-open window `[t, t + width)`.
-fn max_in_window(times: &[Duration], width: Duration) -> usize {
-    let mut best = 0;
-    let mut start = 0;
-    for end in 0..times.len() {
-        while times[end] - times[start] >= width {
-            start += 1;
-        }
-        best = best.max(end - start + 1);
-    }
-    best
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_late_wake_up_catches_up_on_the_slots_that_passed() {
     use futures::poll;
@@ -321,7 +309,7 @@ async fn catching_up_never_puts_more_than_rate_plus_burst_in_a_second() {
     assert_eq!(times[11], ms(1100));
     assert_eq!(times[12], ms(1292));
     assert_eq!(times[13], ms(1300));
-    assert_eq!(max_in_window(&times, Duration::from_secs(1)), 11);
+    assert_eq!(max_arrivals_within(&times, Duration::from_secs(1)), 11);
     // The long-run rate is kept: the last item is on its slot.
     assert_eq!(times[22], ms(2200));
 }
