@@ -272,16 +272,6 @@ fn read_log(
 // The catalog
 // ---------------------------------------------------------------------------------------------
 
-/// The flagship's faults (`demo_faults`).
-fn demo_faults() -> Faults {
-    Faults::seeded(2024)
-        .errors(0.06)
-        .drops(0.03)
-        .slow(0.05, Duration::from_millis(40))
-        .max_faults_per_key(2)
-        .outage(5, 6)
-}
-
 /// GET `url` as JSON: a 2-second timeout, one retry after a short backoff on a transient
 /// failure (5xx, 429, a dropped connection, a timeout).
 async fn get_json<T: serde::de::DeserializeOwned>(
@@ -633,7 +623,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, BoxError> {
     let server = runtime.block_on(
         TestServer::builder()
             .items(CATALOG_BOOKS)
-            .faults(demo_faults())
+            .faults(Faults::main_job())
             .start(),
     )?;
     let client = reqwest::Client::new();

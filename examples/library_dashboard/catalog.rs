@@ -41,7 +41,7 @@ impl Catalog {
     pub(crate) async fn start() -> Result<Self, RunError> {
         let server = TestServer::builder()
             .items(CATALOG_BOOKS)
-            .faults(demo_faults())
+            .faults(Faults::main_job())
             .start()
             .await
             .map_err(|source| RunError::Io {
@@ -100,19 +100,6 @@ fn http_options(counters: &Arc<HttpCounters>) -> HttpOptions {
         .on_retry(move |_err, _delay| {
             counters.request_retries.fetch_add(1, Ordering::Relaxed);
         })
-}
-
-/// The faults of the demo's catalog service: some 5xx, dropped connections and slow answers
-/// everywhere, and an outage of the primary while the catalog loads (6 requests from the 6th
-/// on: enough to exhaust the page retries and the source restarts, so the load finishes on
-/// the mirror).
-fn demo_faults() -> Faults {
-    Faults::seeded(2024)
-        .errors(0.06)
-        .drops(0.03)
-        .slow(0.05, Duration::from_millis(40))
-        .max_faults_per_key(2)
-        .outage(5, 6)
 }
 
 /// Loads the popular books (`0..POPULAR_BOOKS`) page by page: each page is retried per

@@ -98,6 +98,28 @@ impl Faults {
         Self::default()
     }
 
+    /// The faults of the main job's catalog server: 6 % 503s, 3 % dropped connections, 5 %
+    /// answers 40 ms late (at most 2 faults per key), and an outage of the primary for 6
+    /// requests after the first 5, while the catalog loads: enough to exhaust the page retries
+    /// and the source restarts, so the load finishes on the mirror.
+    /// `examples/library_dashboard` and `examples/handwritten_baseline` both run against it,
+    /// so their comparison (and `tests/baseline_equal.rs`) is on the same faults.
+    ///
+    /// ```
+    /// use millrace_test_support::Faults;
+    ///
+    /// let f = Faults::main_job();
+    /// assert!(format!("{f:?}").contains("seed: 2024"));
+    /// ```
+    pub fn main_job() -> Self {
+        Faults::seeded(2024)
+            .errors(0.06)
+            .drops(0.03)
+            .slow(0.05, Duration::from_millis(40))
+            .max_faults_per_key(2)
+            .outage(5, 6)
+    }
+
     /// No faults yet, with `seed` for the random ones added next.
     ///
     /// ```
