@@ -62,8 +62,11 @@ pin_project! {
         // Boxed so the wrapper stays small and `Unpin`-neutral; allocated on the first error only.
         sleep: Option<Pin<Box<Sleep>>>,
         sleeping: bool,
-        // Retries so far, shared with the handles `retries()` gives out (touched on errors only).
-        retries: EventCounter,
+        // Retries so far, shared with the handles `retries()` gives out (touched on errors
+        // only). Boxed as `Metered` boxes its counters: the `Arc` is then released from the
+        // heap, not from a field inside the consumer's future (`benches/RESULTS.md`, issue 12:
+        // `retry_ok` 63.0 instr/item with the `Arc` here, 24.0 boxed).
+        retries: Box<EventCounter>,
         done: bool,
     }
 }
@@ -113,7 +116,7 @@ where
             streak: 0,
             sleep: None,
             sleeping: false,
-            retries: EventCounter::default(),
+            retries: Box::default(),
             done: false,
         }
     }
@@ -139,7 +142,7 @@ where
     /// # }
     /// ```
     pub fn retries(&self) -> EventCounter {
-        self.retries.clone()
+        EventCounter::clone(&self.retries)
     }
 
     /// The retry count; the old name of [`retries`](Self::retries).
@@ -227,9 +230,8 @@ where
     // Hot path, no loop: poll the open source once and hand an item over. Everything that
     // runs only after an error (the policy, the backoff, the timer, the tracing event) is in
     // the out-of-line `poll_after_error`; the backoff wait is polled through `poll_sleep`,
-    // which gets the boxed timer only. The retry count is an `EventCounter` field, as in
-    // `Recover` and `Supervise`; on a micro-pipeline of trivial stages that costs ~50
-    // instructions per item, measured and accepted in `benches/RESULTS.md` (`retry_ok`).
+    // which gets the boxed timer only. What the retry count still costs on a micro-pipeline
+    // of trivial stages is measured and accepted in `benches/RESULTS.md` (`retry_ok`).
     #[inline]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.as_mut().project();
